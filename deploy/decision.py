@@ -1,0 +1,77 @@
+"""What the pure deployment functions hand back to the service: an event to append, or why not."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+AUTOMATIC_ACTOR = "promptd"
+
+
+class TransitionError(Exception):
+    """A command that the deployment's current phase does not allow (HTTP 409)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Decision:
+    """An event to append (``event_type`` None: nothing changes), its reason and evidence.
+
+    ``payload`` is the event's JSON-able body; it repeats ``reason`` and ``evidence`` so the
+    log alone explains every change of a deployment.
+    """
+
+    event_type: str | None
+    payload: dict[str, Any] = field(default_factory=dict)
+    reason: str = ""
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def changes_state(self) -> bool:
+        """Return whether there is an event to append."""
+        return self.event_type is not None
+
+
+def decision(
+    event_type: str | None,
+    deployment_id: str,
+    *,
+    actor: str,
+    reason: str,
+    evidence: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> Decision:
+    """Return a ``Decision`` whose payload carries the id, actor, reason and evidence."""
+    clean_evidence = json_safe(dict(evidence or {}))
+    payload: dict[str, Any] = {
+        "deployment_id": deployment_id,
+        "actor": actor,
+        "reason": reason,
+        **json_safe(fields),
+    }
+    if evidence is not None:
+        payload["evidence"] = clean_evidence
+    return Decision(
+        event_type=event_type if event_type else None,
+        payload=payload if event_type else {},
+        reason=reason,
+        evidence=clean_evidence,
+    )
+
+
+def json_safe(value: Any) -> Any:
+    """Return ``value`` with tuples as lists and non-finite floats as None (strict JSON)."""
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        value = value.item()  # numpy scalars from the statistics are not JSON-able
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value

@@ -1,0 +1,167 @@
+"""Canary policy: how a deployment ramps, what it watches, and when it may promote.
+
+Pydantic, because a policy arrives from settings files and the HTTP API and is stored in
+the ``deployment.started`` event; an invalid one must fail with an error naming the field
+(the service answers 422) before anything reaches the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from itertools import pairwise
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+PrimaryMetric = Literal["success_rate", "mean_score"]
+GuardrailMetric = Literal["correction_rate", "error_rate", "latency", "cost"]
+InconclusiveAction = Literal["rollback", "promote", "hold"]
+
+__all__ = [
+    "CanaryPolicy",
+    "Guardrail",
+    "GuardrailMetric",
+    "InconclusiveAction",
+    "PolicyBook",
+    "PrimaryMetric",
+    "merge_policy",
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Guardrail(_Frozen):
+    """A metric the candidate must not make worse than control by more than ``tolerance``.
+
+    Tolerances are on the metric's own scale: rates in absolute proportion (0.02 = two
+    points), latency on the log scale (0.10 ~ 10.5% slower), cost in USD per execution, or,
+    with ``relative``, as a fraction of control's observed mean.
+    """
+
+    metric: GuardrailMetric
+    tolerance: float = Field(0.0, ge=0.0)
+    relative: bool = False
+    # Weight in the objective that picks the survivor among several candidate arms; the
+    # guardrails are all lower-is-better, so a positive weight rewards a decrease.
+    weight: float = Field(0.0, ge=0.0)
+    enabled: bool = True
+
+
+def _default_guardrails() -> tuple[Guardrail, ...]:
+    return (
+        Guardrail(metric="correction_rate", tolerance=0.02, weight=1.0),
+        Guardrail(metric="error_rate", tolerance=0.02, weight=1.0),
+        Guardrail(metric="latency", tolerance=0.10),
+        Guardrail(metric="cost", tolerance=0.10, relative=True),
+    )
+
+
+class CanaryPolicy(_Frozen):
+    """Everything a canary decision depends on, with the defaults of DESIGN.md section 6.
+
+    ``steps`` are percentages of the full comparison split: at 100 every live arm (control
+    and each candidate) serves an equal share, so the last step still has a control to
+    compare against; promotion then gives the winner all traffic. One candidate at
+    ``[5, 25, 50, 100]`` serves 2.5%, 12.5%, 25% and 50% of requests.
+    """
+
+    steps: tuple[float, ...] = (5.0, 25.0, 50.0, 100.0)
+    min_samples_per_step: int = Field(200, ge=1, description="executions per arm per step")
+    min_step_seconds: float = Field(3_600.0, ge=0.0)
+    analysis_interval_seconds: float = Field(300.0, gt=0.0)
+    alpha: float = Field(0.05, gt=0.0, lt=0.5)
+    primary_metric: PrimaryMetric = "success_rate"
+    # Harm on the primary metric: roll back once it is shown worse than control by more
+    # than this (0 = any demonstrated loss).
+    primary_tolerance: float = Field(0.0, ge=0.0)
+    primary_weight: float = Field(1.0, ge=0.0)
+    guardrails: tuple[Guardrail, ...] = Field(default_factory=_default_guardrails)
+    non_inferiority_margin: float = Field(0.01, ge=0.0)
+    require_improvement: bool = False
+    approval_before_start: bool = False
+    approval_before_promotion: bool = False
+    # None: roll back machine-written candidates (no benefit was shown), hold others for
+    # an admin (a person chose to ship that text).
+    on_inconclusive: InconclusiveAction | None = None
+    max_samples_per_arm: int = Field(20_000, ge=1)
+    srm_threshold: float = Field(0.001, gt=0.0, lt=0.5)
+    srm_min_count: int = Field(100, ge=1)
+    # N* of the confidence sequence: the sample size at which its bounds are tightest.
+    # None uses max_samples_per_arm / 4, where the decisions that matter are made.
+    sequence_tuning: int | None = Field(None, ge=1)
+
+    @field_validator("steps", mode="after")
+    @classmethod
+    def _steps_ramp_to_full(cls, steps: tuple[float, ...]) -> tuple[float, ...]:
+        if not steps:
+            raise ValueError("steps must not be empty; the default is [5, 25, 50, 100]")
+        for step in steps:
+            if not 0.0 < step <= 100.0:
+                raise ValueError(f"every step must be a percentage in (0, 100], got {step}")
+        for before, after in pairwise(steps):
+            if after <= before:
+                raise ValueError(f"steps must be strictly increasing, got {before} then {after}")
+        if steps[-1] != 100.0:
+            raise ValueError(f"steps must end at 100, got {steps[-1]}")
+        return steps
+
+    @field_validator("guardrails", mode="after")
+    @classmethod
+    def _one_guardrail_per_metric(cls, guardrails: tuple[Guardrail, ...]) -> tuple[Guardrail, ...]:
+        metrics = [g.metric for g in guardrails]
+        duplicates = sorted({m for m in metrics if metrics.count(m) > 1})
+        if duplicates:
+            raise ValueError(f"one guardrail per metric; repeated: {duplicates}")
+        return guardrails
+
+    @property
+    def last_step(self) -> int:
+        """Return the index of the last step (the full split)."""
+        return len(self.steps) - 1
+
+    @property
+    def n_star(self) -> int:
+        """Return the confidence-sequence tuning sample size N*."""
+        return self.sequence_tuning or max(1, self.max_samples_per_arm // 4)
+
+    def inconclusive_action(self, machine_written: bool) -> InconclusiveAction:
+        """Return what to do when the last step ends without a conclusion."""
+        if self.on_inconclusive is not None:
+            return self.on_inconclusive
+        return "rollback" if machine_written else "hold"
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the policy as a JSON-able dict (what ``deployment.started`` stores)."""
+        return self.model_dump(mode="json")
+
+
+class PolicyBook(_Frozen):
+    """Default policy plus per-prompt overrides (partial dicts of ``CanaryPolicy`` fields)."""
+
+    default: CanaryPolicy = Field(default_factory=CanaryPolicy)
+    overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("overrides", mode="after")
+    @classmethod
+    def _overrides_are_valid(
+        cls, overrides: dict[str, dict[str, Any]]
+    ) -> dict[str, dict[str, Any]]:
+        # Validate each merged policy now, so a bad override fails when settings load,
+        # not at the first deployment of that prompt.
+        for fields in overrides.values():
+            CanaryPolicy.model_validate({**CanaryPolicy().model_dump(), **fields})
+        return overrides
+
+    def for_prompt(self, prompt: str) -> CanaryPolicy:
+        """Return the default policy with this prompt's overrides applied."""
+        fields = self.overrides.get(prompt)
+        if not fields:
+            return self.default
+        return merge_policy(self.default, fields)
+
+
+def merge_policy(base: CanaryPolicy, fields: Mapping[str, Any]) -> CanaryPolicy:
+    """Return ``base`` with ``fields`` replaced, validated as a whole."""
+    return CanaryPolicy.model_validate({**base.model_dump(), **dict(fields)})
