@@ -1,0 +1,90 @@
+"""One error shape for every 4xx/5xx: ``{"error": {"code", "message", "details"}}``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..eventlog import EventLogError
+from ..writer import WriterBusy, WriterStopped
+
+_UNION_TAGS = {"execution", "correction"}
+
+
+class ApiError(Exception):
+    """An error the API answers with its own status, code and message."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 details: Sequence[dict[str, Any]] = (), headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+        self.details = list(details)
+        self.headers = headers
+
+
+def field_path(loc: Sequence[Any]) -> str:
+    """Return a readable field path like ``events[3].latency_ms`` from a pydantic loc."""
+    parts = [p for p in loc if p not in ("body", "query", "path")]
+    out = ""
+    for i, part in enumerate(parts):
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in _UNION_TAGS and i > 0 and isinstance(parts[i - 1], int):
+            continue  # the discriminator tag pydantic adds to the location
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "body"
+
+
+def error_body(code: str, message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    """Return the JSON body of an error response."""
+    return {"error": {"code": code, "message": message, "details": list(details)}}
+
+
+def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
+    """Return ``[{"field", "message"}]`` from pydantic error dicts."""
+    return [{"field": field_path(e.get("loc", ())), "message": e.get("msg", "invalid")}
+            for e in errors]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that give every error the same shape."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status,
+                            headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        details = validation_details(exc.errors())
+        summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        return JSONResponse(error_body("validation_error", f"invalid request: {summary}",
+                                       details), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized",
+                403: "forbidden"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code,
+                            headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(WriterBusy)
+    async def _busy(_: Request, exc: WriterBusy) -> JSONResponse:
+        return JSONResponse(error_body("busy", "promptd is overloaded; retry shortly"), 503,
+                            headers={"Retry-After": "1"})
+
+    @app.exception_handler(WriterStopped)
+    async def _stopping(_: Request, exc: WriterStopped) -> JSONResponse:
+        return JSONResponse(error_body("shutting_down", str(exc)), 503,
+                            headers={"Retry-After": "2"})
+
+    @app.exception_handler(EventLogError)
+    async def _log_down(_: Request, exc: EventLogError) -> JSONResponse:
+        return JSONResponse(error_body("log_unavailable", str(exc)), 503,
+                            headers={"Retry-After": "2"})

@@ -1,0 +1,203 @@
+"""The prompt registry: create, version, diff, resolve and render prompts."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel
+
+from improver.templates import (
+    MissingVariableError,
+    TemplateError,
+    render_template,
+    template_variables,
+)
+
+from ..contract import PromptCreate, RenderRequest, VersionCreate
+from ..daemon import Daemon
+from ..views import PromptInfo, VersionInfo, load_counts
+from .deps import Admin, Agent, DaemonDep
+from .errors import ApiError
+
+router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
+NamePath = Annotated[str, Path(description="prompt name, e.g. support/triage")]
+_registry_lock = asyncio.Lock()  # version numbers are assigned one command at a time
+
+
+class Resolved(BaseModel):
+    """What an agent should use now."""
+
+    prompt: str
+    version: int
+    template: str
+    variables: list[str]
+    label: str
+    deployment: str | None = None
+    arm: str | None = None
+
+
+def _prompt(daemon: Daemon, name: str) -> PromptInfo:
+    info = daemon.registry.prompts.get(name)
+    if info is None:
+        raise ApiError(404, "not_found", f"unknown prompt {name!r}")
+    return info
+
+
+def _version(daemon: Daemon, name: str, version: int) -> VersionInfo:
+    _prompt(daemon, name)
+    info = daemon.registry.versions.get((name, version))
+    if info is None:
+        raise ApiError(404, "not_found", f"prompt {name!r} has no version {version}")
+    return info
+
+
+def _variables_of(template: str) -> list[str]:
+    try:
+        return sorted(template_variables(template))
+    except TemplateError as exc:
+        raise ApiError(422, "invalid_template", f"template: {exc}",
+                       [{"field": "template", "message": str(exc)}]) from exc
+
+
+def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
+    """Return the JSON summary of a prompt."""
+    return {"name": info.name, "description": info.description, "created_at": info.created_at,
+            "created_by": info.created_by, "latest_version": info.latest_version,
+            "labels": info.labels}
+
+
+@router.post("", status_code=201, summary="Create a prompt with its first version")
+async def create_prompt(body: PromptCreate, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+    """Append prompt.created, version.created (v1) and label.moved (production -> 1)."""
+    variables = _variables_of(body.template)
+    async with _registry_lock:
+        if body.name in daemon.registry.prompts:
+            raise ApiError(409, "conflict", f"prompt {body.name!r} already exists")
+        actor = who.actor
+        await daemon.append([
+            daemon.new_event("prompt.created", {"prompt": body.name,
+                                                "description": body.description, "actor": actor}),
+            daemon.new_event("version.created", {
+                "prompt": body.name, "version": 1, "template": body.template,
+                "variables": variables, "parent": None, "author": actor, "strategy": "manual",
+                "rationale": "initial version", "addressed_patterns": [], "actor": actor}),
+            daemon.new_event("label.moved", {"prompt": body.name, "label": "production",
+                                             "version": 1, "previous": None, "actor": actor,
+                                             "reason": "prompt created"}),
+        ])
+    return prompt_summary(daemon, _prompt(daemon, body.name))
+
+
+@router.get("", summary="List prompts")
+def list_prompts(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return every prompt with its labels and latest version."""
+    return {"prompts": [prompt_summary(daemon, p)
+                        for _, p in sorted(daemon.registry.prompts.items())]}
+
+
+@router.post("/{name:path}/versions", status_code=201, summary="Add a version")
+async def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep,
+                      who: Admin) -> dict[str, Any]:
+    """Append version.created (and label.moved when make_production is set)."""
+    variables = _variables_of(body.template)
+    async with _registry_lock:
+        info = _prompt(daemon, name)
+        parent = body.parent or info.labels.get("production") or info.latest_version
+        _version(daemon, name, parent)
+        version = info.latest_version + 1
+        batch = [daemon.new_event("version.created", {
+            "prompt": name, "version": version, "template": body.template,
+            "variables": variables, "parent": parent, "author": who.actor, "strategy": "manual",
+            "rationale": body.rationale, "addressed_patterns": [], "actor": who.actor})]
+        if body.make_production:
+            batch.append(daemon.new_event("label.moved", {
+                "prompt": name, "label": "production", "version": version,
+                "previous": info.labels.get("production"), "actor": who.actor,
+                "reason": "version added with make_production"}))
+        await daemon.append(batch)
+    return _version(daemon, name, version).to_dict()
+
+
+@router.get("/{name:path}/versions/{version}", summary="Show one version")
+def get_version(name: NamePath, version: int, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return a version's template, variables and provenance."""
+    return _version(daemon, name, version).to_dict()
+
+
+@router.get("/{name:path}/diff", summary="Unified diff between two versions")
+def diff_versions(
+    name: NamePath, daemon: DaemonDep, _: Admin,
+    from_: int = Query(..., alias="from", ge=1), to: int = Query(..., ge=1),
+) -> dict[str, Any]:
+    """Return the unified diff from one version's template to another's, with the rationale."""
+    a, b = _version(daemon, name, from_), _version(daemon, name, to)
+    diff = "".join(difflib.unified_diff(
+        a.template.splitlines(keepends=True), b.template.splitlines(keepends=True),
+        fromfile=f"{name}@v{a.version}", tofile=f"{name}@v{b.version}"))
+    return {"prompt": name, "from": a.version, "to": b.version, "diff": diff,
+            "strategy": b.strategy, "rationale": b.rationale,
+            "addressed_patterns": list(b.addressed_patterns)}
+
+
+@router.get("/{name:path}/resolve", response_model=Resolved,
+            summary="The version an agent should use now")
+def resolve(
+    name: NamePath, daemon: DaemonDep, _: Agent,
+    subject: str | None = Query(None, max_length=200,
+                                description="sticky assignment key, e.g. a user or session id"),
+    label: str = Query("production", max_length=64),
+) -> Resolved:
+    """Return the version (and deployment arm) to use for ``subject``."""
+    started = time.perf_counter()
+    _prompt(daemon, name)
+    resolution = daemon.resolve(name, subject, label)
+    if resolution is None:
+        raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
+    version, deployment, arm = resolution
+    daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
+    return Resolved(prompt=name, version=version.version, template=version.template,
+                    variables=list(version.variables), label=label, deployment=deployment,
+                    arm=arm)
+
+
+@router.post("/{name:path}/render", summary="Render a version in the sandbox")
+def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> dict[str, Any]:
+    """Render a version (by number or label) with variables; a missing variable is a 422."""
+    if body.version is not None:
+        version = _version(daemon, name, body.version)
+    else:
+        _prompt(daemon, name)
+        found = daemon.registry.version_for(name, body.label)
+        if found is None:
+            raise ApiError(404, "not_found", f"prompt {name!r} has no label {body.label!r}")
+        version = found
+    try:
+        text = render_template(version.template, body.variables)
+    except MissingVariableError as exc:
+        raise ApiError(422, "missing_variable", f"variables.{exc.variable}: {exc}",
+                       [{"field": f"variables.{exc.variable}", "message": str(exc)}]) from exc
+    except TemplateError as exc:
+        raise ApiError(422, "render_error", str(exc),
+                       [{"field": "variables", "message": str(exc)}]) from exc
+    return {"prompt": name, "version": version.version, "text": text}
+
+
+@router.get("/{name:path}", summary="Show a prompt, its versions and their counts")
+def get_prompt(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return a prompt, its labels, versions (without templates) and per-version counts."""
+    info = _prompt(daemon, name)
+    with daemon.engine.connect() as conn:
+        counts = load_counts(conn, name)
+    out = prompt_summary(daemon, info)
+    out["versions"] = [
+        {"version": v.version, "parent": v.parent, "author": v.author, "strategy": v.strategy,
+         "rationale": v.rationale, "created_at": v.created_at,
+         "labels": sorted(lbl for lbl, n in info.labels.items() if n == v.version),
+         "counts": counts.get(v.version, {})}
+        for v in daemon.registry.versions_of(name)
+    ]
+    return out

@@ -1,0 +1,213 @@
+"""The running daemon: wires the log, writer, projections, read models, metrics and jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+from prometheus_client import CollectorRegistry
+
+from . import auth, eventlog
+from .auth import Principal, TokenRecord
+from .database import create_log_engine
+from .eventlog import AppendResult, NewEvent, StoredEvent
+from .ids import uuid7
+from .metrics import Metrics
+from .projections import Projection, Projector, default_projections, execution_succeeded
+from .settings import Settings
+from .views import RegistryView, VersionInfo, load_registry, load_tokens
+from .writer import EventWriter
+
+log = structlog.get_logger("promptd.daemon")
+
+SYSTEM_ACTOR = "promptd"
+Clock = Callable[[], float]
+
+
+def stream_of(event_type: str, payload: dict[str, Any]) -> str:
+    """Return the stream an event belongs to (its prompt, deployment or token)."""
+    if "deployment_id" in payload and event_type.startswith("deployment."):
+        return f"deployment:{payload['deployment_id']}"
+    if "prompt" in payload:
+        return f"prompt:{payload['prompt']}"
+    if "token_id" in payload:
+        return f"token:{payload['token_id']}"
+    return "promptd"
+
+
+class Daemon:
+    """One promptd process. ``start()`` before serving; ``stop()`` loses nothing queued."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Clock = time.time,
+        extra_projections: Sequence[Projection] = (),
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.metrics = Metrics(registry, backend="sqlite" if settings.is_sqlite else "postgresql")
+        self.engine = create_log_engine(settings.database_url)
+        self.projector = Projector([*default_projections(), *extra_projections])
+        self.writer = EventWriter(
+            self.engine, self.projector, max_queue=settings.writer_queue_max,
+            max_group_events=settings.writer_max_group, on_commit=self._observe_commit,
+        )
+        self.registry = RegistryView({}, {})
+        self.tokens: dict[str, TokenRecord] = {}
+        self._reload_lock = threading.Lock()
+        self.writer.add_listener(self._on_change)
+        self.started_at = clock()
+        self._refresher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.admin_token_written: Path | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Catch up the read models, start the writer, make sure an admin token exists."""
+        self._reload(reload_all=True)
+        self.writer.start()
+        self._ensure_admin_token()
+        self._stop.clear()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="promptd-refresh",
+                                           daemon=True)
+        self._refresher.start()
+        log.info("daemon_started", backend="sqlite" if self.settings.is_sqlite else "postgresql",
+                 position=self.writer.position)
+
+    def stop(self) -> None:
+        """Stop the background work; every append already queued is committed first."""
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(5)
+        self.writer.stop()
+        self.engine.dispose()
+        log.info("daemon_stopped", position=self.writer.position)
+
+    # -- appending ---------------------------------------------------------------------------
+
+    def new_event(self, event_type: str, payload: dict[str, Any],
+                  event_id: str | None = None) -> NewEvent:
+        """Return a new event stamped with an id, its stream and the daemon's clock."""
+        return NewEvent(event_id or uuid7(), event_type, stream_of(event_type, payload), payload,
+                        self.clock())
+
+    async def append(self, batch: Sequence[NewEvent]) -> list[AppendResult]:
+        """Append ``batch`` through the group-commit writer; returns once it is durable."""
+        return await asyncio.wrap_future(self.writer.submit(batch))
+
+    def append_sync(self, batch: Sequence[NewEvent]) -> list[AppendResult]:
+        """Append from a plain thread (scheduler jobs); returns once durable."""
+        return self.writer.append(batch)
+
+    def record(self, event_type: str, payload: dict[str, Any]) -> AppendResult:
+        """Append one system event from a plain thread and return where it landed."""
+        return self.append_sync([self.new_event(event_type, payload)])[0]
+
+    # -- auth --------------------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> Principal | None:
+        """Return the caller behind a bearer token, or None."""
+        return auth.verify(token, self.tokens)
+
+    def issue_token(self, role: auth.Role, name: str, actor: str) -> tuple[str, str]:
+        """Append a ``token.issued`` event; return (token_id, token). The token is not logged."""
+        token_id, token = auth.new_token(role)
+        self.record("token.issued", {"token_id": token_id, "role": role, "name": name,
+                                     "token_hash": auth.hash_token(token), "actor": actor})
+        return token_id, token
+
+    def _ensure_admin_token(self) -> None:
+        if any(t.role == "admin" and not t.revoked for t in self.tokens.values()):
+            return
+        _, token = self.issue_token("admin", "bootstrap", SYSTEM_ACTOR)
+        path = self.settings.token_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token + "\n")
+        os.chmod(path, 0o600)
+        self.admin_token_written = path
+        log.warning("admin_token_created", path=str(path.resolve()),
+                    hint="read it from this file; it is not logged anywhere")
+
+    # -- read models -------------------------------------------------------------------------
+
+    def _on_change(self, stored: list[StoredEvent], seen: set[str], head: int) -> None:
+        self.metrics.log_position.set(head)
+        self._count(stored)
+        if seen & {"prompt.created", "version.created", "label.moved"}:
+            self._reload(registry=True)
+        if seen & {"token.issued", "token.revoked"}:
+            self._reload(tokens=True)
+
+    def _reload(self, *, registry: bool = False, tokens: bool = False,
+                reload_all: bool = False) -> None:
+        with self._reload_lock, self.engine.connect() as conn:
+            if registry or reload_all:
+                self.registry = load_registry(conn)
+            if tokens or reload_all:
+                self.tokens = load_tokens(conn)
+
+    def _count(self, stored: list[StoredEvent]) -> None:
+        m = self.metrics
+        for e in stored:
+            p = e.payload
+            if e.type == "execution":
+                labels = (p["prompt"], str(p["version"]), p.get("arm") or "none")
+                m.executions.labels(*labels).inc()
+                if execution_succeeded(p):
+                    m.successes.labels(*labels).inc()
+                if p.get("error_type"):
+                    m.errors.labels(*labels).inc()
+                if p.get("latency_ms") is not None:
+                    m.execution_latency.labels(p["prompt"], labels[2]).observe(
+                        p["latency_ms"] / 1000.0)
+                if p.get("cost_usd"):
+                    m.execution_cost.labels(p["prompt"], labels[2]).inc(p["cost_usd"])
+            elif e.type == "correction":
+                m.corrections.labels(p["prompt"], str(p["version"]), p.get("arm") or "none").inc()
+                m.corrections_by_category.labels(
+                    p["prompt"], m.category_label(p["prompt"], p["category"])).inc()
+
+    def _observe_commit(self, received: int, stored: int, seconds: float) -> None:
+        self.metrics.group_commit_events.observe(received)
+        self.metrics.group_commit_seconds.observe(seconds)
+
+    def _refresh_loop(self) -> None:
+        # Other processes (API replicas on PostgreSQL) may append too; fold their events in.
+        last_head = self.writer.position
+        while not self._stop.wait(self.settings.refresh_interval_s):
+            try:
+                with self.engine.connect() as conn:
+                    head = eventlog.head_position(conn)
+                    lag = self.projector.lag(conn)
+                self.metrics.projection_lag.set(lag)
+                self.metrics.writer_queue_depth.set(self.writer.queue_depth)
+                if head != last_head and head > self.writer.position:
+                    self.writer.append([])
+                last_head = head
+            except Exception:
+                log.exception("refresh_failed")
+
+    def resolve(self, prompt: str, subject: str | None,
+                label: str = "production") -> tuple[VersionInfo, str | None, str | None] | None:
+        """Return (version, deployment id, arm) an agent should use, or None if unlabelled."""
+        version = self.registry.version_for(prompt, label)
+        if version is None:
+            return None
+        return version, None, None
+
+    def projection_lag(self) -> int:
+        """Return how many events the read models are behind the log (0 when caught up)."""
+        with self.engine.connect() as conn:
+            return self.projector.lag(conn)

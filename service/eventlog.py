@@ -1,0 +1,169 @@
+"""The append-only event log: append (idempotent by event id) and read by position."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from .schema import events
+
+_ID_CHUNK = 500  # stays under SQLite's bound-parameter limit
+
+
+class EventLogError(RuntimeError):
+    """The log could not be read or written (database unreachable, locked, full)."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewEvent:
+    """An event not yet in the log."""
+
+    event_id: str
+    type: str
+    stream: str
+    payload: dict[str, Any]
+    recorded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An event as the log holds it."""
+
+    position: int
+    event_id: str
+    type: str
+    stream: str
+    recorded_at: float
+    payload: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the event as a JSON-ready dict (the API's wire form)."""
+        return {
+            "position": self.position,
+            "event_id": self.event_id,
+            "type": self.type,
+            "stream": self.stream,
+            "recorded_at": self.recorded_at,
+            "payload": self.payload,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where an appended event landed, and whether it was already there."""
+
+    event_id: str
+    position: int
+    duplicate: bool
+
+
+def encode_payload(payload: dict[str, Any]) -> str:
+    """Return the canonical JSON text of a payload (sorted keys: replay compares bytes)."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def head_position(conn: Connection) -> int:
+    """Return the position of the newest event (0 when the log is empty)."""
+    return int(conn.execute(select(func.coalesce(func.max(events.c.position), 0))).scalar_one())
+
+
+def append(conn: Connection, batch: Sequence[NewEvent]) -> list[AppendResult]:
+    """Append ``batch`` inside the caller's transaction; existing event ids are no-ops.
+
+    Positions are ``head + 1, head + 2, ...`` taken under an exclusive lock, so they are dense
+    and equal commit order: a reader tailing by position can never see a gap that fills in
+    later (the bug pyeventsourcing guards against the same way).
+    """
+    if not batch:
+        return []
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+    # SQLite: BEGIN IMMEDIATE (database.py) already holds the only write lock.
+    ids = list(dict.fromkeys(e.event_id for e in batch))
+    existing: dict[str, int] = {}
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        rows = conn.execute(
+            select(events.c.event_id, events.c.position).where(events.c.event_id.in_(chunk))
+        )
+        existing.update({row.event_id: row.position for row in rows})
+    position = head_position(conn)
+    results: list[AppendResult] = []
+    rows_to_insert: list[dict[str, Any]] = []
+    for e in batch:
+        if e.event_id in existing:
+            results.append(AppendResult(e.event_id, existing[e.event_id], True))
+            continue
+        position += 1
+        existing[e.event_id] = position
+        rows_to_insert.append(
+            {
+                "position": position,
+                "event_id": e.event_id,
+                "type": e.type,
+                "stream": e.stream,
+                "recorded_at": e.recorded_at,
+                "schema_version": 1,
+                "payload": encode_payload(e.payload),
+            }
+        )
+        results.append(AppendResult(e.event_id, position, False))
+    if rows_to_insert:
+        conn.execute(events.insert(), rows_to_insert)
+    return results
+
+
+def _row_to_event(row: Any) -> StoredEvent:
+    return StoredEvent(
+        position=row.position,
+        event_id=row.event_id,
+        type=row.type,
+        stream=row.stream,
+        recorded_at=row.recorded_at,
+        payload=json.loads(row.payload),
+    )
+
+
+def read(
+    conn: Connection,
+    after: int = 0,
+    limit: int = 1000,
+    *,
+    types: Sequence[str] | None = None,
+    stream: str | None = None,
+    upto: int | None = None,
+) -> list[StoredEvent]:
+    """Return up to ``limit`` events with position > ``after`` (and <= ``upto``), in order."""
+    query = select(events).where(events.c.position > after)
+    if upto is not None:
+        query = query.where(events.c.position <= upto)
+    if types:
+        query = query.where(events.c.type.in_(list(types)))
+    if stream:
+        query = query.where(events.c.stream == stream)
+    query = query.order_by(events.c.position).limit(limit)
+    return [_row_to_event(row) for row in conn.execute(query)]
+
+
+def iterate(engine: Engine, after: int = 0, upto: int | None = None,
+            chunk: int = 2000) -> Iterator[StoredEvent]:
+    """Yield every event after ``after`` (up to ``upto``) in position order, chunk by chunk."""
+    while True:
+        with engine.connect() as conn:
+            batch = read(conn, after, chunk, upto=upto)
+        if not batch:
+            return
+        yield from batch
+        after = batch[-1].position
+
+
+def translate_errors(exc: BaseException) -> EventLogError | None:
+    """Return our own error for a database exception (None if it is not one)."""
+    if isinstance(exc, DBAPIError):
+        return EventLogError(f"event log unavailable: {exc.orig.__class__.__name__}: {exc.orig}")
+    return None

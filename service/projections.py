@@ -1,0 +1,256 @@
+"""Read models folded from the log, each tracking the position it has applied.
+
+A projection is a plain object with a ``name``, the event ``types`` it cares about and
+``apply(conn, events)``; it writes only its own tables, inside the transaction the
+projector gives it, together with its new position. So a crash between two batches leaves
+the projection exactly at a committed position, and a restart resumes exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, Table, select, update
+
+from . import eventlog
+from .eventlog import StoredEvent
+from .schema import labels, projection_positions, prompts, tokens, version_counts, versions
+
+
+class Projection(Protocol):
+    """A read model: which events it folds and how."""
+
+    name: str
+    types: frozenset[str]
+    tables: tuple[Table, ...]
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        """Fold ``batch`` (already filtered to ``types``) into this projection's tables."""
+        ...
+
+
+def _upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:
+    """Update the row at ``key`` or insert it; portable across SQLite and PostgreSQL."""
+    where = [table.c[k] == v for k, v in key.items()]
+    if conn.execute(update(table).where(*where).values(**values)).rowcount == 0:
+        conn.execute(table.insert().values(**key, **values))
+
+
+def _exists(conn: Connection, table: Table, **key: Any) -> bool:
+    where = [table.c[k] == v for k, v in key.items()]
+    return conn.execute(select(table.c[next(iter(key))]).where(*where)).first() is not None
+
+
+class RegistryProjection:
+    """Prompts, their versions and labels (which version is `production`)."""
+
+    name = "registry"
+    types = frozenset({"prompt.created", "version.created", "label.moved"})
+    tables = (prompts, versions, labels)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        for e in batch:
+            p = e.payload
+            if e.type == "prompt.created":
+                # First one wins: two replicas racing to create the same name must not stop
+                # the fold (and replay makes the same choice).
+                if _exists(conn, prompts, name=p["prompt"]):
+                    continue
+                conn.execute(
+                    prompts.insert().values(
+                        name=p["prompt"], description=p.get("description", ""),
+                        created_at=e.recorded_at, created_by=p.get("actor", "unknown"),
+                        latest_version=0,
+                    )
+                )
+            elif e.type == "version.created":
+                if _exists(conn, versions, prompt=p["prompt"], version=p["version"]):
+                    continue
+                conn.execute(
+                    versions.insert().values(
+                        prompt=p["prompt"], version=p["version"], template=p["template"],
+                        variables=json.dumps(sorted(p.get("variables", []))),
+                        parent=p.get("parent"), author=p.get("author", p.get("actor", "unknown")),
+                        strategy=p.get("strategy", "manual"), rationale=p.get("rationale", ""),
+                        addressed_patterns=json.dumps(list(p.get("addressed_patterns", []))),
+                        created_at=e.recorded_at, position=e.position,
+                    )
+                )
+                conn.execute(
+                    update(prompts).where(prompts.c.name == p["prompt"])
+                    .values(latest_version=p["version"])
+                )
+            elif e.type == "label.moved":
+                _upsert(conn, labels, {"prompt": p["prompt"], "label": p["label"]},
+                        {"version": p["version"], "moved_at": e.recorded_at,
+                         "moved_by": p.get("actor", "unknown")})
+
+
+@dataclass
+class _Counts:
+    executions: int = 0
+    successes: int = 0
+    failures: int = 0
+    errors: int = 0
+    corrections: int = 0
+    latency_ms_sum: float = 0.0
+    cost_usd_sum: float = 0.0
+    last_execution_at: float | None = None
+
+
+class VersionCountsProjection:
+    """Per prompt version: executions, successes, failures, errors, corrections, sums."""
+
+    name = "version_counts"
+    types = frozenset({"execution", "correction"})
+    tables = (version_counts,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        # Aggregate the batch first: one statement per version instead of one per event.
+        acc: dict[tuple[str, int], _Counts] = defaultdict(_Counts)
+        for e in batch:
+            p = e.payload
+            c = acc[(p["prompt"], p["version"])]
+            if e.type == "execution":
+                c.executions += 1
+                if execution_succeeded(p):
+                    c.successes += 1
+                else:
+                    c.failures += 1
+                if p.get("error_type"):
+                    c.errors += 1
+                c.latency_ms_sum += p.get("latency_ms") or 0.0
+                c.cost_usd_sum += p.get("cost_usd") or 0.0
+                c.last_execution_at = e.recorded_at
+            else:
+                c.corrections += 1
+        for (prompt, version), c in sorted(acc.items()):
+            row = conn.execute(
+                select(version_counts).where(
+                    version_counts.c.prompt == prompt, version_counts.c.version == version
+                )
+            ).first()
+            if row is None:
+                conn.execute(version_counts.insert().values(
+                    prompt=prompt, version=version, executions=c.executions,
+                    successes=c.successes, failures=c.failures, errors=c.errors,
+                    corrections=c.corrections, latency_ms_sum=c.latency_ms_sum,
+                    cost_usd_sum=c.cost_usd_sum, last_execution_at=c.last_execution_at,
+                ))
+            else:
+                conn.execute(update(version_counts).where(
+                    version_counts.c.prompt == prompt, version_counts.c.version == version
+                ).values(
+                    executions=row.executions + c.executions,
+                    successes=row.successes + c.successes,
+                    failures=row.failures + c.failures,
+                    errors=row.errors + c.errors,
+                    corrections=row.corrections + c.corrections,
+                    latency_ms_sum=row.latency_ms_sum + c.latency_ms_sum,
+                    cost_usd_sum=row.cost_usd_sum + c.cost_usd_sum,
+                    last_execution_at=c.last_execution_at or row.last_execution_at,
+                ))
+
+
+def execution_succeeded(payload: dict[str, Any]) -> bool:
+    """Return whether an execution counts as a success (explicit flag, else score >= 0.5)."""
+    success = payload.get("success")
+    if success is not None:
+        return bool(success)
+    score = payload.get("score")
+    return score is not None and score >= 0.5
+
+
+class TokenProjection:
+    """API tokens: id, role, hash, revocation. The token itself is never stored."""
+
+    name = "tokens"
+    types = frozenset({"token.issued", "token.revoked"})
+    tables = (tokens,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        for e in batch:
+            p = e.payload
+            if e.type == "token.issued":
+                conn.execute(tokens.insert().values(
+                    token_id=p["token_id"], role=p["role"], name=p.get("name", ""),
+                    token_hash=p["token_hash"], issued_at=e.recorded_at,
+                    issued_by=p.get("actor", "unknown"), revoked_at=None,
+                ))
+            else:
+                conn.execute(update(tokens).where(tokens.c.token_id == p["token_id"])
+                             .values(revoked_at=e.recorded_at))
+
+
+class Projector:
+    """Folds the log into every registered projection, exactly once, in position order."""
+
+    def __init__(self, projections: Iterable[Projection]) -> None:
+        self.projections: tuple[Projection, ...] = tuple(projections)
+        names = [p.name for p in self.projections]
+        if len(set(names)) != len(names):
+            raise ValueError(f"projection names must be unique: {names}")
+
+    @property
+    def tables(self) -> tuple[Table, ...]:
+        """Every table the projections own (what replay compares)."""
+        return tuple(t for p in self.projections for t in p.tables)
+
+    def positions(self, conn: Connection, *, lock: bool = False) -> dict[str, int]:
+        """Return each projection's applied position (0 if it has never run)."""
+        query = select(projection_positions)
+        if lock and conn.dialect.name == "postgresql":
+            # Two replicas catching up at once would apply the same events twice.
+            query = query.with_for_update()
+        stored = {row.name: row.position for row in conn.execute(query)}
+        return {p.name: stored.get(p.name, 0) for p in self.projections}
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent],
+              positions: dict[str, int]) -> dict[str, int]:
+        """Fold ``batch`` into each projection past its position; return the new positions."""
+        if not batch:
+            return positions
+        last = batch[-1].position
+        new_positions = dict(positions)
+        for proj in self.projections:
+            mine = [e for e in batch if e.position > positions[proj.name] and e.type in proj.types]
+            if mine:
+                proj.apply(conn, mine)
+            new_positions[proj.name] = max(positions[proj.name], last)
+        for name, pos in new_positions.items():
+            if pos != positions[name]:
+                _upsert(conn, projection_positions, {"name": name}, {"position": pos})
+        return new_positions
+
+    def catch_up_in(
+        self, conn: Connection, *, chunk: int = 2000
+    ) -> tuple[dict[str, int], set[str]]:
+        """Apply every event not yet applied, inside ``conn``'s transaction.
+
+        Returns the new positions and the set of event types applied (so caches know what
+        changed).
+        """
+        positions = self.positions(conn, lock=True)
+        seen: set[str] = set()
+        while True:
+            low = min(positions.values()) if positions else 0
+            batch = eventlog.read(conn, low, chunk)
+            if not batch:
+                return positions, seen
+            seen.update(e.type for e in batch)
+            positions = self.apply(conn, batch, positions)
+
+    def lag(self, conn: Connection) -> int:
+        """Return how many events the slowest projection is behind the head of the log."""
+        head = eventlog.head_position(conn)
+        positions = self.positions(conn)
+        return head - (min(positions.values()) if positions else head)
+
+
+def default_projections() -> list[Projection]:
+    """Return a fresh instance of every projection the daemon keeps."""
+    return [RegistryProjection(), VersionCountsProjection(), TokenProjection()]

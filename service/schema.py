@@ -1,0 +1,105 @@
+"""Tables: the append-only event log and the read models folded from it."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# The log. position is assigned by the writer under a lock, so it is dense and equals
+# commit order on every backend (see eventlog.EventLog.append).
+events = Table(
+    "events",
+    metadata,
+    Column("position", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("type", String(64), nullable=False),
+    Column("stream", String(200), nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Column("schema_version", Integer, nullable=False, default=1),
+    Column("payload", Text, nullable=False),
+)
+
+# --- read models (projections); every one is rebuilt bit-for-bit by `promptd replay` -------
+
+projection_positions = Table(
+    "projection_positions",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+)
+
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("latest_version", Integer, nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("template", Text, nullable=False),
+    Column("variables", Text, nullable=False),  # JSON list, sorted
+    Column("parent", Integer),
+    Column("author", String(128), nullable=False),
+    Column("strategy", String(64), nullable=False),
+    Column("rationale", Text, nullable=False),
+    Column("addressed_patterns", Text, nullable=False),  # JSON list
+    Column("created_at", Float, nullable=False),
+    Column("position", BigInteger, nullable=False),
+)
+
+labels = Table(
+    "labels",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("label", String(64), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("moved_at", Float, nullable=False),
+    Column("moved_by", String(128), nullable=False),
+)
+
+version_counts = Table(
+    "version_counts",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("executions", BigInteger, nullable=False),
+    Column("successes", BigInteger, nullable=False),
+    Column("failures", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("corrections", BigInteger, nullable=False),
+    Column("latency_ms_sum", Float, nullable=False),
+    Column("cost_usd_sum", Float, nullable=False),
+    Column("last_execution_at", Float),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(32), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("name", String(128), nullable=False),
+    Column("token_hash", String(128), nullable=False),
+    Column("issued_at", Float, nullable=False),
+    Column("issued_by", String(128), nullable=False),
+    Column("revoked_at", Float),
+)
+
+PROJECTION_TABLES: tuple[Table, ...] = (prompts, versions, labels, version_counts, tokens)
