@@ -1,0 +1,174 @@
+"""Test helpers: real daemons on loopback, in a thread or as a separate process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from prometheus_client import CollectorRegistry
+
+from service.app import create_app
+from service.daemon import Daemon
+from service.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PROMPTD = str(Path(sys.executable).parent / "promptd")
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until_up(url: str, timeout: float = 20.0) -> None:
+    """Poll ``/healthz`` until it answers 200 or raise."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError as exc:
+            last = exc
+        time.sleep(0.05)
+    raise TimeoutError(f"promptd at {url} did not come up: {last}")
+
+
+@dataclass
+class LiveDaemon:
+    """A daemon served by a real uvicorn on loopback, in a thread of the test process."""
+
+    url: str
+    admin_token: str
+    daemon: Daemon
+    settings: Settings
+    server: uvicorn.Server
+    thread: threading.Thread
+    clients: list[httpx.Client] = field(default_factory=list)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        """Return an httpx client for this daemon (admin token unless told otherwise)."""
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        c = httpx.Client(base_url=self.url, headers=headers, timeout=30.0)
+        self.clients.append(c)
+        return c
+
+    def issue(self, role: str = "agent") -> str:
+        """Return a fresh token of ``role``."""
+        r = self.client().post("/v1/tokens", json={"role": role, "name": f"test-{role}"})
+        r.raise_for_status()
+        return str(r.json()["token"])
+
+    def create_prompt(self, name: str = "support/triage",
+                      template: str = "Answer the ticket {{ ticket }} for {{ customer }}.") -> None:
+        """Create a prompt through the API."""
+        r = self.client().post("/v1/prompts", json={"name": name, "template": template})
+        r.raise_for_status()
+
+    def stop(self) -> None:
+        """Shut the server (and with it the daemon) down."""
+        for c in self.clients:
+            c.close()
+        self.server.should_exit = True
+        self.thread.join(20)
+
+
+def make_settings(tmp: Path, **overrides: Any) -> Settings:
+    """Return settings that keep every file under ``tmp`` and run no scheduler."""
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{tmp / 'promptd.db'}",
+        "token_file": tmp / "admin.token",
+        "port": free_port(),
+        "scheduler_enabled": False,
+        "log_format": "json",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@contextmanager
+def live_daemon(tmp: Path, **overrides: Any) -> Iterator[LiveDaemon]:
+    """Serve a fresh daemon on loopback for the duration of the block."""
+    settings = make_settings(tmp, **overrides)
+    daemon = Daemon(settings, registry=CollectorRegistry())
+    app = create_app(daemon)
+    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
+                            access_log=False, lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{settings.port}"
+    wait_until_up(url)
+    live = LiveDaemon(url, settings.token_file.read_text().strip(), daemon, settings, server,
+                      thread)
+    try:
+        yield live
+    finally:
+        live.stop()
+
+
+@dataclass
+class DaemonProcess:
+    """``promptd serve`` as a child process (for crash and CLI tests)."""
+
+    url: str
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    data_dir: Path
+
+    @property
+    def admin_token(self) -> str:
+        """Return the bootstrap admin token the daemon wrote."""
+        return (self.data_dir / "admin.token").read_text().strip()
+
+    def kill(self) -> None:
+        """SIGKILL the daemon: no shutdown hooks run."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def terminate(self) -> None:
+        """Stop the daemon gracefully."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def start_process(data_dir: Path, port: int | None = None,
+                  extra_env: dict[str, str] | None = None) -> DaemonProcess:
+    """Start ``promptd serve`` on a SQLite file in ``data_dir`` and wait until it is up."""
+    port = port or free_port()
+    env = {
+        **os.environ,
+        "PROMPTD_DATABASE_URL": f"sqlite:///{data_dir / 'promptd.db'}",
+        "PROMPTD_TOKEN_FILE": str(data_dir / "admin.token"),
+        "PROMPTD_PORT": str(port),
+        "PROMPTD_LOG_FORMAT": "json",
+        "PROMPTD_SCHEDULER_ENABLED": "false",
+        **(extra_env or {}),
+    }
+    log = open(data_dir / f"daemon-{port}.log", "ab")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen([PROMPTD, "serve"], env=env, stdout=log, stderr=log, cwd=data_dir)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url)
+    except TimeoutError:
+        proc.kill()
+        raise
+    return DaemonProcess(url, env, proc, data_dir)
