@@ -255,11 +255,15 @@ def _arm_eliminated(state: DeploymentState, payload: Payload, at: float) -> Next
     live = [a.name for a in state.live_candidates]
     if state.phase not in SERVING or arm not in live or len(live) < 2:
         return None  # the last candidate is never eliminated: that is a rollback
-    return replace(
+    after = replace(
         state,
         eliminated=(*state.eliminated, arm),
         eliminated_in_step=(*state.eliminated_in_step, (arm, state.step_index)),
     )
+    if arm == state.winner:
+        # The arm held for promotion approval turned out harmful: back to the race.
+        after = replace(after, phase=Phase.RUNNING, winner=None)
+    return after
 
 
 def _awaiting(state: DeploymentState, payload: Payload, at: float) -> Next:
