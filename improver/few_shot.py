@@ -1,0 +1,131 @@
+"""Few-shot strategy: corrected outputs of the top patterns become worked examples."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from analytics.mining.model import Pattern, PatternExample
+from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
+from improver.prompt_text import (
+    EXAMPLES_HEADING,
+    add_to_section,
+    content_words,
+    describe,
+    find_section,
+    top_patterns,
+)
+from improver.templates import escape_literal
+
+FEW_SHOT = "few_shot"
+
+
+@dataclass(frozen=True, slots=True)
+class _Option:
+    pattern: Pattern
+    example: PatternExample
+    block: str  # template source of the worked example
+    words: frozenset[str]
+
+
+def _one_paragraph(text: str | None) -> str:
+    # A learned section ends at the first blank line, so an example must not contain one.
+    return re.sub(r"\n\s*\n", "\n", (text or "").strip())
+
+
+def _format_example(example: PatternExample) -> str:
+    input_text = _one_paragraph(example.input_text)
+    corrected = _one_paragraph(example.corrected_output)
+    return escape_literal(f"Input: {input_text}\nCorrect output: {corrected}")
+
+
+def _usable(example: PatternExample, config: StrategyConfig) -> bool:
+    input_text = (example.input_text or "").strip()
+    corrected = (example.corrected_output or "").strip()
+    # A truncated correction would teach the wrong output, so long ones are left out whole.
+    return (
+        bool(input_text and corrected)
+        and len(input_text) <= config.max_example_field_chars
+        and len(corrected) <= config.max_example_field_chars
+    )
+
+
+def _distance(a: frozenset[str], b: frozenset[str]) -> float:
+    union = a | b
+    return 1.0 - len(a & b) / len(union) if union else 0.0
+
+
+def _choose(options: list[_Option], limit: int, budget: int) -> list[_Option]:
+    """Greedy max-min diversity: each pick is the option farthest from those already picked.
+
+    Patterns not yet covered come first, so k examples span k patterns when they can.
+    """
+    chosen: list[_Option] = []
+    remaining = list(options)
+    used = 0
+    while remaining and len(chosen) < limit:
+        covered = {o.pattern.pattern_id for o in chosen}
+
+        def score(option: _Option, covered: set[str] = covered) -> tuple[bool, float]:
+            nearest = min((_distance(option.words, c.words) for c in chosen), default=1.0)
+            return option.pattern.pattern_id not in covered, nearest
+
+        # max() keeps the first of equal scores, so ties go to the higher-ranked pattern.
+        best = max(remaining, key=score)
+        remaining.remove(best)
+        cost = len(best.block) + 2
+        if used + cost > budget:
+            continue
+        chosen.append(best)
+        used += cost
+    return chosen
+
+
+def few_shot(
+    base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
+) -> Candidate | Skipped:
+    """Return the template with diverse corrected examples of the top patterns added."""
+    top = top_patterns(patterns, config.max_patterns)
+    if not top:
+        return Skipped(FEW_SHOT, "no active pattern")
+    section = find_section(base.template, EXAMPLES_HEADING)
+    existing = base.template[section[0] : section[1]] if section else ""
+    options: list[_Option] = []
+    seen_blocks: set[str] = set()
+    for pattern in top:
+        for example in pattern.examples:
+            if not _usable(example, config):
+                continue
+            block = _format_example(example)
+            if block in seen_blocks or block in existing:
+                continue
+            seen_blocks.add(block)
+            words = content_words(f"{example.input_text} {example.corrected_output}")
+            options.append(_Option(pattern, example, block, words))
+    if not options:
+        return Skipped(
+            FEW_SHOT,
+            "no top pattern has a new example with both an input and a corrected output "
+            f"under {config.max_example_field_chars} chars",
+        )
+    budget = config.max_examples_section_chars - len(existing or EXAMPLES_HEADING)
+    chosen = _choose(options, config.max_examples, budget)
+    if not chosen:
+        return Skipped(
+            FEW_SHOT,
+            f"the worked-examples section would exceed {config.max_examples_section_chars} chars",
+        )
+    template = add_to_section(base.template, EXAMPLES_HEADING, [o.block for o in chosen])
+    addressed = list(dict.fromkeys(o.pattern.pattern_id for o in chosen))
+    by_id = {p.pattern_id: p for p in top}
+    return Candidate(
+        template=template,
+        strategy=FEW_SHOT,
+        rationale=(
+            f"Added {len(chosen)} worked example(s) (input and corrected output), chosen for "
+            "diversity across patterns: " + "; ".join(describe(by_id[i]) for i in addressed)
+        ),
+        addressed_pattern_ids=tuple(addressed),
+        parent_version=base.version,
+    )
