@@ -50,17 +50,25 @@ class RequestGuard:
             self._done(scope, 413, started, request_id)
             return
         received = 0
+        too_large = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body:
+                    too_large = True
                     raise _BodyTooLarge
             return message
 
         async def tagged_send(message: Message) -> None:
+            if too_large:
+                # The framework may turn our exception into its own 4xx; the answer is 413.
+                if message["type"] == "http.response.start":
+                    status["code"] = 413
+                    await self._send_413(send, request_id)
+                return
             if message["type"] == "http.response.start":
                 status["code"] = message["status"]
                 message.setdefault("headers", [])
@@ -71,8 +79,9 @@ class RequestGuard:
         try:
             await self.app(scope, limited_receive, tagged_send)
         except _BodyTooLarge:
-            await self._send_413(send, request_id)
-            status["code"] = 413
+            if status["code"] != 413:
+                await self._send_413(send, request_id)
+                status["code"] = 413
         finally:
             self._done(scope, status["code"], started, request_id)
 

@@ -52,6 +52,25 @@ def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:
             for e in errors]
 
 
+_INGEST_TYPES = {"/v1/executions": "execution", "/v1/corrections": "correction"}
+
+
+def count_rejected(request: Request, body: Any) -> None:
+    """Count the events of a rejected ingest request by type (bounded label values)."""
+    path = request.url.path
+    if path == "/v1/events":
+        raw = body.get("events") if isinstance(body, dict) else None
+        items = raw if isinstance(raw, list) else [None]
+        types = [e.get("type") if isinstance(e, dict) else None for e in items]
+    elif path in _INGEST_TYPES:
+        types = [_INGEST_TYPES[path]]
+    else:
+        return
+    counter = request.app.state.daemon.metrics.events_ingested
+    for t in types:
+        counter.labels(t if t in _UNION_TAGS else "invalid", "rejected").inc()
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers that give every error the same shape."""
 
@@ -61,7 +80,8 @@ def install_error_handlers(app: FastAPI) -> None:
                             headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        count_rejected(request, getattr(exc, "body", None))
         details = validation_details(exc.errors())
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
         return JSONResponse(error_body("validation_error", f"invalid request: {summary}",

@@ -1,0 +1,39 @@
+# promptd: every target bootstraps .venv from pyproject.toml when it is missing or stale.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo run test bench lint clean venv
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## demo: the main job: daemon on embedded SQLite (plus the simulated fleet once it exists)
+demo: $(STAMP)
+	$(BIN)/promptd demo
+
+## run: the daemon alone on embedded SQLite under ./var/
+run: $(STAMP)
+	@mkdir -p var
+	$(BIN)/promptd serve
+
+## test: lint, then the whole suite (real SQLite, uvicorn, PostgreSQL, Prometheus)
+test: $(STAMP) lint
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+## bench: benchmarks in tests/perf, each against a baseline measured in the same run
+bench: $(STAMP)
+	@set -e; for b in tests/perf/bench_*.py; do echo "== $$b"; $(BIN)/python $$b; done
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache
