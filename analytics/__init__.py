@@ -1,0 +1,103 @@
+"""Pure statistics and failure mining for promptd: no I/O, no clock, nothing of ours.
+
+The statistics engine works from streaming ``Moments`` per arm and metric, so a canary
+tick never rescans raw events. Start at ``compare`` (one pair) or ``compare_batch`` (a
+whole tick); the rest are the building blocks, exported for reports and validation.
+"""
+
+from __future__ import annotations
+
+from analytics.batch import MomentsArray, SequentialBatch, compare_batch
+from analytics.compare import Comparison, compare, compare_strata
+from analytics.effects import cohens_d, cohens_h, effect_label
+from analytics.estimates import Difference, stratified_difference
+from analytics.fixed import (
+    ChiSquare,
+    FixedTest,
+    chi_square_independence,
+    two_proportion_z_test,
+    welch_interval,
+    welch_t_test,
+)
+from analytics.hypotheses import Better, MetricKind, Side
+from analytics.intervals import newcombe_interval, wilson_interval
+from analytics.moments import Moments
+from analytics.multiple import Adjustment, benjamini_hochberg, bonferroni, holm
+from analytics.power import (
+    SampleSize,
+    power_two_means,
+    power_two_proportions,
+    sample_size_two_means,
+    sample_size_two_proportions,
+    sequential_sample_size,
+)
+from analytics.ranks import MannWhitney, hodges_lehmann, mann_whitney
+from analytics.selection import eliminate_worse_arms, expected_loss, probability_best
+from analytics.sequential import (
+    DEFAULT_N_STAR,
+    ConfidenceSequence,
+    Msprt,
+    RunningInterval,
+    confidence_sequence,
+    mixture_rho2,
+    msprt_two_proportions,
+    multiplier,
+    running_update,
+)
+from analytics.srm import SRM_THRESHOLD, SrmBatch, SrmResult, srm_test, srm_tests
+
+__all__ = [
+    "DEFAULT_N_STAR",
+    "SRM_THRESHOLD",
+    "Adjustment",
+    "Better",
+    "ChiSquare",
+    "Comparison",
+    "ConfidenceSequence",
+    "Difference",
+    "FixedTest",
+    "MannWhitney",
+    "MetricKind",
+    "Moments",
+    "MomentsArray",
+    "Msprt",
+    "RunningInterval",
+    "SampleSize",
+    "SequentialBatch",
+    "Side",
+    "SrmBatch",
+    "SrmResult",
+    "benjamini_hochberg",
+    "bonferroni",
+    "chi_square_independence",
+    "cohens_d",
+    "cohens_h",
+    "compare",
+    "compare_batch",
+    "compare_strata",
+    "confidence_sequence",
+    "effect_label",
+    "eliminate_worse_arms",
+    "expected_loss",
+    "hodges_lehmann",
+    "holm",
+    "mann_whitney",
+    "mixture_rho2",
+    "msprt_two_proportions",
+    "multiplier",
+    "newcombe_interval",
+    "power_two_means",
+    "power_two_proportions",
+    "probability_best",
+    "running_update",
+    "sample_size_two_means",
+    "sample_size_two_proportions",
+    "sequential_sample_size",
+    "srm_test",
+    "srm_tests",
+    "stratified_difference",
+    "two_proportion_z_test",
+    "welch_interval",
+    "welch_t_test",
+    "wilson_interval",
+]
