@@ -97,8 +97,8 @@ class _Counts:
     failures: int = 0
     errors: int = 0
     corrections: int = 0
-    latency_ms_sum: float = 0.0
-    cost_usd_sum: float = 0.0
+    latency_us_sum: int = 0
+    cost_nanousd_sum: int = 0
     last_execution_at: float | None = None
 
 
@@ -123,8 +123,8 @@ class VersionCountsProjection:
                     c.failures += 1
                 if p.get("error_type"):
                     c.errors += 1
-                c.latency_ms_sum += p.get("latency_ms") or 0.0
-                c.cost_usd_sum += p.get("cost_usd") or 0.0
+                c.latency_us_sum += round((p.get("latency_ms") or 0.0) * 1000)
+                c.cost_nanousd_sum += round((p.get("cost_usd") or 0.0) * 1e9)
                 c.last_execution_at = e.recorded_at
             else:
                 c.corrections += 1
@@ -138,8 +138,8 @@ class VersionCountsProjection:
                 conn.execute(version_counts.insert().values(
                     prompt=prompt, version=version, executions=c.executions,
                     successes=c.successes, failures=c.failures, errors=c.errors,
-                    corrections=c.corrections, latency_ms_sum=c.latency_ms_sum,
-                    cost_usd_sum=c.cost_usd_sum, last_execution_at=c.last_execution_at,
+                    corrections=c.corrections, latency_us_sum=c.latency_us_sum,
+                    cost_nanousd_sum=c.cost_nanousd_sum, last_execution_at=c.last_execution_at,
                 ))
             else:
                 conn.execute(update(version_counts).where(
@@ -150,8 +150,8 @@ class VersionCountsProjection:
                     failures=row.failures + c.failures,
                     errors=row.errors + c.errors,
                     corrections=row.corrections + c.corrections,
-                    latency_ms_sum=row.latency_ms_sum + c.latency_ms_sum,
-                    cost_usd_sum=row.cost_usd_sum + c.cost_usd_sum,
+                    latency_us_sum=row.latency_us_sum + c.latency_us_sum,
+                    cost_nanousd_sum=row.cost_nanousd_sum + c.cost_nanousd_sum,
                     last_execution_at=c.last_execution_at or row.last_execution_at,
                 ))
 

@@ -85,8 +85,10 @@ version_counts = Table(
     Column("failures", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False),
     Column("corrections", BigInteger, nullable=False),
-    Column("latency_ms_sum", Float, nullable=False),
-    Column("cost_usd_sum", Float, nullable=False),
+    # Integer micro-units: integer sums are associative, so the fold gives the same bits
+    # whatever the batch boundaries were (live group commits vs replay chunks).
+    Column("latency_us_sum", BigInteger, nullable=False),
+    Column("cost_nanousd_sum", BigInteger, nullable=False),
     Column("last_execution_at", Float),
 )
 

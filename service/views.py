@@ -106,8 +106,9 @@ def load_counts(conn: Connection, prompt: str) -> dict[int, dict[str, float]]:
             "executions": row.executions, "successes": row.successes, "failures": row.failures,
             "errors": row.errors, "corrections": row.corrections,
             "success_rate": (row.successes / row.executions) if row.executions else None,
-            "mean_latency_ms": (row.latency_ms_sum / row.executions) if row.executions else None,
-            "cost_usd": row.cost_usd_sum,
+            "mean_latency_ms": (row.latency_us_sum / 1000 / row.executions)
+            if row.executions else None,
+            "cost_usd": row.cost_nanousd_sum / 1e9,
         }
         for row in rows
     }
