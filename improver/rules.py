@@ -50,8 +50,9 @@ def additive(
 
 
 def _category_condition(variable: str, categories: Sequence[str]) -> str:
-    # json.dumps yields a double-quoted literal whose escapes Jinja's lexer decodes the same way.
-    values = ", ".join(json.dumps(c) for c in categories)
+    # A JSON string is a Jinja string literal with the same escapes; ensure_ascii=False since
+    # JSON writes astral characters as surrogate pairs, which Jinja would decode as two.
+    values = ", ".join(json.dumps(c, ensure_ascii=False) for c in categories)
     return f"{variable} in [{values}]"
 
 

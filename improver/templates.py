@@ -37,13 +37,16 @@ _UNSAFE_NAMES = frozenset(
     | UNSAFE_COROUTINE_ATTRIBUTES
     | UNSAFE_ASYNC_GENERATOR_ATTRIBUTES
 )
+# A dunder ("__class__") or a name-mangled private ("_TemplateReference__context").
+_PRIVATE_NAME = re.compile(r"__\w+__|_[A-Za-z]\w*__\w+")
 # A format string field that walks into an attribute or item, e.g. "{0.__class__}".
 _FORMAT_FIELD_REACH = re.compile(r"\{[^{}]*?[.\[]\s*_")
 _PERCENT_WIDTH = re.compile(r"%[-#0 +]*(?:\(\w*\))?[-#0 +]*(\d*)(?:\.(\d+))?")
 # Sizes no prompt needs; the bounds stop memory/CPU bombs such as "{{ 'a' * 10**9 }}".
 MAX_SEQUENCE_LENGTH = 1_000_000
-MAX_EXPONENT = 1_000
+MAX_INT_BITS = 100_000
 MAX_FIELD_WIDTH = 10_000
+MAX_OUTPUT_CHARS = 2_000_000  # rendering stops here, so loops cannot fill memory with output
 _TEMPLATE_CACHE_SIZE = 512
 
 
@@ -84,7 +87,14 @@ def _check_format_spec(fmt: str) -> None:
                     raise SecurityError(f"format width {digits} exceeds {MAX_FIELD_WIDTH}")
 
 
+def _check_int_bits(bits: int) -> None:
+    if bits > MAX_INT_BITS:
+        raise SecurityError(f"integer result would exceed {MAX_INT_BITS} bits")
+
+
 def _bounded_mul(left: Any, right: Any) -> Any:
+    if isinstance(left, int) and isinstance(right, int):
+        _check_int_bits(left.bit_length() + right.bit_length())
     for seq, count in ((left, right), (right, left)):
         if (
             isinstance(seq, str | bytes | list | tuple)
@@ -96,8 +106,8 @@ def _bounded_mul(left: Any, right: Any) -> Any:
 
 
 def _bounded_pow(left: Any, right: Any) -> Any:
-    if isinstance(right, int | float) and abs(right) > MAX_EXPONENT:
-        raise SecurityError(f"exponent {right} exceeds {MAX_EXPONENT}")
+    if isinstance(left, int) and isinstance(right, int) and right > 0:
+        _check_int_bits(max(left.bit_length(), 1) * right)
     return operator.pow(left, right)
 
 
@@ -176,7 +186,7 @@ def _check_static_safety(ast: nodes.Template) -> None:
         value = node.value
         if not isinstance(value, str):
             continue
-        if re.fullmatch(r"_\w*", value) and (value.startswith("__") or "__" in value):
+        if _PRIVATE_NAME.fullmatch(value):
             raise TemplateSecurityError(
                 f"{_where(node)}: the constant {value!r} names a Python internal"
             )
@@ -197,10 +207,11 @@ def _parse(text: str) -> tuple[ParsedTemplate, Template]:
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc) from None
     _check_static_safety(ast)
-    variables = frozenset(meta.find_undeclared_variables(ast))
     try:
+        # Both walk the compiler, which is where unknown filters and tests surface.
+        variables = frozenset(meta.find_undeclared_variables(ast))
         compiled = _ENV.from_string(ast)
-    except TemplateSyntaxError as exc:  # e.g. a bad filter name only found at compile time
+    except TemplateSyntaxError as exc:
         raise _syntax_error(exc) from None
     except SecurityError as exc:
         raise TemplateSecurityError(str(exc)) from None
@@ -237,7 +248,15 @@ def render_template(text: str, variables: Mapping[str, Any]) -> str:
         raise TemplateError(f"a template is text, not {type(text).__name__}")
     _parsed, compiled = _parse(text)
     try:
-        return compiled.render(dict(variables))
+        parts: list[str] = []
+        size = 0
+        # generate() is lazy: stopping early also stops the loops that produce the output.
+        for part in compiled.generate(dict(variables)):
+            size += len(part)
+            if size > MAX_OUTPUT_CHARS:
+                raise SecurityError(f"output exceeds {MAX_OUTPUT_CHARS:,} chars")
+            parts.append(part)
+        return "".join(parts)
     except SecurityError as exc:  # subclass of the runtime error, so caught first
         raise TemplateSecurityError(f"render blocked by the sandbox: {exc}") from None
     except UndefinedError as exc:

@@ -1,0 +1,206 @@
+"""A tiny OpenAI-compatible chat-completions server for tests (no LLM runs here).
+
+It answers ``POST /v1/chat/completions`` deterministically from the request, like an LLM
+that follows the rewriter's instructions to the letter:
+
+- a request whose last user message holds a ``<critique>`` block (the edit step) gets the
+  ``<prompt>`` block back with one ``- Avoid: <reason>`` line per ``Reason:`` line;
+- a request with ``Reason:`` lines (the critique step) gets a critique listing them;
+- anything else gets ``stub reply <sha256 prefix of the message>``.
+
+Faults on demand: ``control.script(ScriptedReply(status=429, headers={"Retry-After": "1"}))``
+queues replies that are served, one per request, before the default behaviour resumes; a
+``ScriptedReply()`` with no overrides serves the default answer, so a fault can target the
+second call. Every request is recorded in ``control.requests``.
+
+Usage (any test, e2e included)::
+
+    with serve_llm_stub() as stub:
+        config = RewriterConfig(base_url=stub.base_url, model="stub")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+_DEFAULT: Any = object()  # sentinel: "answer as the stub normally would"
+_PROMPT_BLOCK = re.compile(r"<prompt>\n?(.*?)\n?</prompt>", re.DOTALL)
+_REASON_LINE = re.compile(r"^Reason: (.+)$", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    """One scripted answer: a status, headers, a delay, or an odd body."""
+
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+    content: Any = _DEFAULT  # message content to send (may be None, a list, a number ...)
+    raw_body: str | None = None  # sent verbatim instead of a completion object
+    finish_reason: str = "stop"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """What the stub received."""
+
+    headers: Mapping[str, str]
+    body: Any
+    received_at: float  # time.monotonic()
+
+
+class StubControl:
+    """Thread-safe script of faults and record of requests, shared with the server thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._script: deque[ScriptedReply] = deque()
+        self._requests: list[RecordedRequest] = []
+
+    def script(self, *replies: ScriptedReply) -> None:
+        """Queue replies to serve, in order, before the default behaviour resumes."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def reset(self) -> None:
+        """Forget the script and the recorded requests."""
+        with self._lock:
+            self._script.clear()
+            self._requests.clear()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Return a copy of the requests received so far."""
+        with self._lock:
+            return list(self._requests)
+
+    def _next(self, recorded: RecordedRequest) -> ScriptedReply:
+        with self._lock:
+            self._requests.append(recorded)
+            return self._script.popleft() if self._script else ScriptedReply()
+
+
+def default_content(messages: list[dict[str, Any]]) -> str:
+    """Return the stub's deterministic answer to a conversation."""
+    user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+    user = user if isinstance(user, str) else json.dumps(user)
+    reasons = list(dict.fromkeys(r.strip() for r in _REASON_LINE.findall(user)))
+    block = _PROMPT_BLOCK.search(user)
+    if "<critique>" in user and block is not None:
+        lines = [block.group(1).rstrip("\n"), *(f"- Avoid: {r}" for r in reasons)]
+        return "<prompt>\n" + "\n".join(lines) + "\n</prompt>"
+    if reasons:
+        return "The prompt does not address these failures:\n" + "\n".join(
+            f"- {r}" for r in reasons
+        )
+    return "stub reply " + hashlib.sha256(user.encode()).hexdigest()[:12]
+
+
+def _tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def create_stub_app(control: StubControl) -> FastAPI:
+    """Return the FastAPI app serving the OpenAI-compatible endpoint."""
+    app = FastAPI()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request) -> Response:
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw)
+        except json.JSONDecodeError:
+            body = None
+        reply = control._next(RecordedRequest(dict(request.headers), body, time.monotonic()))
+        if reply.delay_s:
+            await asyncio.sleep(reply.delay_s)
+        if reply.raw_body is not None:
+            return Response(reply.raw_body, reply.status, dict(reply.headers), "text/plain")
+        if reply.status >= 300:
+            error = {"error": {"message": f"stub error {reply.status}", "type": "stub"}}
+            return JSONResponse(error, reply.status, dict(reply.headers))
+        messages = body.get("messages") if isinstance(body, dict) else None
+        if not isinstance(messages, list) or not messages:
+            error = {"error": {"message": "'messages' is required", "type": "invalid_request"}}
+            return JSONResponse(error, 400)
+        content = default_content(messages) if reply.content is _DEFAULT else reply.content
+        prompt_tokens = sum(_tokens(str(m.get("content", ""))) for m in messages)
+        completion_tokens = _tokens(str(content))
+        completion = {
+            "id": "chatcmpl-stub",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model", "stub"),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content},
+                    "finish_reason": reply.finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return JSONResponse(completion, 200, dict(reply.headers))
+
+    return app
+
+
+@dataclass
+class LLMStub:
+    """A running stub: its base URL (ending in /v1, as OpenAI clients expect) and control."""
+
+    base_url: str
+    control: StubControl
+    server: uvicorn.Server
+    thread: threading.Thread
+
+
+@contextmanager
+def serve_llm_stub() -> Iterator[LLMStub]:
+    """Serve the stub on a free loopback port in a thread for the duration of the block."""
+    control = StubControl()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # bound here, so no other process can take the port first
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_stub_app(control),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=1,
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="llm-stub", daemon=True
+    )
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("the LLM stub did not start")
+        time.sleep(0.01)
+    try:
+        yield LLMStub(f"http://127.0.0.1:{port}/v1", control, server, thread)
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
