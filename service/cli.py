@@ -225,6 +225,35 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+_TREND = {"new": "new", "growing": "up", "stable": "flat", "shrinking": "down",
+          "resolved": "gone"}
+
+
+def cmd_patterns(args: argparse.Namespace) -> int:
+    """Show a prompt's mined failure patterns as a table."""
+    data = _client(args).get(f"/v1/prompts/{args.name}/patterns")
+
+    def human(d: dict[str, Any]) -> str:
+        if not d["patterns"]:
+            return f"{d['prompt']}: no failure patterns mined yet"
+        rows = []
+        for p in d["patterns"]:
+            example = next((e.get("corrected_output") or e.get("reason") or ""
+                            for e in p["examples"]), p["representative_reason"])
+            rows.append((p["pattern_id"][:10], p["label"][:30], p["size"],
+                         f"{p['share']:.1%}", _TREND.get(p["status"], p["status"]),
+                         f"{p['severity_score']:.1f}", (example or "").replace("\n", " ")[:48]))
+        out = table(rows, ["id", "label", "size", "share", "trend", "severity", "example"])
+        out += f"\nmined {_ts(d['mined_at'])}"
+        if d["anomalies"]:
+            out += "".join(f"\nanomaly: {a['metric']} at {a['rate']:.1%} (z={a['z']:.1f})"
+                           for a in d["anomalies"])
+        return out
+
+    emit(args, data, human)
+    return 0
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -302,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_token_list, "list tokens", token)
     p = add("revoke", cmd_token_revoke, "revoke a token", token)
     p.add_argument("token_id")
+    p = add("patterns", cmd_patterns, "show a prompt's mined failure patterns")
+    p.add_argument("name")
     for extend in EXTENSIONS:
         extend(sub, add)
     return parser

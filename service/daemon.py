@@ -20,6 +20,7 @@ from .eventlog import AppendResult, NewEvent, StoredEvent
 from .ids import uuid7
 from .metrics import Metrics
 from .projections import Projection, Projector, default_projections, execution_succeeded
+from .scheduler import Job, JobScheduler
 from .settings import Settings
 from .views import RegistryView, VersionInfo, load_registry, load_tokens
 from .writer import EventWriter
@@ -69,6 +70,18 @@ class Daemon:
         self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
         self.admin_token_written: Path | None = None
+        self.scheduler = JobScheduler(self.engine, self.metrics, clock)
+        for job in self._jobs():
+            self.scheduler.add(job)
+
+    def _jobs(self) -> list[Job]:
+        s = self.settings
+        return [Job("mine", self._mine, s.mine_interval_s)]
+
+    def _mine(self, now: float) -> int:
+        from .mining_job import run_mining
+
+        return run_mining(self, now)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -81,12 +94,15 @@ class Daemon:
         self._refresher = threading.Thread(target=self._refresh_loop, name="promptd-refresh",
                                            daemon=True)
         self._refresher.start()
+        if self.settings.scheduler_enabled:
+            self.scheduler.start()
         log.info("daemon_started", backend="sqlite" if self.settings.is_sqlite else "postgresql",
                  position=self.writer.position)
 
     def stop(self) -> None:
         """Stop the background work; every append already queued is committed first."""
         self._stop.set()
+        self.scheduler.stop()
         if self._refresher is not None:
             self._refresher.join(5)
         self.writer.stop()

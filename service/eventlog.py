@@ -118,6 +118,29 @@ def append(conn: Connection, batch: Sequence[NewEvent]) -> list[AppendResult]:
     return results
 
 
+def copy_events(conn: Connection, batch: Sequence[StoredEvent]) -> None:
+    """Insert already-positioned events verbatim (replay and restore, never ingest)."""
+    if batch:
+        conn.execute(events.insert(), [
+            {"position": e.position, "event_id": e.event_id, "type": e.type, "stream": e.stream,
+             "recorded_at": e.recorded_at, "schema_version": 1,
+             "payload": encode_payload(e.payload)}
+            for e in batch
+        ])
+
+
+def find_before(conn: Connection, event_id: str, position: int) -> StoredEvent | None:
+    """Return the event with ``event_id`` if it was appended before ``position``.
+
+    The bound makes joins deterministic: a fold sees exactly what the log held at that
+    point, whether it runs live or in a replay that has the whole log.
+    """
+    row = conn.execute(
+        select(events).where(events.c.event_id == event_id, events.c.position < position)
+    ).first()
+    return _row_to_event(row) if row is not None else None
+
+
 def _row_to_event(row: Any) -> StoredEvent:
     return StoredEvent(
         position=row.position,

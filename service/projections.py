@@ -33,7 +33,7 @@ class Projection(Protocol):
         ...
 
 
-def _upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:
+def upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str, Any]) -> None:
     """Update the row at ``key`` or insert it; portable across SQLite and PostgreSQL."""
     where = [table.c[k] == v for k, v in key.items()]
     if conn.execute(update(table).where(*where).values(**values)).rowcount == 0:
@@ -85,7 +85,7 @@ class RegistryProjection:
                     .values(latest_version=p["version"])
                 )
             elif e.type == "label.moved":
-                _upsert(conn, labels, {"prompt": p["prompt"], "label": p["label"]},
+                upsert(conn, labels, {"prompt": p["prompt"], "label": p["label"]},
                         {"version": p["version"], "moved_at": e.recorded_at,
                          "moved_by": p.get("actor", "unknown")})
 
@@ -223,7 +223,7 @@ class Projector:
             new_positions[proj.name] = max(positions[proj.name], last)
         for name, pos in new_positions.items():
             if pos != positions[name]:
-                _upsert(conn, projection_positions, {"name": name}, {"position": pos})
+                upsert(conn, projection_positions, {"name": name}, {"position": pos})
         return new_positions
 
     def catch_up_in(
@@ -253,4 +253,7 @@ class Projector:
 
 def default_projections() -> list[Projection]:
     """Return a fresh instance of every projection the daemon keeps."""
-    return [RegistryProjection(), VersionCountsProjection(), TokenProjection()]
+    from .failures import ActivityProjection, FailureProjection, PatternProjection
+
+    return [RegistryProjection(), VersionCountsProjection(), TokenProjection(),
+            FailureProjection(), ActivityProjection(), PatternProjection()]

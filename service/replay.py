@@ -103,6 +103,9 @@ def _replay(live: Engine, fresh: Engine, projector: Projector, progress: Progres
             if not batch:
                 break
             with fresh.begin() as fconn:
+                # The log is copied too: a projection may join an event to an earlier one
+                # by id (a correction to its execution), exactly as it did live.
+                eventlog.copy_events(fconn, batch)
                 positions = projector.apply(fconn, batch, positions)
             after = batch[-1].position
             total += len(batch)

@@ -105,3 +105,45 @@ tokens = Table(
 )
 
 PROJECTION_TABLES: tuple[Table, ...] = (prompts, versions, labels, version_counts, tokens)
+
+# Corrections and failed executions, as mining reads them (corrections carry their
+# execution's input, joined by id when the correction was folded).
+failure_records = Table(
+    "failure_records",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("prompt", String(128), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("category", String(100)),
+    Column("error_type", String(200)),
+    Column("severity", Float, nullable=False),
+    Column("input_text", Text),
+    Column("output_text", Text),
+    Column("corrected_output", Text),
+)
+
+# The latest mining snapshot per prompt (the full history is in the log).
+pattern_snapshots = Table(
+    "pattern_snapshots",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("position", BigInteger, nullable=False),
+    Column("mined_at", Float, nullable=False),
+    Column("upto_position", BigInteger, nullable=False),
+    Column("snapshot", Text, nullable=False),  # JSON: patterns, resolved, anomalies
+)
+
+# Executions, failures and corrections per prompt per minute: windows for share and anomalies.
+activity = Table(
+    "activity",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("minute", BigInteger, primary_key=True),  # unix seconds // 60
+    Column("executions", BigInteger, nullable=False),
+    Column("failures", BigInteger, nullable=False),
+    Column("corrections", BigInteger, nullable=False),
+)

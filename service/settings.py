@@ -46,6 +46,19 @@ class Settings(BaseSettings):
         1.0, gt=0, description="seconds between read-model catch-ups from other writers"
     )
     scheduler_enabled: bool = Field(True, description="run mining, improve and canary jobs")
+    mining_window_s: float = Field(3600.0, gt=0, description="width of one mining window")
+    mining_windows: int = Field(24, ge=2, description="windows of history mining looks at")
+    max_patterns: int = Field(20, ge=1, description="patterns kept in one snapshot")
+    improve_min_pattern_size: int = Field(
+        5, ge=1, description="a pattern needs this many records before the improver acts")
+    improve_min_pattern_share: float = Field(
+        0.01, ge=0, le=1, description="... and this share of the latest window's executions")
+    improve_candidates: int = Field(
+        3, ge=1, le=3, description="candidate versions per improve run (canary arms)")
+    improve_cooldown_s: float = Field(
+        1800.0, ge=0, description="quiet time per prompt after a deployment ends")
+    improve_requires_approval: bool = Field(
+        False, description="machine-written candidates wait for `promptd approve`")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON lines unless stderr is a terminal"
