@@ -1,0 +1,79 @@
+"""Knobs of failure mining, with defaults tuned on the synthetic corpus."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class MiningConfig:
+    """How records are windowed, featurised, clustered, matched and judged."""
+
+    window_seconds: float = 86_400.0
+    n_windows: int = 7
+    # Clusters are discovered on at most this many records, then every record is assigned.
+    max_fit_sample: int = 5_000
+    min_cluster_size: int = 2
+    # Cosine distance at which average-linkage stops merging (tuned on the synthetic corpus).
+    distance_threshold: float = 0.8
+    # A record joins the nearest cluster only if its centroid is at most this far away.
+    assign_distance: float = 0.8
+    max_reason_chars: int = 2_000
+    max_example_chars: int = 2_000
+    max_examples: int = 3
+    n_components: int = 100
+    min_df: int = 2
+    # Relative weight of the word, char n-gram and category/error-type blocks.
+    word_weight: float = 1.0
+    char_weight: float = 1.0
+    meta_weight: float = 0.5
+    label_max_words: int = 4
+    n_terms: int = 10
+    centroid_terms: int = 50
+    # A new cluster inherits a previous pattern's id when their centroids are this similar.
+    match_similarity: float = 0.5
+    trend_z_threshold: float = 2.0
+    anomaly_z_threshold: float = 3.0
+    anomaly_min_trailing: int = 3
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = {
+            "window_seconds": self.window_seconds,
+            "n_windows": self.n_windows,
+            "max_fit_sample": self.max_fit_sample,
+            "min_cluster_size": self.min_cluster_size,
+            "max_reason_chars": self.max_reason_chars,
+            "max_example_chars": self.max_example_chars,
+            "n_components": self.n_components,
+            "min_df": self.min_df,
+            "label_max_words": self.label_max_words,
+            "n_terms": self.n_terms,
+            "centroid_terms": self.centroid_terms,
+        }
+        for name, value in positive.items():
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"MiningConfig.{name} must be > 0, got {value!r}")
+        for name in ("distance_threshold", "assign_distance"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 2.0:
+                raise ValueError(f"MiningConfig.{name} must be in (0, 2], got {value!r}")
+        if not 0.0 < self.match_similarity <= 1.0:
+            raise ValueError(f"MiningConfig.match_similarity must be in (0, 1], "
+                             f"got {self.match_similarity!r}")
+        if self.max_examples < 0 or self.anomaly_min_trailing < 1:
+            raise ValueError("MiningConfig.max_examples must be >= 0 and "
+                             "anomaly_min_trailing >= 1")
+        if min(self.word_weight, self.char_weight, self.meta_weight) < 0:
+            raise ValueError("MiningConfig block weights must be >= 0")
+
+    @property
+    def block_weights(self) -> tuple[float, float, float]:
+        """Return the (word, char, meta) block weights."""
+        return (self.word_weight, self.char_weight, self.meta_weight)
+
+    @property
+    def horizon_seconds(self) -> float:
+        """Return the span covered by all windows."""
+        return self.window_seconds * self.n_windows
