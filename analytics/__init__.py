@@ -1,14 +1,19 @@
 """Pure statistics and failure mining for promptd: no I/O, no clock, nothing of ours.
 
 The statistics engine works from streaming ``Moments`` per arm and metric, so a canary
-tick never rescans raw events. Start at ``compare`` (one pair) or ``compare_batch`` (a
-whole tick); the rest are the building blocks, exported for reports and validation.
+tick never rescans raw events. Start at ``analytics.compare.compare`` (one pair) or
+``compare_batch`` (a whole tick); the rest are the building blocks, exported for reports
+and validation.
+
+``compare`` itself is deliberately not re-exported here: binding the function to the name
+``analytics.compare`` would shadow the module, and ``import analytics.compare`` would then
+hand back a function.
 """
 
 from __future__ import annotations
 
 from analytics.batch import MomentsArray, SequentialBatch, compare_batch
-from analytics.compare import Comparison, compare, compare_strata
+from analytics.compare import Comparison, compare_strata
 from analytics.effects import cohens_d, cohens_h, effect_label
 from analytics.estimates import Difference, stratified_difference
 from analytics.fixed import (
@@ -72,7 +77,6 @@ __all__ = [
     "chi_square_independence",
     "cohens_d",
     "cohens_h",
-    "compare",
     "compare_batch",
     "compare_strata",
     "confidence_sequence",

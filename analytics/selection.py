@@ -99,21 +99,18 @@ def eliminate_worse_arms(
     pair_alpha = alpha / (k * (k - 1))
     sign = 1.0 if better == "higher" else -1.0
     minimum = min_arm_size(kind)
-    usable = [s and arm.n >= minimum for s, arm in zip(survivors, arms, strict=True)]
-    variances = [arm_variance(arm, kind) / arm.n if arm.n else 0.0 for arm in arms]
-    eliminated = [False] * k
-    for i in range(k):
-        for j in range(k):
-            if i == j or not (usable[i] and usable[j]):
-                continue
-            # delta = how much better arm j is than arm i, in the "better" direction.
-            delta = sign * (arms[j].mean - arms[i].mean)
-            se = float(np.sqrt(variances[i] + variances[j]))
-            cs = confidence_sequence(
-                delta, se, arms[i].n + arms[j].n, alpha=pair_alpha, n_star=n_star,
-                side="greater",
-            )
-            if cs.p_value <= pair_alpha:
-                eliminated[i] = True
-                break
-    return [s and not e for s, e in zip(survivors, eliminated, strict=True)]
+    usable = np.array([s and arm.n >= minimum for s, arm in zip(survivors, arms, strict=True)])
+    means = np.array([arm.mean if arm.n else 0.0 for arm in arms])
+    n = np.array([float(arm.n) for arm in arms])
+    var_of_mean = np.array([arm_variance(arm, kind) / arm.n if arm.n else 0.0 for arm in arms])
+    # All ordered pairs at once: row i is the arm under test, column j its challenger, and
+    # delta[i, j] how much better j looks than i in the "better" direction.
+    delta = sign * (means[None, :] - means[:, None])
+    se = np.sqrt(var_of_mean[:, None] + var_of_mean[None, :])
+    tested = usable[:, None] & usable[None, :] & ~np.eye(k, dtype=bool)
+    cs = confidence_sequence(
+        delta, np.where(tested, se, 0.0), np.where(tested, n[:, None] + n[None, :], 0.0),
+        alpha=pair_alpha, n_star=n_star, side="greater",
+    )
+    eliminated = np.any(tested & (cs.p_value <= pair_alpha), axis=1)
+    return [s and not bool(e) for s, e in zip(survivors, eliminated, strict=True)]
