@@ -107,6 +107,12 @@ def confidence_sequence(
     """
     alpha, side = check_alpha(alpha), check_side(side)
     rho2 = mixture_rho2(alpha, check_n_star(n_star), side)
+    if all(np.ndim(v) == 0 for v in (estimate, se, n, null)):
+        # One pair (the common call from ``compare``): plain floats are ~20x faster than
+        # numpy scalars; the array path below computes the same formulas.
+        return _scalar_sequence(
+            float(estimate), float(se), float(n), float(null), alpha, side, rho2
+        )
     est = np.asarray(estimate, dtype=float)
     se_ = np.asarray(se, dtype=float)
     n_ = np.asarray(n, dtype=float)
@@ -135,6 +141,32 @@ def confidence_sequence(
     upper = np.where(informed & (side != "greater"), est + half, np.inf)
     if lower.ndim == 0:
         return ConfidenceSequence(float(lower), float(upper), float(p))
+    return ConfidenceSequence(lower, upper, p)
+
+
+def _scalar_sequence(
+    estimate: float, se: float, n: float, null: float, alpha: float, side: Side, rho2: float
+) -> ConfidenceSequence:
+    for name, value in (("estimate", estimate), ("se", se), ("n", n), ("null", null)):
+        check_finite(name, value)
+    if not (se > 0.0 and n > 0.0):
+        return ConfidenceSequence(-math.inf, math.inf, 1.0)
+    x = n * rho2
+    root = math.sqrt(x + 1.0)
+    log_bound = math.log(root / alpha) if side == "two-sided" else math.log1p(root / (2 * alpha))
+    half = se * math.sqrt(2.0 * (x + 1.0) / x * log_bound)
+    z = (estimate - null) / se
+    q = x * z * z / (2.0 * (x + 1.0))
+    half_log_root = 0.5 * math.log1p(x)
+    if side == "two-sided":
+        log_p = half_log_root - q
+    elif q > 0.0 and ((z > 0.0) if side == "greater" else (z < 0.0)):
+        log_p = half_log_root - math.log(2.0) - (q + math.log(-math.expm1(-q)))
+    else:
+        log_p = 0.0
+    p = math.exp(min(log_p, 0.0))
+    lower = estimate - half if side != "less" else -math.inf
+    upper = estimate + half if side != "greater" else math.inf
     return ConfidenceSequence(lower, upper, p)
 
 

@@ -234,3 +234,22 @@ def test_msprt_with_a_fixed_mixture_keeps_false_positives_at_alpha_and_detects_e
 def test_msprt_without_evidence_has_ratio_one() -> None:
     assert msprt_two_proportions(0, 0, 5, 10, tau2=0.01).p_value == 1.0
     assert msprt_two_proportions(10, 10, 20, 20, tau2=0.01).likelihood_ratio == 1.0
+
+
+@pytest.mark.parametrize("side", ["two-sided", "greater", "less"])
+def test_scalar_and_array_inputs_give_the_same_sequence(side: str) -> None:
+    rng = np.random.default_rng(67)
+    est, se = rng.normal(0, 0.05, 200), rng.uniform(0.0, 0.05, 200)
+    n, null = rng.uniform(0, 5_000, 200), rng.normal(0, 0.02, 200)
+    se[:10] = 0.0  # the no-information branch too
+    arrays = confidence_sequence(est, se, n, n_star=900, side=side, null=null)
+    for i in range(200):
+        one = confidence_sequence(float(est[i]), float(se[i]), float(n[i]), n_star=900,
+                                  side=side, null=float(null[i]))
+        assert one.lower == pytest.approx(arrays.lower[i], rel=1e-12)
+        assert one.upper == pytest.approx(arrays.upper[i], rel=1e-12)
+        assert one.p_value == pytest.approx(arrays.p_value[i], rel=1e-12, abs=1e-300)
+
+
+def test_a_vanishingly_small_one_sided_signal_gives_p_value_one_not_an_error() -> None:
+    assert confidence_sequence(1e-300, 1.0, 100.0, side="greater").p_value == 1.0
