@@ -203,9 +203,10 @@ class _Context:
         # A descriptive difference when both arms have data; 0.0 (never NaN) otherwise.
         estimate = merged_t.mean - merged_c.mean if merged_c.n and merged_t.n else 0.0
         minimum = min_arm_size(self.kind)
+        need = "observation" if minimum == 1 else "observations, and the arms some variation"
         reading = (
             f"Not enough data yet ({why}): {n_control} control and {n_candidate} candidate "
-            f"observations; each arm needs at least {minimum} and some variation."
+            f"observations; each arm needs at least {minimum} {need}."
         )
         return Comparison(
             kind=self.kind, method="none", estimate=estimate, lower=-math.inf, upper=math.inf,

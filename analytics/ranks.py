@@ -56,6 +56,13 @@ def _gather(control: np.ndarray, candidate: np.ndarray, lo: float, hi: float) ->
     return np.sort(np.concatenate(parts)) if parts else np.empty(0)
 
 
+def _smallest_above(control: np.ndarray, candidate: np.ndarray, lo: float) -> float:
+    """Return the smallest difference ``candidate_i - control_j`` greater than ``lo``."""
+    stop = np.searchsorted(control, candidate - lo, side="left")
+    rows = np.nonzero(stop > 0)[0]
+    return float(np.min(candidate[rows] - control[stop[rows] - 1]))
+
+
 def kth_pairwise_difference(control: np.ndarray, candidate: np.ndarray, k: int) -> float:
     """Return the k-th smallest (1-based) of ``candidate_i - control_j`` over all pairs.
 
@@ -75,8 +82,10 @@ def kth_pairwise_difference(control: np.ndarray, candidate: np.ndarray, k: int) 
             between = _gather(control, candidate, lo, hi)
             return float(between[k - below_lo - 1])
         mid = lo + (hi - lo) / 2.0
-        if mid <= lo or mid >= hi:  # float resolution: only ties at ``hi`` remain
-            return hi
+        if mid <= lo or mid >= hi:
+            # Float resolution reached: (lo, hi] holds only tied differences, too many to
+            # gather. Return one of them (the row-wise smallest), not the threshold ``hi``.
+            return _smallest_above(control, candidate, lo)
         below_mid = _count_at_most(control, candidate, mid)
         if below_mid >= k:
             hi = mid

@@ -46,6 +46,13 @@ def test_kth_pairwise_difference_resolves_thousands_of_identical_differences() -
     assert kth_pairwise_difference(control, candidate, 10_000) == 0.0
 
 
+def test_kth_pairwise_difference_returns_a_tied_difference_itself_not_a_nearby_threshold() -> None:
+    control = np.zeros(100)
+    candidate = np.repeat([0.1, 0.73, 0.9], 50)  # 5,000 identical differences each
+    assert kth_pairwise_difference(control, candidate, 7_000) == 0.73
+    assert kth_pairwise_difference(control, candidate, 12_000) == 0.9
+
+
 def test_hodges_lehmann_is_the_median_of_all_pairwise_differences() -> None:
     rng = np.random.default_rng(23)
     control, candidate = rng.exponential(1.0, 201), rng.exponential(1.5, 150)
