@@ -93,7 +93,7 @@ def test_elimination_of_lower_is_better_metrics_keeps_the_fastest_arm() -> None:
 
 def test_equal_arms_monitored_after_every_batch_are_rarely_eliminated() -> None:
     rng = np.random.default_rng(82)
-    reps, batch, looks, alpha = 200, 25, 30, 0.05
+    reps, batch, looks, alpha = 200, 25, 20, 0.05
     any_eliminated = 0
     for _ in range(reps):
         successes = np.cumsum(rng.binomial(batch, 0.7, (looks, 3)), axis=0)
