@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
-from .api import admin, events, health, patterns, prompts
+from .api import admin, events, health, patterns, prompts, rollout
 from .api.errors import error_body, install_error_handlers
 from .daemon import Daemon
 from .ids import uuid7
@@ -130,7 +130,7 @@ def create_app(daemon: Daemon, *, manage_lifecycle: bool = True) -> FastAPI:
     install_error_handlers(app)
     # Routes under /v1/prompts/{name}/... come before the prompts router's catch-all
     # GET /v1/prompts/{name}, since names may contain slashes.
-    for module in (health, events, patterns, prompts, admin):
+    for module in (health, events, patterns, rollout, prompts, admin):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, daemon=daemon)
     return app

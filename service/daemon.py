@@ -13,13 +13,18 @@ from typing import Any
 import structlog
 from prometheus_client import CollectorRegistry
 
+from deploy.assignment import assign
+from deploy.policy import CanaryPolicy, merge_policy
+from deploy.state import SERVING, DeploymentState
+
 from . import auth, eventlog
 from .auth import Principal, TokenRecord
 from .database import create_log_engine
 from .eventlog import AppendResult, NewEvent, StoredEvent
 from .ids import uuid7
-from .metrics import Metrics
+from .metrics import DEPLOYMENT_STATES, Metrics
 from .projections import Projection, Projector, default_projections, execution_succeeded
+from .rollout import DEPLOYMENT_TYPES, load_deployments, load_policy_overrides
 from .scheduler import Job, JobScheduler
 from .settings import Settings
 from .views import RegistryView, VersionInfo, load_registry, load_tokens
@@ -63,6 +68,12 @@ class Daemon:
             max_group_events=settings.writer_max_group, on_commit=self._observe_commit,
         )
         self.registry = RegistryView({}, {})
+        # Live deployments by prompt: the resolve hot path reads this, never the database.
+        self.deployments: dict[str, DeploymentState] = {}
+        self.default_policy = merge_policy(CanaryPolicy(), settings.canary_policy)
+        # Version numbers and deployment starts are decided one command at a time.
+        self.registry_lock = threading.RLock()
+        self.last_analysis: dict[str, float] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self._reload_lock = threading.Lock()
         self.writer.add_listener(self._on_change)
@@ -76,12 +87,30 @@ class Daemon:
 
     def _jobs(self) -> list[Job]:
         s = self.settings
-        return [Job("mine", self._mine, s.mine_interval_s)]
+        return [Job("mine", self._mine, s.mine_interval_s),
+                Job("improve", self._improve, s.improve_interval_s),
+                Job("canary", self._canary, s.canary_interval_s)]
 
+    # The jobs import lazily: analytics and improver pull in scikit-learn and Jinja2, which
+    # a daemon that only serves resolve and ingest need not pay for at start-up.
     def _mine(self, now: float) -> int:
         from .mining_job import run_mining
 
         return run_mining(self, now)
+
+    def _improve(self, now: float) -> int:
+        from .improve_job import run_improve
+
+        return run_improve(self, now)
+
+    def _canary(self, now: float) -> int:
+        from .deployments import run_canary
+
+        return run_canary(self, now)
+
+    def refresh_deployment_metrics(self) -> None:
+        """Export weights, phase, step and step age of every prompt's deployment."""
+        self._export_deployments()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -165,14 +194,34 @@ class Daemon:
             self._reload(registry=True)
         if seen & {"token.issued", "token.revoked"}:
             self._reload(tokens=True)
+        if seen & DEPLOYMENT_TYPES:
+            self._reload(deployments=True)
 
     def _reload(self, *, registry: bool = False, tokens: bool = False,
-                reload_all: bool = False) -> None:
+                deployments: bool = False, reload_all: bool = False) -> None:
         with self._reload_lock, self.engine.connect() as conn:
             if registry or reload_all:
                 self.registry = load_registry(conn)
             if tokens or reload_all:
                 self.tokens = load_tokens(conn)
+            if deployments or reload_all:
+                self.deployments = {d.prompt: d for d in load_deployments(conn, active_only=True)}
+                self._export_deployments()
+
+    def _export_deployments(self) -> None:
+        m = self.metrics
+        now = self.clock()
+        for prompt in self.registry.prompts:
+            state = self.deployments.get(prompt)
+            current = state.phase.value if state is not None else "none"
+            for phase in DEPLOYMENT_STATES:
+                m.deployment_state.labels(prompt, phase).set(1 if phase == current else 0)
+            weights = state.weights() if state is not None else {"control": 10_000}
+            for arm in ("control", "c1", "c2", "c3"):
+                m.deployment_weight.labels(prompt, arm).set(weights.get(arm, 0) / 10_000)
+            m.deployment_step.labels(prompt).set(state.step_index if state else 0)
+            m.deployment_step_age.labels(prompt).set(
+                now - state.step_started_at if state else 0)
 
     def _count(self, stored: list[StoredEvent]) -> None:
         m = self.metrics
@@ -221,7 +270,20 @@ class Daemon:
         version = self.registry.version_for(prompt, label)
         if version is None:
             return None
-        return version, None, None
+        state = self.deployments.get(prompt) if label == "production" else None
+        if state is None or state.phase not in SERVING:
+            return version, None, None
+        arm = assign(state.deployment_id, subject or uuid7(), state.weights())
+        served = self.registry.versions.get((prompt, state.version_of(arm)))
+        if served is None:  # cannot happen for a valid deployment; never fail a resolve
+            return version, None, None
+        return served, state.deployment_id, arm
+
+    def policy_for(self, prompt: str) -> CanaryPolicy:
+        """Return the canary policy of a prompt: settings defaults plus stored overrides."""
+        with self.engine.connect() as conn:
+            overrides = load_policy_overrides(conn, prompt)
+        return merge_policy(self.default_policy, overrides) if overrides else self.default_policy
 
     def projection_lag(self) -> int:
         """Return how many events the read models are behind the log (0 when caught up)."""

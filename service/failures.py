@@ -14,7 +14,13 @@ from . import eventlog
 from .contract import SEVERITY_WEIGHT
 from .eventlog import StoredEvent, encode_payload
 from .projections import execution_succeeded, upsert
-from .schema import activity, failure_records, pattern_snapshots
+from .schema import (
+    RECORDED_VARIABLES_KEPT,
+    activity,
+    failure_records,
+    pattern_snapshots,
+    recorded_variables,
+)
 
 if TYPE_CHECKING:
     from analytics.mining import WindowCounts
@@ -111,6 +117,39 @@ def load_windows(conn: Connection, prompt: str, *, now: float, window_s: float,
             out[i] = WindowCounts(w.window_start, w.executions + r.executions,
                                   w.failures + r.failures, w.corrections + r.corrections)
     return out
+
+
+class RecordedVariablesProjection:
+    """The newest variable sets each prompt was rendered with (a bounded window)."""
+
+    name = "recorded_variables"
+    types = frozenset({"execution"})
+    tables = (recorded_variables,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        touched: set[str] = set()
+        for e in batch:
+            variables = e.payload.get("variables")
+            if variables:
+                conn.execute(recorded_variables.insert().values(
+                    position=e.position, prompt=e.payload["prompt"],
+                    variables=encode_payload(variables)))
+                touched.add(e.payload["prompt"])
+        for prompt in sorted(touched):
+            keep = select(recorded_variables.c.position).where(
+                recorded_variables.c.prompt == prompt
+            ).order_by(recorded_variables.c.position.desc()).limit(RECORDED_VARIABLES_KEPT)
+            conn.execute(recorded_variables.delete().where(
+                recorded_variables.c.prompt == prompt,
+                recorded_variables.c.position.not_in(keep.scalar_subquery())))
+
+
+def load_recorded_variables(conn: Connection, prompt: str) -> list[dict[str, Any]]:
+    """Return the newest recorded variable sets of a prompt."""
+    rows = conn.execute(select(recorded_variables.c.variables)
+                        .where(recorded_variables.c.prompt == prompt)
+                        .order_by(recorded_variables.c.position.desc()))
+    return [json.loads(r.variables) for r in rows]
 
 
 class PatternProjection:

@@ -253,7 +253,23 @@ class Projector:
 
 def default_projections() -> list[Projection]:
     """Return a fresh instance of every projection the daemon keeps."""
-    from .failures import ActivityProjection, FailureProjection, PatternProjection
+    from .failures import (
+        ActivityProjection,
+        FailureProjection,
+        PatternProjection,
+        RecordedVariablesProjection,
+    )
+    from .rollout import (
+        ArmStatsProjection,
+        CandidateProjection,
+        DeploymentProjection,
+        PolicyProjection,
+        TimelineProjection,
+    )
 
+    # Order matters within a batch: deployments before the projections that read them.
     return [RegistryProjection(), VersionCountsProjection(), TokenProjection(),
-            FailureProjection(), ActivityProjection(), PatternProjection()]
+            FailureProjection(), ActivityProjection(), PatternProjection(),
+            RecordedVariablesProjection(),
+            DeploymentProjection(), ArmStatsProjection(), CandidateProjection(),
+            TimelineProjection(), PolicyProjection()]

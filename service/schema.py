@@ -147,3 +147,81 @@ activity = Table(
     Column("failures", BigInteger, nullable=False),
     Column("corrections", BigInteger, nullable=False),
 )
+
+# Deployments: the events of each (few per deployment) so the state is a pure re-fold with
+# deploy.state.fold, and the step history so a late correction finds its execution's step.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("deployment_id", String(64), primary_key=True),
+    Column("prompt", String(128), nullable=False, index=True),
+    Column("phase", String(32), nullable=False),
+    Column("events", Text, nullable=False),  # JSON [[type, payload, recorded_at], ...]
+    Column("step_history", Text, nullable=False),  # JSON [[from_position, step_index], ...]
+    Column("started_position", BigInteger, nullable=False),
+    Column("updated_position", BigInteger, nullable=False),
+)
+
+# Sufficient statistics per deployment, step and arm (see deploy.stats.ArmStats).
+_MOMENTS = ("success", "score", "log_latency", "cost", "errors")
+arm_stats = Table(
+    "arm_stats",
+    metadata,
+    Column("deployment_id", String(64), primary_key=True),
+    Column("step", Integer, primary_key=True),
+    Column("arm", String(16), primary_key=True),
+    Column("assignments", BigInteger, nullable=False),
+    Column("executions", BigInteger, nullable=False),
+    Column("corrections", BigInteger, nullable=False),
+    *[c for m in _MOMENTS for c in (
+        Column(f"{m}_n", BigInteger, nullable=False),
+        Column(f"{m}_total", Float, nullable=False),
+        Column(f"{m}_total_sq", Float, nullable=False),
+    )],
+)
+ARM_MOMENTS = _MOMENTS
+
+candidates = Table(
+    "candidates",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("strategy", String(64), nullable=False),
+    Column("rationale", Text, nullable=False),
+    Column("addressed_patterns", Text, nullable=False),
+    Column("text_hash", String(64), nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("deployment_id", String(64)),
+    Column("proposed_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+# Everything but agent traffic, per prompt: what `promptd history` prints.
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("prompt", String(128), nullable=False, index=True),
+    Column("type", String(64), nullable=False),
+    Column("actor", String(128), nullable=False),
+    Column("recorded_at", Float, nullable=False),
+    Column("summary", Text, nullable=False),
+)
+
+prompt_policies = Table(
+    "prompt_policies",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("overrides", Text, nullable=False),  # JSON partial CanaryPolicy
+    Column("updated_at", Float, nullable=False),
+)
+
+# The newest variables agents rendered each prompt with (lint re-renders candidates with them).
+recorded_variables = Table(
+    "recorded_variables",
+    metadata,
+    Column("position", BigInteger, primary_key=True, autoincrement=False),
+    Column("prompt", String(128), nullable=False, index=True),
+    Column("variables", Text, nullable=False),
+)
+RECORDED_VARIABLES_KEPT = 20

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -57,6 +57,9 @@ class Settings(BaseSettings):
         3, ge=1, le=3, description="candidate versions per improve run (canary arms)")
     improve_cooldown_s: float = Field(
         1800.0, ge=0, description="quiet time per prompt after a deployment ends")
+    canary_policy: dict[str, Any] = Field(
+        default_factory=dict,
+        description="default canary policy overrides as JSON, e.g. '{\"min_step_seconds\": 600}'")
     improve_requires_approval: bool = Field(
         False, description="machine-written candidates wait for `promptd approve`")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
