@@ -46,8 +46,12 @@ def decision(
     evidence: Mapping[str, Any] | None = None,
     **fields: Any,
 ) -> Decision:
-    """Return a ``Decision`` whose payload carries the id, actor, reason and evidence."""
-    clean_evidence = json_safe(dict(evidence or {}))
+    """Return a ``Decision`` whose payload carries the id, actor, reason and evidence.
+
+    ``evidence`` must already be strict JSON (no NaN or infinity: the canary builds it that
+    way); it is the bulk of a tick's work, so it is not walked again here.
+    """
+    clean_evidence = dict(evidence or {})
     payload: dict[str, Any] = {
         "deployment_id": deployment_id,
         "actor": actor,

@@ -86,10 +86,18 @@ class CanaryPolicy(_Frozen):
     # an admin (a person chose to ship that text).
     on_inconclusive: InconclusiveAction | None = None
     max_samples_per_arm: int = Field(20_000, ge=1)
+    # Sample-ratio mismatch: chi-square p below srm_threshold halts the deployment when a
+    # step is about to advance or conclude. The test is fixed-horizon, so repeating it at
+    # every tick would add up false alarms; between decisions only a gross mismatch (p
+    # below srm_tripwire, e.g. an arm that stopped reporting) halts it at once.
     srm_threshold: float = Field(0.001, gt=0.0, lt=0.5)
+    srm_tripwire: float = Field(1e-5, gt=0.0, lt=0.5)
     srm_min_count: int = Field(100, ge=1)
-    # N* of the confidence sequence: the sample size at which its bounds are tightest.
-    # None uses max_samples_per_arm / 4, where the decisions that matter are made.
+    # The confidence sequences are asymptotic (a central limit theorem); below this many
+    # observations per arm a comparison may not conclude anything.
+    min_samples_to_judge: int = Field(30, ge=2)
+    # N* of the confidence sequences: the total sample size (both arms) at which their
+    # bounds are tightest; fixed before any data. None takes analytics' default.
     sequence_tuning: int | None = Field(None, ge=1)
 
     @field_validator("steps", mode="after")
@@ -122,9 +130,9 @@ class CanaryPolicy(_Frozen):
         return len(self.steps) - 1
 
     @property
-    def n_star(self) -> int:
-        """Return the confidence-sequence tuning sample size N*."""
-        return self.sequence_tuning or max(1, self.max_samples_per_arm // 4)
+    def n_star(self) -> int | None:
+        """Return the confidence-sequence tuning N* (None: the analytics default)."""
+        return self.sequence_tuning
 
     def inconclusive_action(self, machine_written: bool) -> InconclusiveAction:
         """Return what to do when the last step ends without a conclusion."""

@@ -85,6 +85,6 @@ def test_inconclusive_default_rolls_back_machine_candidates_and_holds_human_ones
     assert CanaryPolicy(on_inconclusive="promote").inconclusive_action(True) == "promote"
 
 
-def test_sequence_tuning_defaults_to_a_quarter_of_the_maximum_samples() -> None:
-    assert CanaryPolicy(max_samples_per_arm=8_000).n_star == 2_000
-    assert CanaryPolicy(max_samples_per_arm=8_000, sequence_tuning=300).n_star == 300
+def test_sequence_tuning_is_passed_through_or_left_to_analytics() -> None:
+    assert CanaryPolicy().n_star is None
+    assert CanaryPolicy(sequence_tuning=300).n_star == 300
