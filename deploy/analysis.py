@@ -46,7 +46,7 @@ class Check(NamedTuple):
     alpha: float
     n_star: float | None
     strata: Strata  # (base, arm) moments per step
-    min_samples: int = 2  # per arm, over all strata, before the check may conclude
+    min_samples: int = 0  # per arm, over all strata, before the check may conclude
 
 
 class Bound(NamedTuple):

@@ -210,7 +210,7 @@ def _conclude(
             reason,
             evidence,
             arm=worst.check.arm,
-            trigger="worse_than_best",
+            trigger="elimination",
         )
 
     complete, why = step_complete(history, now)

@@ -16,8 +16,16 @@ T0 = 1_000.0
 
 def _state(phase: Phase, *, candidates: int = 1, step: int = 0) -> DeploymentState:
     gated = phase == Phase.PENDING_APPROVAL
-    event = start("dep-1", "p", 3, list(range(4, 4 + candidates)), CanaryPolicy(),
-                  actor="promptd", now=T0, requires_approval=gated)
+    event = start(
+        "dep-1",
+        "p",
+        3,
+        list(range(4, 4 + candidates)),
+        CanaryPolicy(),
+        actor="promptd",
+        now=T0,
+        requires_approval=gated,
+    )
     state = evolve(None, "deployment.started", event.payload, T0)
     assert state is not None
     ids = {"deployment_id": "dep-1"}
