@@ -48,7 +48,7 @@ def apply_decision(daemon: Daemon, state: DeploymentState, d: Decision) -> None:
         if trigger == "srm":
             daemon.metrics.srm_detected.labels(state.prompt).inc()
     log.info("deployment_decision", deployment_id=state.deployment_id, prompt=state.prompt,
-             event=d.event_type, reason=d.reason)
+             event_type=d.event_type, reason=d.reason)
 
 
 _TRIGGERS = {"harm", "srm", "improvement", "non_inferior", "inconclusive", "elimination",

@@ -86,7 +86,8 @@ class RegistryProjection:
                 )
             elif e.type == "label.moved":
                 upsert(conn, labels, {"prompt": p["prompt"], "label": p["label"]},
-                        {"version": p["version"], "moved_at": e.recorded_at,
+                        {"version": p["version"], "previous": p.get("previous"),
+                         "moved_at": e.recorded_at,
                          "moved_by": p.get("actor", "unknown")})
 
 

@@ -102,6 +102,7 @@ class JobScheduler:
         self.is_leader = False
         self._run_lock = threading.Lock()
         self.jobs: dict[str, Job] = {}
+        self.last_result: dict[str, Any] = {}
 
     def add(self, job: Job) -> None:
         """Register a job (before ``start``)."""
@@ -127,6 +128,10 @@ class JobScheduler:
         self.is_leader = False
         self._metrics.is_leader.set(0)
 
+    def check_leadership(self) -> None:
+        """Take or confirm leadership now (also done every ``leader_check_s``)."""
+        self._check_leadership()
+
     def _check_leadership(self) -> None:
         try:
             leading = self.leadership.acquire()
@@ -151,7 +156,7 @@ class JobScheduler:
         with self._run_lock:
             started = time.perf_counter()
             try:
-                job.func(self._clock())
+                self.last_result[name] = job.func(self._clock())
             except Exception as exc:
                 self._metrics.job_runs.labels(name, "failure").inc()
                 log.exception("job_failed", job=name, error=str(exc))

@@ -71,6 +71,7 @@ labels = Table(
     Column("prompt", String(128), primary_key=True),
     Column("label", String(64), primary_key=True),
     Column("version", Integer, nullable=False),
+    Column("previous", Integer),  # what the label pointed at before: rollback's default
     Column("moved_at", Float, nullable=False),
     Column("moved_by", String(128), nullable=False),
 )

@@ -61,3 +61,20 @@ def status(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
         "versions": len(daemon.registry.versions),
         "uptime_s": round(daemon.clock() - daemon.started_at, 3),
     }
+
+
+@router.post("/jobs/{job}", summary="Run a scheduled job now (mine, improve, canary)")
+def run_job(job: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Run one job immediately on this process (it must lead); returns whether it succeeded."""
+    scheduler = daemon.scheduler
+    if job not in scheduler.jobs:
+        raise ApiError(404, "not_found",
+                       f"unknown job {job!r}; jobs are {', '.join(sorted(scheduler.jobs))}")
+    if not scheduler.is_leader:
+        scheduler.check_leadership()
+    if not scheduler.is_leader:
+        raise ApiError(409, "conflict", "another promptd process leads the scheduler")
+    ok = scheduler.run_job(job)
+    if not ok:
+        raise ApiError(500, "job_failed", f"job {job} failed; see the daemon log")
+    return {"job": job, "ok": True, "result": scheduler.last_result.get(job)}

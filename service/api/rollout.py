@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
 
 from analytics.intervals import wilson_interval
 from deploy.canary import decide
@@ -23,6 +24,7 @@ from ..rollout import (
     load_step_stats,
     load_timeline,
 )
+from ..schema import labels
 from .deps import Admin, DaemonDep
 from .errors import ApiError, validation_details
 from .prompts import NamePath, _prompt, _version
@@ -188,10 +190,23 @@ def deployment_action(
     return result
 
 
+def _previous_production(daemon: Daemon, prompt: str) -> int | None:
+    """Return what production pointed at before its last move (else the current's parent)."""
+    with daemon.engine.connect() as conn:
+        row = conn.execute(select(labels.c.version, labels.c.previous).where(
+            labels.c.prompt == prompt, labels.c.label == "production")).first()
+    if row is None:
+        return None
+    if row.previous is not None:
+        return int(row.previous)
+    return daemon.registry.versions[(prompt, row.version)].parent
+
+
 @router.post("/prompts/{name:path}/rollback", summary="Roll a prompt back")
 def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
                     who: Admin) -> dict[str, Any]:
-    """Roll back the live deployment if any; move production to ``to`` (or the parent)."""
+    """Roll back the live deployment if any; move production to ``to`` (default: undo the
+    last move of the production label)."""
     info = _prompt(daemon, name)
     done: dict[str, Any] = {"prompt": name, "deployment_rolled_back": None, "production": None}
     with daemon.registry_lock:
@@ -205,11 +220,10 @@ def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
         current = info.labels.get("production")
         target = body.to
         if target is None and state is None:
-            parent = daemon.registry.versions[(name, current)].parent if current else None
-            if parent is None:
+            target = _previous_production(daemon, name)
+            if target is None:
                 raise ApiError(409, "conflict", f"v{current} of {name!r} has no earlier version "
                                "to roll back to; name one with --to")
-            target = parent
         if target is not None and target != current:
             daemon.record("label.moved", {
                 "prompt": name, "label": "production", "version": target, "previous": current,
