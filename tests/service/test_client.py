@@ -99,13 +99,15 @@ def test_resolve_returns_the_production_version_and_serves_later_calls_from_the_
 
 def test_after_the_ttl_the_cached_version_is_served_stale_and_refreshed_in_the_background(
         live: LiveDaemon, agent_token: str) -> None:
-    with PromptdClient(live.url, agent_token, cache_ttl=0.3) as client:
-        assert client.resolve(PROMPT).version == 1
+    with PromptdClient(live.url, agent_token, cache_ttl=1.0) as client:
+        first = client.resolve(PROMPT)
+        fetched_at = time.monotonic()
+        assert client.resolve(PROMPT) is first and not first.stale  # within the TTL
         r = live.client().post(f"/v1/prompts/{PROMPT}/versions",
                                json={"template": "v2 {{ ticket }}", "make_production": True})
         assert r.status_code == 201
-        assert client.resolve(PROMPT).version == 1  # still fresh: no request made
-        time.sleep(0.35)
+        time.sleep(max(0.0, fetched_at + 1.05 - time.monotonic()))
+        # The first call past the TTL answers from memory and only starts the refresh.
         stale = client.resolve(PROMPT)
         assert (stale.version, stale.stale) == (1, True)
         deadline = time.monotonic() + 5.0
