@@ -16,9 +16,9 @@ class MiningConfig:
     max_fit_sample: int = 5_000
     min_cluster_size: int = 2
     # Cosine distance at which average-linkage stops merging (tuned on the synthetic corpus).
-    distance_threshold: float = 0.8
+    distance_threshold: float = 0.9
     # A record joins the nearest cluster only if its centroid is at most this far away.
-    assign_distance: float = 0.8
+    assign_distance: float = 0.7
     max_reason_chars: int = 2_000
     max_example_chars: int = 2_000
     max_examples: int = 3
@@ -26,8 +26,8 @@ class MiningConfig:
     min_df: int = 2
     # Relative weight of the word, char n-gram and category/error-type blocks.
     word_weight: float = 1.0
-    char_weight: float = 1.0
-    meta_weight: float = 0.5
+    char_weight: float = 0.5
+    meta_weight: float = 0.25
     label_max_words: int = 4
     n_terms: int = 10
     centroid_terms: int = 50
@@ -37,6 +37,8 @@ class MiningConfig:
     anomaly_z_threshold: float = 3.0
     anomaly_min_trailing: int = 3
     seed: int = 0
+    # BLAS threads while mining (None: leave the process setting alone).
+    blas_threads: int | None = 1
 
     def __post_init__(self) -> None:
         positive = {
@@ -65,6 +67,9 @@ class MiningConfig:
         if self.max_examples < 0 or self.anomaly_min_trailing < 1:
             raise ValueError("MiningConfig.max_examples must be >= 0 and "
                              "anomaly_min_trailing >= 1")
+        if self.blas_threads is not None and self.blas_threads < 1:
+            raise ValueError(f"MiningConfig.blas_threads must be >= 1 or None, "
+                             f"got {self.blas_threads!r}")
         if min(self.word_weight, self.char_weight, self.meta_weight) < 0:
             raise ValueError("MiningConfig block weights must be >= 0")
 

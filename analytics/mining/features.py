@@ -24,6 +24,7 @@ from sklearn.preprocessing import normalize
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 _STOP = frozenset(ENGLISH_STOP_WORDS)
+_PAIR = 1 << 31  # packs two word columns into one int64 key
 CHAR_NGRAMS = (3, 5)
 
 
@@ -51,11 +52,14 @@ class Vocabulary:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FeatureSpace:
-    """Fitted vocabularies for the three blocks."""
+    """Fitted vocabularies for the three blocks, with lookups that let transform vectorise."""
 
     word: Vocabulary
     char: Vocabulary
     meta: Vocabulary
+    unigram_column: dict[str, int]  # word -> its column in ``word``
+    bigram_keys: np.ndarray  # sorted (column_a * _PAIR + column_b) of each bigram in ``word``
+    bigram_columns: np.ndarray  # the bigram's column, aligned with ``bigram_keys``
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -73,14 +77,22 @@ class FeatureBlocks:
         return normalize(stacked, copy=False)
 
 
+def content_words(text: str) -> list[str]:
+    """Return the words of ``text`` (2+ word characters) that are not English stop words."""
+    return [t for t in _WORD.findall(text) if t not in _STOP]
+
+
 def word_terms(text: str) -> list[str]:
     """Return the word unigrams then bigrams of ``text`` (stop words removed first)."""
-    tokens = [t for t in _WORD.findall(text) if t not in _STOP]
+    return _with_bigrams(content_words(text))
+
+
+def _with_bigrams(tokens: list[str]) -> list[str]:
     return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
 
 
 def char_wb_ngrams(token: str) -> list[str]:
-    """Return the char n-grams of one whitespace token padded with spaces (sklearn char_wb)."""
+    """Return the char n-grams of one word padded with spaces (as sklearn's char_wb does)."""
     padded = f" {token} "
     out = []
     for n in range(CHAR_NGRAMS[0], CHAR_NGRAMS[1] + 1):
@@ -94,34 +106,81 @@ def char_wb_ngrams(token: str) -> list[str]:
 def fit_feature_space(docs: Sequence[Document], *, min_df: int) -> FeatureSpace:
     """Return vocabularies (terms in at least ``min_df`` docs) and IDF fitted on ``docs``."""
     n = len(docs)
+    words = [content_words(d.text) for d in docs]
     word_df: Counter[str] = Counter()
     meta_df: Counter[str] = Counter()
-    for doc in docs:
-        word_df.update(set(word_terms(doc.text)))
+    for doc, doc_words in zip(docs, words, strict=True):
+        word_df.update(set(_with_bigrams(doc_words)))
         meta_df.update(set(doc.meta))
-    # Char n-gram document frequencies go through the per-token matrix like transform does.
-    token_docs, tokens = _token_matrix([d.text for d in docs])
+    # Char n-gram document frequencies go through the per-word matrix like transform does.
+    token_docs, tokens = _token_matrix(words)
     ngram_index: dict[str, int] = {}
     token_ngrams = _ngram_matrix(tokens, ngram_index, grow=True)
     presence = (token_docs @ token_ngrams).tocsc()
     char_df = np.diff(presence.indptr)
     char_terms = sorted(ngram_index, key=ngram_index.__getitem__)
     char_counts = Counter({t: int(char_df[i]) for i, t in enumerate(char_terms)})
+    word = _vocabulary(word_df, n, min_df)
+    unigram_column = {t: i for i, t in enumerate(word.terms) if " " not in t}
+    pairs = [(i, t.split(" ")) for i, t in enumerate(word.terms) if " " in t]
+    # A bigram in >= min_df documents implies both its words are, so both have columns.
+    keys = np.array([unigram_column[a] * _PAIR + unigram_column[b] for _, (a, b) in pairs],
+                    dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
     return FeatureSpace(
-        word=_vocabulary(word_df, n, min_df),
+        word=word,
         char=_vocabulary(char_counts, n, min_df),
         meta=_vocabulary(meta_df, n, min_df),
+        unigram_column=unigram_column,
+        bigram_keys=keys[order],
+        bigram_columns=np.array([i for i, _ in pairs], dtype=np.int64)[order],
     )
 
 
 def transform(space: FeatureSpace, docs: Sequence[Document]) -> FeatureBlocks:
-    """Return the TF-IDF blocks of ``docs`` in ``space`` (unknown terms are ignored)."""
-    word = _tfidf(_count_terms([word_terms(d.text) for d in docs], space.word), space.word)
-    meta = _tfidf(_count_terms([list(d.meta) for d in docs], space.meta), space.meta)
-    token_docs, tokens = _token_matrix([d.text for d in docs])
-    token_ngrams = _ngram_matrix(tokens, space.char.index, grow=False)
-    char = _tfidf(token_docs @ token_ngrams, space.char)
-    return FeatureBlocks(word=word, char=char, meta=meta)
+    """Return the TF-IDF blocks of ``docs`` in ``space`` (unknown terms are ignored).
+
+    Python touches each word once (to give it a batch-local id); unigram and bigram columns,
+    char n-grams and counting are then array operations over those ids.
+    """
+    n = len(docs)
+    ids: dict[str, int] = {}
+    flat: list[int] = []
+    lengths = np.zeros(n, dtype=np.int64)
+    for i, doc in enumerate(docs):
+        before = len(flat)
+        flat.extend([ids.setdefault(t, len(ids)) for t in _WORD.findall(doc.text)
+                     if t not in _STOP])
+        lengths[i] = len(flat) - before
+    tokens = np.asarray(flat, dtype=np.int64)
+    doc_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    distinct = list(ids)
+
+    column = np.array([space.unigram_column.get(w, -1) for w in distinct] or [-1],
+                      dtype=np.int64)
+    unigram = column[tokens]
+    rows, cols = [doc_of[unigram >= 0]], [unigram[unigram >= 0]]
+    if len(tokens) > 1 and len(space.bigram_keys):
+        first, second = unigram[:-1], unigram[1:]
+        pair = (doc_of[:-1] == doc_of[1:]) & (first >= 0) & (second >= 0)
+        keys = first[pair] * _PAIR + second[pair]
+        at = np.minimum(np.searchsorted(space.bigram_keys, keys), len(space.bigram_keys) - 1)
+        hit = space.bigram_keys[at] == keys
+        rows.append(doc_of[:-1][pair][hit])
+        cols.append(space.bigram_columns[at[hit]])
+    word_counts = _counts(np.concatenate(rows), np.concatenate(cols), (n, space.word.size))
+
+    token_docs = _counts(doc_of, tokens, (n, len(distinct)))
+    char_counts = token_docs @ _ngram_matrix(distinct, space.char.index, grow=False)
+
+    meta_index = space.meta.index
+    meta_rows = [i for i, d in enumerate(docs) for t in d.meta if t in meta_index]
+    meta_cols = [meta_index[t] for d in docs for t in d.meta if t in meta_index]
+    meta_counts = _counts(np.asarray(meta_rows, dtype=np.int64),
+                          np.asarray(meta_cols, dtype=np.int64), (n, space.meta.size))
+    return FeatureBlocks(word=_tfidf(word_counts, space.word),
+                         char=_tfidf(char_counts, space.char),
+                         meta=_tfidf(meta_counts, space.meta))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -141,12 +200,25 @@ class Embedding:
 
     def embed(self, blocks: FeatureBlocks) -> np.ndarray:
         """Return one vector per row whose dot products approximate TF-IDF cosines."""
-        combined = blocks.combined(self.block_weights)
-        if self.components is not None:
-            return np.asarray(combined @ self.components.T, dtype=np.float64)
-        assert self.sample_rows is not None and self.basis is not None
-        gram = (combined @ self.sample_rows.T).toarray()
-        return gram @ self.basis
+        if self.components is None:
+            assert self.sample_rows is not None and self.basis is not None
+            combined = blocks.combined(self.block_weights)
+            return (combined @ self.sample_rows.T).toarray() @ self.basis
+        # Projecting block by block equals projecting the stacked, normalised rows (the
+        # stacked norm is known from which blocks are non-empty) without building the stack.
+        out = np.zeros((blocks.word.shape[0], self.components.shape[0]))
+        norm2 = np.zeros(blocks.word.shape[0])
+        start = 0
+        for block, weight in zip((blocks.word, blocks.char, blocks.meta), self.block_weights,
+                                 strict=True):
+            stop = start + block.shape[1]
+            if weight > 0 and block.nnz:
+                out += block @ (weight * self.components[:, start:stop].T)
+                norm2 += weight**2 * (np.diff(block.indptr) > 0)
+            start = stop
+        norm = np.sqrt(norm2)
+        out /= np.where(norm > 0, norm, 1.0)[:, None]
+        return out
 
 
 def fit_embedding(
@@ -183,23 +255,20 @@ def _vocabulary(df: Counter[str], n_docs: int, min_df: int) -> Vocabulary:
     return Vocabulary(index={t: i for i, t in enumerate(terms)}, terms=terms, idf=idf)
 
 
-def _count_terms(per_doc: Sequence[Sequence[str]], vocab: Vocabulary) -> sp.csr_matrix:
-    index = vocab.index
-    indptr = [0]
-    indices: list[int] = []
-    for terms in per_doc:
-        indices.extend(index[t] for t in terms if t in index)
-        indptr.append(len(indices))
-    return _csr(indices, indptr, vocab.size)
+def _counts(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+    data = np.ones(len(rows), dtype=np.float64)
+    matrix = sp.csr_matrix((data, (rows, cols)), shape=shape)
+    matrix.sum_duplicates()
+    return matrix
 
 
-def _token_matrix(texts: Sequence[str]) -> tuple[sp.csr_matrix, list[str]]:
-    """Return a docs x distinct-whitespace-tokens count matrix and the tokens."""
+def _token_matrix(words: Sequence[Sequence[str]]) -> tuple[sp.csr_matrix, list[str]]:
+    """Return a docs x distinct-words count matrix and the distinct words."""
     ids: dict[str, int] = {}
     indptr = [0]
     indices: list[int] = []
-    for text in texts:
-        indices.extend(ids.setdefault(w, len(ids)) for w in text.split())
+    for doc_words in words:
+        indices.extend(ids.setdefault(w, len(ids)) for w in doc_words)
         indptr.append(len(indices))
     return _csr(indices, indptr, len(ids)), list(ids)
 

@@ -63,6 +63,7 @@ class Pattern:
     error_types: tuple[str, ...] = ()
     examples: tuple[PatternExample, ...] = ()
     centroid: tuple[tuple[str, float], ...] = field(default=())  # sparse term weights
+    recent_severity_score: float = 0.0  # severity-weighted size in the latest window (ranking)
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict (tuples become lists)."""

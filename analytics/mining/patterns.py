@@ -1,0 +1,382 @@
+"""``mine_patterns``: one prompt's corrections and failures in, ranked failure patterns out."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from analytics.mining.anomalies import Anomaly, WindowCounts, detect_anomalies
+from analytics.mining.config import MiningConfig
+from analytics.mining.describe import compose_label, distinctive_terms
+from analytics.mining.features import Document
+from analytics.mining.grouping import Grouping, group_documents
+from analytics.mining.identity import (
+    Centroid,
+    match_to_previous,
+    new_pattern_id,
+    sparse_centroid,
+)
+from analytics.mining.model import FailureRecord, Pattern, PatternExample
+from analytics.mining.text import display_text, meta_tokens, normalise_label, normalise_text
+from analytics.mining.trend import OUTSIDE, trend_statistics, window_index, window_starts
+
+_MAX_LISTED = 10  # categories / error types listed per pattern
+_EXAMPLE_SCAN = 200  # members looked at (most central first) to find distinct examples
+
+
+@dataclass(frozen=True, slots=True)
+class MiningResult:
+    """Patterns ranked most important first, patterns that went away, and rate anomalies."""
+
+    patterns: tuple[Pattern, ...]
+    resolved: tuple[Pattern, ...] = ()
+    anomalies: tuple[Anomaly, ...] = ()
+    windows: tuple[WindowCounts, ...] = ()  # only when window executions were given
+    records_used: int = 0  # inside the windows, with a finite time
+    records_ignored: int = 0  # before the first window or without a finite time
+    unclustered: int = 0  # used records that joined no pattern (one-offs, empty text)
+    pattern_of: Mapping[str, str] = dataclasses.field(default_factory=dict)  # record -> pattern
+
+
+def mine_patterns(
+    records: Sequence[FailureRecord],
+    *,
+    now: float,
+    executions_in_window: int,
+    previous: Sequence[Pattern] = (),
+    config: MiningConfig = MiningConfig(),  # noqa: B008 - frozen, so sharing it is safe
+    window_executions: Sequence[int] = (),
+) -> MiningResult:
+    """Return the failure patterns in ``records`` over the ``config.n_windows`` before ``now``.
+
+    ``executions_in_window``: executions of the prompt in the latest window (for ``share``).
+    ``previous``: the last snapshot's patterns (resolved ones included, so a pattern that
+    comes back regains its id); a cluster continuing one keeps its id and first-seen time.
+    ``window_executions``: executions per window, oldest first; when given (one per window),
+    failure and correction rates are checked for sudden regressions.
+    The result depends only on the arguments: replaying a log gives the same patterns.
+    """
+    if not math.isfinite(now):
+        raise ValueError(f"now must be finite, got {now!r}")
+    if window_executions and len(window_executions) != config.n_windows:
+        raise ValueError(f"window_executions needs {config.n_windows} values, "
+                         f"got {len(window_executions)}")
+    if config.blas_threads is None:
+        return _mine(records, now, executions_in_window, previous, config, window_executions)
+    # The matrices here are small (a 5,000-row sample, 100 columns): BLAS threads buy little
+    # and, on a busy 2-core host, spin-wait against the API for the same cores (measured
+    # 2-5x slower wall time under load).
+    with threadpool_limits(limits=config.blas_threads, user_api="blas"):
+        return _mine(records, now, executions_in_window, previous, config, window_executions)
+
+
+def _mine(
+    records: Sequence[FailureRecord],
+    now: float,
+    executions_in_window: int,
+    previous: Sequence[Pattern],
+    config: MiningConfig,
+    window_executions: Sequence[int],
+) -> MiningResult:
+    kept, windows_of = _records_in_windows(records, now, config)
+    window_counts = _window_counts(kept, windows_of, now, window_executions, config)
+    anomalies = detect_anomalies(window_counts, z_threshold=config.anomaly_z_threshold,
+                                 min_trailing=config.anomaly_min_trailing)
+    drafts: list[_Draft] = []
+    unclustered = len(kept)
+    if kept:
+        drafts, unclustered = _draft_patterns(kept, windows_of, executions_in_window, config)
+    patterns, resolved, ids = _settle_identity(drafts, previous, config)
+    pattern_of: dict[str, str] = {}
+    for draft, pid in zip(drafts, ids, strict=True):
+        pattern_of.update(dict.fromkeys((str(kept[i].record_id) for i in draft.members), pid))
+    return MiningResult(
+        patterns=patterns,
+        resolved=resolved,
+        anomalies=anomalies,
+        windows=window_counts,
+        records_used=len(kept),
+        records_ignored=len(records) - len(kept),
+        unclustered=unclustered,
+        pattern_of=pattern_of,
+    )
+
+
+def count_windows(
+    records: Sequence[FailureRecord],
+    *,
+    now: float,
+    window_executions: Sequence[int],
+    config: MiningConfig = MiningConfig(),  # noqa: B008 - frozen, so sharing it is safe
+) -> tuple[WindowCounts, ...]:
+    """Return executions, failures and corrections per window, oldest first."""
+    if len(window_executions) != config.n_windows:
+        raise ValueError(f"window_executions needs {config.n_windows} values, "
+                         f"got {len(window_executions)}")
+    kept, windows_of = _records_in_windows(records, now, config)
+    return _window_counts(kept, windows_of, now, window_executions, config)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _Draft:
+    """A pattern before identity is settled (no id, no status, own first-seen only)."""
+
+    pattern: Pattern
+    members: np.ndarray  # indices into the kept records
+
+
+def _records_in_windows(
+    records: Sequence[FailureRecord], now: float, config: MiningConfig
+) -> tuple[list[FailureRecord], np.ndarray]:
+    times = np.fromiter((_as_time(r.occurred_at) for r in records), dtype=np.float64,
+                        count=len(records))
+    index = window_index(times, now=now, window_seconds=config.window_seconds,
+                         n_windows=config.n_windows)
+    inside = np.flatnonzero(index != OUTSIDE)
+    # A fixed order makes sampling and tie-breaks independent of how the log was read.
+    ids = np.array([str(records[i].record_id) for i in inside], dtype=object)
+    order = inside[np.lexsort((ids, times[inside]))] if len(inside) else inside
+    return [records[i] for i in order], index[order].astype(np.int64)
+
+
+def _window_counts(
+    kept: Sequence[FailureRecord],
+    windows_of: np.ndarray,
+    now: float,
+    window_executions: Sequence[int],
+    config: MiningConfig,
+) -> tuple[WindowCounts, ...]:
+    if not window_executions:
+        return ()
+    n = config.n_windows
+    failures = np.bincount(windows_of[[r.kind == "failure" for r in kept]], minlength=n)
+    corrections = np.bincount(windows_of[[r.kind != "failure" for r in kept]], minlength=n)
+    starts = window_starts(now=now, window_seconds=config.window_seconds, n_windows=n)
+    return tuple(
+        WindowCounts(window_start=starts[i], executions=max(int(window_executions[i]), 0),
+                     failures=int(failures[i]), corrections=int(corrections[i]))
+        for i in range(n)
+    )
+
+
+def _draft_patterns(
+    kept: Sequence[FailureRecord],
+    windows_of: np.ndarray,
+    executions_in_window: int,
+    config: MiningConfig,
+) -> tuple[list[_Draft], int]:
+    docs, doc_of = _distinct_documents(kept, config)
+    multiplicity = np.bincount(doc_of, minlength=len(docs))
+    rng = np.random.default_rng(config.seed)
+    n = len(kept)
+    picked = np.arange(n) if n <= config.max_fit_sample else np.sort(
+        rng.choice(n, size=config.max_fit_sample, replace=False))
+    grouping = group_documents(docs, multiplicity, doc_of[picked], config)
+
+    labels = grouping.labels[doc_of]
+    sizes = np.bincount(labels[labels >= 0], minlength=grouping.n_clusters)
+    # Assignment can leave a discovered cluster with fewer records than it needs.
+    labels = np.where((labels >= 0) & (sizes[np.maximum(labels, 0)] >= config.min_cluster_size),
+                      labels, -1)
+    similarity = grouping.similarity[doc_of]
+    severity = np.array([_as_severity(r.severity) for r in kept], dtype=np.float64)
+    times = np.array([_as_time(r.occurred_at) for r in kept], dtype=np.float64)
+    latest = config.n_windows - 1
+    # Members of each cluster, most central first (ties: earlier record first).
+    order = np.lexsort((np.arange(n), -similarity, labels))
+    order = order[labels[order] >= 0]
+    bounds = np.searchsorted(labels[order], np.arange(grouping.n_clusters + 1))
+
+    drafts = []
+    for c in range(grouping.n_clusters):
+        members = order[bounds[c] : bounds[c + 1]]
+        if len(members) == 0:
+            continue
+        counts = np.bincount(windows_of[members], minlength=config.n_windows)
+        recent = windows_of[members] == latest
+        slope, z = trend_statistics(counts)
+        medoid = kept[int(members[0])]
+        terms = _cluster_terms(grouping, c, float(len(members)), float(n), config)
+        categories = _ranked_values(kept[i].category for i in members)
+        error_types = _ranked_values(kept[i].error_type for i in members)
+        pattern = Pattern(
+            pattern_id="",
+            label=compose_label(terms, max_words=config.label_max_words,
+                                fallback=_fallback_label(categories, error_types, medoid)),
+            terms=terms,
+            representative_reason=display_text(medoid.reason or "", config.max_example_chars)
+            or "",
+            size=len(members),
+            share=(int(recent.sum()) / executions_in_window) if executions_in_window > 0
+            else 0.0,
+            severity_score=float(severity[members].sum()),
+            recent_severity_score=float(severity[members][recent].sum()),
+            trend_counts=tuple(int(x) for x in counts),
+            trend_slope=slope,
+            trend_z=z,
+            status="new",
+            first_seen=float(times[members].min()),
+            last_seen=float(times[members].max()),
+            versions=tuple(sorted({int(kept[i].version) for i in members})),
+            categories=categories,
+            error_types=error_types,
+            examples=_examples(kept, members, config),
+            centroid=_cluster_centroid(grouping, c, float(len(members)), config),
+        )
+        drafts.append(_Draft(pattern=pattern, members=members))
+    return drafts, int((labels < 0).sum())
+
+
+def _settle_identity(
+    drafts: Sequence[_Draft], previous: Sequence[Pattern], config: MiningConfig
+) -> tuple[tuple[Pattern, ...], tuple[Pattern, ...], list[str]]:
+    """Return (patterns ranked, newly resolved previous patterns, the id of each draft)."""
+    matches = match_to_previous([d.pattern.centroid for d in drafts], previous,
+                                min_similarity=config.match_similarity)
+    taken = {p.pattern_id for p in previous}
+    # New ids are handed out in a content-defined order so they do not depend on cluster
+    # numbering.
+    fresh = sorted((i for i, m in enumerate(matches) if m is None),
+                   key=lambda i: (drafts[i].pattern.centroid, drafts[i].pattern.first_seen))
+    ids: dict[int, str] = {}
+    for i in fresh:
+        ids[i] = new_pattern_id(drafts[i].pattern.centroid, taken)
+        taken.add(ids[i])
+    settled = []
+    for i, draft in enumerate(drafts):
+        p = draft.pattern
+        m = matches[i]
+        if m is None:
+            settled.append(dataclasses.replace(p, pattern_id=ids[i], status="new"))
+            continue
+        before = previous[m]
+        ids[i] = before.pattern_id
+        settled.append(dataclasses.replace(
+            p,
+            pattern_id=before.pattern_id,
+            status=_trend_status(p, config),
+            first_seen=min(p.first_seen, before.first_seen),
+        ))
+    settled.sort(key=lambda p: (-p.recent_severity_score, -p.size, p.pattern_id))
+    continued = {m for m in matches if m is not None}
+    resolved = tuple(
+        dataclasses.replace(
+            p, status="resolved", size=0, share=0.0, severity_score=0.0,
+            recent_severity_score=0.0, trend_counts=(0,) * config.n_windows,
+            trend_slope=0.0, trend_z=0.0,
+        )
+        for j, p in enumerate(previous)
+        if j not in continued and p.status != "resolved"
+    )
+    return tuple(settled), resolved, [ids[i] for i in range(len(drafts))]
+
+
+def _trend_status(p: Pattern, config: MiningConfig) -> str:
+    if p.trend_z >= config.trend_z_threshold:
+        return "growing"
+    if p.trend_z <= -config.trend_z_threshold:
+        return "shrinking"
+    return "stable"
+
+
+def _distinct_documents(
+    kept: Sequence[FailureRecord], config: MiningConfig
+) -> tuple[list[Document], np.ndarray]:
+    index: dict[Document, int] = {}
+    metas: dict[tuple[str | None, str | None], tuple[str, ...]] = {}
+    doc_of = np.empty(len(kept), dtype=np.int64)
+    for i, r in enumerate(kept):
+        key = (r.category, r.error_type)
+        meta = metas.get(key)
+        if meta is None:
+            meta = metas[key] = meta_tokens(r)
+        doc = Document(normalise_text(r.reason, config.max_reason_chars), meta)
+        doc_of[i] = index.setdefault(doc, len(index))
+    return list(index), doc_of
+
+
+def _cluster_terms(
+    grouping: Grouping, c: int, size: float, total: float, config: MiningConfig
+) -> tuple[str, ...]:
+    row = grouping.records_with_word.getrow(c)
+    return distinctive_terms(row.indices, row.data, cluster_size=size,
+                             total_with_term=grouping.total_with_word, total_records=total,
+                             vocabulary=grouping.word_vocabulary, top=config.n_terms)
+
+
+def _cluster_centroid(grouping: Grouping, c: int, size: float, config: MiningConfig) -> Centroid:
+    weights: dict[str, float] = {}
+    words = grouping.word_weight_sums.getrow(c)
+    for i, w in zip(words.indices, words.data, strict=True):
+        weights[grouping.word_vocabulary[i]] = config.word_weight * float(w) / size
+    meta = grouping.meta_weight_sums.getrow(c)
+    for i, w in zip(meta.indices, meta.data, strict=True):
+        weights[grouping.meta_vocabulary[i]] = config.meta_weight * float(w) / size
+    return sparse_centroid(weights, top=config.centroid_terms)
+
+
+def _examples(
+    kept: Sequence[FailureRecord], members: np.ndarray, config: MiningConfig
+) -> tuple[PatternExample, ...]:
+    chosen: list[PatternExample] = []
+    seen: set[str] = set()
+    for i in members[:_EXAMPLE_SCAN]:
+        r = kept[int(i)]
+        key = normalise_text(r.reason, config.max_reason_chars)
+        if key in seen:
+            continue
+        seen.add(key)
+        limit = config.max_example_chars
+        chosen.append(PatternExample(
+            input_text=display_text(r.input_text, limit),
+            output_text=display_text(r.output_text, limit),
+            corrected_output=display_text(r.corrected_output, limit),
+            reason=display_text(r.reason or "", limit) or "",
+        ))
+        if len(chosen) >= config.max_examples:
+            break
+    return tuple(chosen)
+
+
+def _ranked_values(values: Iterable[str | None]) -> tuple[str, ...]:
+    """Return the distinct normalised values, most frequent first."""
+    counts: Counter[str] = Counter()
+    for raw, n in Counter(values).items():
+        label = normalise_label(raw)
+        if label:
+            counts[label] += n
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return tuple(v for v, _ in ranked[:_MAX_LISTED])
+
+
+def _fallback_label(categories: Sequence[str], error_types: Sequence[str],
+                    medoid: FailureRecord) -> str:
+    if error_types:
+        return error_types[0]
+    if categories:
+        return categories[0]
+    return " ".join((medoid.reason or "").split()[:4])[:60] or "unlabelled"
+
+
+def _as_time(value: object) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _as_severity(value: object) -> float:
+    """Severity as given; non-numbers and NaN count as the default 1, negatives as 0."""
+    try:
+        s = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 1.0
+    if math.isnan(s):
+        return 1.0
+    return min(max(s, 0.0), 1e9)
