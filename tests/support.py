@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -16,36 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from prometheus_client import CollectorRegistry
 
-from service.app import create_app
 from service.daemon import Daemon
+from service.embedded import EmbeddedServer, free_port, wait_until_up
 from service.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTD = str(Path(sys.executable).parent / "promptd")
-
-
-def free_port() -> int:
-    """Return a TCP port that was free a moment ago on loopback."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_until_up(url: str, timeout: float = 20.0) -> None:
-    """Poll ``/healthz`` until it answers 200 or raise."""
-    deadline = time.monotonic() + timeout
-    last: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError as exc:
-            last = exc
-        time.sleep(0.05)
-    raise TimeoutError(f"promptd at {url} did not come up: {last}")
 
 
 @dataclass
@@ -56,8 +31,7 @@ class LiveDaemon:
     admin_token: str
     daemon: Daemon
     settings: Settings
-    server: uvicorn.Server
-    thread: threading.Thread
+    server: EmbeddedServer
     clients: list[httpx.Client] = field(default_factory=list)
 
     def client(self, token: str | None = None) -> httpx.Client:
@@ -83,8 +57,7 @@ class LiveDaemon:
         """Shut the server (and with it the daemon) down."""
         for c in self.clients:
             c.close()
-        self.server.should_exit = True
-        self.thread.join(20)
+        self.server.stop()
 
 
 def make_settings(tmp: Path, **overrides: Any) -> Settings:
@@ -105,16 +78,9 @@ def live_daemon(tmp: Path, **overrides: Any) -> Iterator[LiveDaemon]:
     """Serve a fresh daemon on loopback for the duration of the block."""
     settings = make_settings(tmp, **overrides)
     daemon = Daemon(settings, registry=CollectorRegistry())
-    app = create_app(daemon)
-    config = uvicorn.Config(app, host="127.0.0.1", port=settings.port, log_level="warning",
-                            access_log=False, lifespan="on")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="uvicorn-test", daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{settings.port}"
-    wait_until_up(url)
-    live = LiveDaemon(url, settings.token_file.read_text().strip(), daemon, settings, server,
-                      thread)
+    server = EmbeddedServer(daemon).start()
+    live = LiveDaemon(server.url, settings.token_file.read_text().strip(), daemon, settings,
+                      server)
     try:
         yield live
     finally:
