@@ -424,7 +424,11 @@ class _ClientCore:
                                         f"{type(response).__name__}: {response}")
             retryable, retry_after = True, None
         elif response.status_code == 200:
-            return resolution_from(response.json())
+            try:
+                return resolution_from(response.json())
+            except (ValueError, KeyError, TypeError) as exc:  # a 200 that is not ours
+                problem = PromptUnavailable(f"resolve {prompt!r}: unreadable answer: {exc!r}")
+                retryable, retry_after = False, None
         else:
             code, message, _ = _error_of(response)
             problem = PromptUnavailable(f"resolve {prompt!r}: {response.status_code} {code}: "
@@ -708,8 +712,14 @@ class _TimedRun:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self.run is not None and (fields := self.run.finish(exc_type)) is not None:
-            self.client.record_execution(**fields)
-            self.run.recorded = True
+            try:
+                self.client.record_execution(**fields)
+            except (PromptdError, ValueError) as problem:
+                if exc_type is None:
+                    raise
+                log.error("promptd.run_not_recorded", error=str(problem))  # keep the original
+            else:
+                self.run.recorded = True
 
 
 class AsyncPromptdClient(_ClientCore):
@@ -893,5 +903,11 @@ class _AsyncTimedRun:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         if self.run is not None and (fields := self.run.finish(exc_type)) is not None:
-            await self.client.record_execution(**fields)
-            self.run.recorded = True
+            try:
+                await self.client.record_execution(**fields)
+            except (PromptdError, ValueError) as problem:
+                if exc_type is None:
+                    raise
+                log.error("promptd.run_not_recorded", error=str(problem))  # keep the original
+            else:
+                self.run.recorded = True

@@ -291,6 +291,17 @@ def test_the_execution_block_records_latency_version_and_outcome(
     assert (failed["success"], failed["error_type"]) == (False, "TimeoutError")
 
 
+def test_a_run_that_cannot_be_recorded_never_hides_the_callers_exception(
+        live: LiveDaemon, agent_token: str) -> None:
+    with PromptdClient(live.url, agent_token) as client:
+        with pytest.raises(KeyError), client.execution(PROMPT) as masked:
+            masked.score = 2.0  # out of range: the record fails, the KeyError must win
+            raise KeyError("ticket")
+        with pytest.raises(ValidationError, match="score"), client.execution(PROMPT) as bad:
+            bad.score = 2.0
+        assert not masked.recorded and not bad.recorded and client.stats.recorded == 0
+
+
 def test_an_execution_on_a_fallback_template_is_not_recorded(tmp_path: Path) -> None:
     with PromptdClient(f"http://127.0.0.1:{free_port()}", "pd_agent_x",
                        fallback_templates={PROMPT: "Help with {{ ticket }}"}) as client:
