@@ -19,12 +19,18 @@ def distinctive_terms(
     total_records: float,
     vocabulary: Sequence[str],
     top: int,
+    named: Sequence[str] = (),
+    reference_text: str = "",
 ) -> tuple[str, ...]:
     """Return the cluster's ``top`` terms, most distinctive first.
 
     A term is distinctive when many of the cluster's records use it and few others do:
     ``share_in * log(1 + share_in / (share_out + 1/N))`` (a class-based TF-IDF). Terms with a
     purely numeric word (ids, dates, counts) are left out: they name instances, not problems.
+    Equally distinctive terms (common when one cluster is all there is) are ordered by
+    whether a category or error type in ``named`` contains one of their words (a person or
+    the runtime already named the failure that way), then by where they first appear in
+    ``reference_text`` (the medoid), so the label reads like the complaint.
     """
     if len(term_indices) == 0 or cluster_size <= 0:
         return ()
@@ -34,12 +40,15 @@ def distinctive_terms(
     score = share_in * np.log1p(share_in / (share_out + 1.0 / max(total_records, 1.0)))
     ranked = sorted(
         (
-            (-float(s), vocabulary[int(i)])
-            for i, s, p in zip(term_indices, score, share_in, strict=True)
-            if p >= _MIN_SHARE and not _names_an_instance(vocabulary[int(i)])
-        ),
+            round(-float(s), 9),
+            not _is_named(vocabulary[int(i)], named),
+            _position(vocabulary[int(i)], reference_text),
+            vocabulary[int(i)],
+        )
+        for i, s, p in zip(term_indices, score, share_in, strict=True)
+        if p >= _MIN_SHARE and not _names_an_instance(vocabulary[int(i)])
     )
-    return tuple(term for _, term in ranked[:top])
+    return tuple(key[-1] for key in ranked[:top])
 
 
 def compose_label(terms: Sequence[str], *, max_words: int, fallback: str = "") -> str:
@@ -56,6 +65,15 @@ def compose_label(terms: Sequence[str], *, max_words: int, fallback: str = "") -
         if len(words) >= min(3, max_words):
             break
     return " ".join(words) if words else fallback
+
+
+def _is_named(term: str, named: Sequence[str]) -> bool:
+    return any(word in label for word in term.split() for label in named)
+
+
+def _position(term: str, text: str) -> int:
+    at = text.find(term)
+    return at if at >= 0 else len(text) + 1
 
 
 def _names_an_instance(term: str) -> bool:

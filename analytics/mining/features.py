@@ -74,7 +74,7 @@ class FeatureBlocks:
         """Return the blocks side by side, weighted, each row L2-normalised."""
         ww, wc, wm = weights
         stacked = sp.hstack([self.word * ww, self.char * wc, self.meta * wm], format="csr")
-        return normalize(stacked, copy=False)
+        return _unit_rows(stacked)
 
 
 def content_words(text: str) -> list[str]:
@@ -300,4 +300,11 @@ def _tfidf(counts: sp.csr_matrix, vocab: Vocabulary) -> sp.csr_matrix:
     counts = counts.tocsr()
     counts.sum_duplicates()
     counts.data = (1.0 + np.log(counts.data)) * vocab.idf[counts.indices]
-    return normalize(counts, copy=False)
+    return _unit_rows(counts)
+
+
+def _unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """Return ``matrix`` with rows scaled to unit length (zero rows and no columns allowed)."""
+    if matrix.shape[1] == 0:
+        return sp.csr_matrix(matrix.shape)
+    return normalize(matrix, copy=False)

@@ -202,9 +202,11 @@ def _draft_patterns(
         recent = windows_of[members] == latest
         slope, z = trend_statistics(counts)
         medoid = kept[int(members[0])]
-        terms = _cluster_terms(grouping, c, float(len(members)), float(n), config)
         categories = _ranked_values(kept[i].category for i in members)
         error_types = _ranked_values(kept[i].error_type for i in members)
+        terms = _cluster_terms(grouping, c, float(len(members)), float(n), config,
+                               named=(*error_types, *categories),
+                               reference_text=docs[doc_of[members[0]]].text)
         pattern = Pattern(
             pattern_id="",
             label=compose_label(terms, max_words=config.label_max_words,
@@ -302,12 +304,20 @@ def _distinct_documents(
 
 
 def _cluster_terms(
-    grouping: Grouping, c: int, size: float, total: float, config: MiningConfig
+    grouping: Grouping,
+    c: int,
+    size: float,
+    total: float,
+    config: MiningConfig,
+    *,
+    named: Sequence[str],
+    reference_text: str,
 ) -> tuple[str, ...]:
     row = grouping.records_with_word.getrow(c)
     return distinctive_terms(row.indices, row.data, cluster_size=size,
                              total_with_term=grouping.total_with_word, total_records=total,
-                             vocabulary=grouping.word_vocabulary, top=config.n_terms)
+                             vocabulary=grouping.word_vocabulary, top=config.n_terms,
+                             named=named, reference_text=reference_text)
 
 
 def _cluster_centroid(grouping: Grouping, c: int, size: float, config: MiningConfig) -> Centroid:
