@@ -405,6 +405,26 @@ def cmd_jobs_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Run the closed loop on a fresh embedded daemon with a simulated fleet."""
+    from .simulation.demo import run_demo
+
+    return run_demo(duration_s=args.duration, seed=args.seed,
+                    data_dir=Path(args.data_dir) if args.data_dir else None,
+                    agents=args.agents, rate_per_s=args.rate or None)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    """Run the simulated fleet against a running daemon."""
+    from .adminclient import default_token
+    from .simulation.demo import run_simulate
+
+    url = args.url or os.environ.get("PROMPTD_URL") or "http://127.0.0.1:8077"
+    return run_simulate(url, args.token or default_token(), duration_s=args.duration,
+                        seed=args.seed, agents=args.agents, rate_per_s=args.rate or None,
+                        harmful=args.harmful)
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -528,6 +548,21 @@ def build_parser() -> argparse.ArgumentParser:
         dest="sub", required=True, metavar="SUBCOMMAND")
     p = add("run", cmd_jobs_run, "run a job now", jobs)
     p.add_argument("job", choices=["mine", "improve", "canary"])
+    for name, handler, help_ in (
+        ("demo", cmd_demo, "run the closed loop: embedded daemon plus a simulated fleet"),
+        ("simulate", cmd_simulate, "run the simulated fleet against a running daemon"),
+    ):
+        p = add(name, handler, help_)
+        p.add_argument("--duration", type=float, default=180.0, help="seconds (default 180)")
+        p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--agents", type=int, default=6)
+        p.add_argument("--rate", type=float, default=300.0,
+                       help="executions per second per prompt (0: as fast as possible)")
+        if name == "demo":
+            p.add_argument("--data-dir", help="default: a fresh var/demo-<time>/")
+        else:
+            p.add_argument("--harmful", action="store_true",
+                           help="also hand-deploy a harmful edit to watch it roll back")
     for extend in EXTENSIONS:
         extend(sub, add)
     return parser

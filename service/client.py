@@ -36,7 +36,8 @@ from .ids import uuid7
 
 __all__ = [
     "AsyncPromptdClient", "BufferFull", "ClientClosed", "DeliveryStats", "PromptUnavailable",
-    "PromptdClient", "PromptdError", "RejectedEvent", "Resolution", "Run", "Undelivered",
+    "PromptdClient", "PromptdError", "RejectedEvent", "Resolution", "Rollout", "Run",
+    "Undelivered",
     "parse_retry_after", "render", "retry_delay",
 ]
 
@@ -85,10 +86,30 @@ class Resolution:
     arm: str | None = None
     stale: bool = False  # served past its TTL while a background refresh runs
     from_fallback: bool = False  # the daemon was unreachable: this is the caller's template
+    rollout: Rollout | None = None  # a live deployment's config: arms are assigned locally
 
     def render(self, **variables: Any) -> str:
         """Return the template rendered in the sandbox with ``variables``."""
         return render(self, **variables)
+
+    def for_subject(self, subject: str | None) -> Resolution:
+        """Return the arm of the live deployment this subject gets (itself if none)."""
+        if self.rollout is None:
+            return self
+        from deploy.assignment import assign  # deferred: only agents under a canary pay
+
+        arm = assign(self.rollout.deployment, subject or uuid7(), self.rollout.weights)
+        chosen = self.rollout.arms[arm]
+        return replace(chosen, stale=self.stale) if self.stale else chosen
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A deployment's assignment config, as resolve returns it: weights and each arm."""
+
+    deployment: str
+    weights: dict[str, int]
+    arms: dict[str, Resolution]
 
 
 def render(resolution: Resolution, **variables: Any) -> str:
@@ -99,13 +120,25 @@ def render(resolution: Resolution, **variables: Any) -> str:
 
 
 def resolution_from(body: Mapping[str, Any]) -> Resolution:
-    """Return the Resolution in a ``GET /v1/prompts/{name}/resolve`` answer."""
-    # Seam for local assignment: once the answer carries the deployment's arms and weights,
-    # the cache keeps those and picks the arm per subject with deploy.assignment.assign.
+    """Return the Resolution in a ``GET /v1/prompts/{name}/resolve`` answer.
+
+    When the answer carries the deployment's ``rollout`` (weights and every arm), the
+    Resolution keeps it: the cache then holds one entry per prompt and picks each subject's
+    arm locally, the way feature-flag SDKs do, instead of asking the daemon per subject.
+    """
+    label = body.get("label", "production")
+    rollout = None
+    config = body.get("rollout")
+    if config:
+        arms = {a["arm"]: Resolution(prompt=body["prompt"], version=int(a["version"]),
+                                     template=a["template"], variables=tuple(a["variables"]),
+                                     label=label, deployment=config["deployment"], arm=a["arm"])
+                for a in config["arms"]}
+        rollout = Rollout(config["deployment"], dict(config["weights"]), arms)
     return Resolution(prompt=body["prompt"], version=int(body["version"]),
                       template=body["template"], variables=tuple(body["variables"]),
-                      label=body.get("label", "production"), deployment=body.get("deployment"),
-                      arm=body.get("arm"))
+                      label=label, deployment=body.get("deployment"), arm=body.get("arm"),
+                      rollout=rollout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +411,10 @@ class _ClientCore:
 
     def _store(self, subject: str | None, res: Resolution) -> None:
         until = time.monotonic() + self.cache_ttl
-        entry = _Entry(res, replace(res, stale=True), until, until, res.deployment is not None)
+        # With a rollout config the entry serves every subject; an older daemon's answer
+        # that names an arm without it holds for this subject only.
+        by_subject = res.deployment is not None and res.rollout is None
+        entry = _Entry(res, replace(res, stale=True), until, until, by_subject)
         with self._cache_lock:
             self._cache[(res.prompt, res.label)] = entry  # a per-subject answer: the marker
             if entry.by_subject:
@@ -562,13 +598,13 @@ class PromptdClient(_ClientCore):
         """Return the version to use now: cached, stale while refreshing, or the fallback."""
         cached = self._cached(prompt, subject, label)
         if cached is not None:
-            return cached
+            return cached.for_subject(subject)
         try:
             res = self._fetch(prompt, subject, label, retries=1)
         except PromptdError as exc:
             return self._fallback(prompt, label, exc)
         self._store(subject, res)
-        return res
+        return res.for_subject(subject)
 
     def _fetch(self, prompt: str, subject: str | None, label: str, retries: int) -> Resolution:
         path, params = self._resolve_path(prompt, subject, label)
@@ -744,13 +780,13 @@ class AsyncPromptdClient(_ClientCore):
         """Return the version to use now: cached, stale while refreshing, or the fallback."""
         cached = self._cached(prompt, subject, label)
         if cached is not None:
-            return cached
+            return cached.for_subject(subject)
         try:
             res = await self._fetch(prompt, subject, label, retries=1)
         except PromptdError as exc:
             return self._fallback(prompt, label, exc)
         self._store(subject, res)
-        return res
+        return res.for_subject(subject)
 
     async def _fetch(self, prompt: str, subject: str | None, label: str,
                      retries: int) -> Resolution:

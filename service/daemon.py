@@ -74,6 +74,7 @@ class Daemon:
         # Version numbers and deployment starts are decided one command at a time.
         self.registry_lock = threading.RLock()
         self.last_analysis: dict[str, float] = {}
+        self._rollouts: dict[str, tuple[DeploymentState, dict[str, Any]]] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self._reload_lock = threading.Lock()
         self.writer.add_listener(self._on_change)
@@ -278,6 +279,26 @@ class Daemon:
         if served is None:  # cannot happen for a valid deployment; never fail a resolve
             return version, None, None
         return served, state.deployment_id, arm
+
+    def rollout_config(self, prompt: str) -> dict[str, Any] | None:
+        """Return the live deployment's weights and arms (for local assignment in SDKs)."""
+        state = self.deployments.get(prompt)
+        if state is None or state.phase not in SERVING:
+            return None
+        cached = self._rollouts.get(prompt)
+        if cached is not None and cached[0] is state:  # same fold result: same config
+            return cached[1]
+        weights = state.weights()
+        arms = []
+        for arm in state.arms:
+            if arm.name not in weights:
+                continue
+            v = self.registry.versions[(prompt, arm.version)]
+            arms.append({"arm": arm.name, "version": v.version, "template": v.template,
+                         "variables": list(v.variables)})
+        config = {"deployment": state.deployment_id, "weights": weights, "arms": arms}
+        self._rollouts[prompt] = (state, config)
+        return config
 
     def policy_for(self, prompt: str) -> CanaryPolicy:
         """Return the canary policy of a prompt: settings defaults plus stored overrides."""

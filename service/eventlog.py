@@ -72,6 +72,17 @@ def head_position(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(events.c.position), 0))).scalar_one())
 
 
+def lock_for_writing(conn: Connection) -> None:
+    """Take the log's write lock for the rest of the caller's transaction (PostgreSQL).
+
+    EXCLUSIVE mode queues other appenders and folders but never plain readers. Every
+    transaction that appends or folds takes it first, so two processes always lock in the
+    same order and cannot deadlock. SQLite: BEGIN IMMEDIATE already holds the only write lock.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
+
+
 def append(conn: Connection, batch: Sequence[NewEvent]) -> list[AppendResult]:
     """Append ``batch`` inside the caller's transaction; existing event ids are no-ops.
 
@@ -81,9 +92,7 @@ def append(conn: Connection, batch: Sequence[NewEvent]) -> list[AppendResult]:
     """
     if not batch:
         return []
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
-    # SQLite: BEGIN IMMEDIATE (database.py) already holds the only write lock.
+    lock_for_writing(conn)
     ids = list(dict.fromkeys(e.event_id for e in batch))
     existing: dict[str, int] = {}
     for start in range(0, len(ids), _ID_CHUNK):

@@ -25,11 +25,15 @@ log = structlog.get_logger("promptd.improver")
 IMPROVER_ACTOR = "promptd"
 
 
-def strong_patterns(daemon: Daemon, patterns: list[Pattern]) -> list[Pattern]:
-    """Return the patterns worth acting on: big enough, frequent enough, not resolved."""
+def strong_patterns(daemon: Daemon, patterns: list[Pattern], version: int) -> list[Pattern]:
+    """Return the patterns worth acting on for ``version``.
+
+    Big enough, frequent enough, not resolved, and seen on the version now in production:
+    a complaint only about versions that are gone is history, not work.
+    """
     s = daemon.settings
     return [p for p in patterns if p.status != "resolved" and p.size >= s.improve_min_pattern_size
-            and p.share >= s.improve_min_pattern_share]
+            and p.share >= s.improve_min_pattern_share and version in p.versions]
 
 
 def _rewriter_candidates(daemon: Daemon, base: BaseVersion, patterns: list[Pattern],
@@ -60,13 +64,11 @@ def improve_prompt(daemon: Daemon, prompt: str, now: float) -> list[int]:
     last_end = max((d.ended_at or 0.0 for d in history), default=0.0)
     if now - last_end < s.improve_cooldown_s:
         return []
-    if snapshot is None:
-        return []
-    strong = strong_patterns(daemon, snapshot["patterns"])
-    if not strong:
-        return []
     current = daemon.registry.version_for(prompt)
-    if current is None:
+    if snapshot is None or current is None:
+        return []
+    strong = strong_patterns(daemon, snapshot["patterns"], current.version)
+    if not strong:
         return []
     base = BaseVersion(prompt, current.version, current.template)
     extra = _rewriter_candidates(daemon, base, strong, recorded, rejected)

@@ -37,4 +37,5 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
     logging.basicConfig(level=numeric, stream=sys.stderr,
                         format="%(levelname)s %(name)s %(message)s")
     logging.getLogger("uvicorn.access").disabled = True
-    logging.getLogger("apscheduler").setLevel(max(numeric, logging.WARNING))
+    # APScheduler warns on every skipped overlapping run; our job metrics already show it.
+    logging.getLogger("apscheduler").setLevel(max(numeric, logging.ERROR))

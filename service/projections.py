@@ -204,9 +204,11 @@ class Projector:
     def positions(self, conn: Connection, *, lock: bool = False) -> dict[str, int]:
         """Return each projection's applied position (0 if it has never run)."""
         query = select(projection_positions)
-        if lock and conn.dialect.name == "postgresql":
-            # Two replicas catching up at once would apply the same events twice.
-            query = query.with_for_update()
+        if lock:
+            # Two replicas catching up at once would apply the same events twice. Row locks
+            # are not enough: a fresh database has no rows to lock, and a folder holding rows
+            # while an appender holds the log deadlocks; so folding takes the log's lock.
+            eventlog.lock_for_writing(conn)
         stored = {row.name: row.position for row in conn.execute(query)}
         return {p.name: stored.get(p.name, 0) for p in self.projections}
 

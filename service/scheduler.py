@@ -100,13 +100,14 @@ class JobScheduler:
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._leader_check_s = leader_check_s
         self.is_leader = False
-        self._run_lock = threading.Lock()
+        self._job_locks: dict[str, threading.Lock] = {}
         self.jobs: dict[str, Job] = {}
         self.last_result: dict[str, Any] = {}
 
     def add(self, job: Job) -> None:
         """Register a job (before ``start``)."""
         self.jobs[job.name] = job
+        self._job_locks[job.name] = threading.Lock()  # the timer and /v1/jobs never overlap
 
     def start(self) -> None:
         """Start the interval timers."""
@@ -152,8 +153,10 @@ class JobScheduler:
         if not self.is_leader:
             return False
         job = self.jobs[name]
-        # One job at a time: jobs append decisions, and serial runs are simple to reason about.
-        with self._run_lock:
+        # Jobs run concurrently (a slow mining run must not starve the canary); APScheduler's
+        # max_instances=1 keeps each job single, and commands that must not interleave (version
+        # numbers, deployment starts) take the daemon's registry lock.
+        with self._job_locks[name]:
             started = time.perf_counter()
             try:
                 self.last_result[name] = job.func(self._clock())

@@ -8,7 +8,7 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from improver.templates import (
     MissingVariableError,
@@ -28,6 +28,23 @@ NamePath = Annotated[str, Path(description="prompt name, e.g. support/triage")]
 _registry_lock = asyncio.Lock()  # version numbers are assigned one command at a time
 
 
+class RolloutArm(BaseModel):
+    """One arm of a live deployment."""
+
+    arm: str
+    version: int
+    template: str
+    variables: list[str]
+
+
+class RolloutConfig(BaseModel):
+    """What an SDK needs to assign subjects itself (``deploy.assignment.assign``)."""
+
+    deployment: str
+    weights: dict[str, int]
+    arms: list[RolloutArm]
+
+
 class Resolved(BaseModel):
     """What an agent should use now."""
 
@@ -38,6 +55,8 @@ class Resolved(BaseModel):
     label: str
     deployment: str | None = None
     arm: str | None = None
+    rollout: RolloutConfig | None = Field(
+        None, description="the live deployment's weights and arms, so SDKs assign locally")
 
 
 def _prompt(daemon: Daemon, name: str) -> PromptInfo:
@@ -158,10 +177,11 @@ def resolve(
     if resolution is None:
         raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
     version, deployment, arm = resolution
+    rollout = daemon.rollout_config(name) if deployment is not None else None
     daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
     return Resolved(prompt=name, version=version.version, template=version.template,
                     variables=list(version.variables), label=label, deployment=deployment,
-                    arm=arm)
+                    arm=arm, rollout=rollout)
 
 
 @router.post("/{name:path}/render", summary="Render a version in the sandbox")
