@@ -108,16 +108,17 @@ class Metrics:
         self.candidates_proposed = Counter(
             "promptd_candidates_proposed_total", "Candidate versions proposed, by strategy",
             ["prompt", "strategy"], registry=r)
-        # scheduler
+        # scheduler: the label is job_name, not job, because Prometheus attaches its own `job`
+        # target label to every scraped series and would rename ours to `exported_job`.
         self.job_runs = Counter(
             "promptd_job_runs_total", "Scheduled job runs by job and result",
-            ["job", "result"], registry=r)
+            ["job_name", "result"], registry=r)
         self.job_seconds = Histogram(
-            "promptd_job_duration_seconds", "Scheduled job duration", ["job"],
+            "promptd_job_duration_seconds", "Scheduled job duration", ["job_name"],
             buckets=(0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120), registry=r)
         self.job_last_success = Gauge(
             "promptd_job_last_success_timestamp_seconds", "When each job last succeeded",
-            ["job"], registry=r)
+            ["job_name"], registry=r)
         self.is_leader = Gauge(
             "promptd_scheduler_leader", "1 when this process runs the scheduled jobs",
             registry=r)
