@@ -180,7 +180,7 @@ def _draft_patterns(
     grouping = group_documents(docs, multiplicity, doc_of[picked], config)
 
     labels = grouping.labels[doc_of]
-    sizes = np.bincount(labels[labels >= 0], minlength=grouping.n_clusters)
+    sizes = np.bincount(labels[labels >= 0], minlength=max(grouping.n_clusters, 1))
     # Assignment can leave a discovered cluster with fewer records than it needs.
     labels = np.where((labels >= 0) & (sizes[np.maximum(labels, 0)] >= config.min_cluster_size),
                       labels, -1)

@@ -45,7 +45,15 @@ def normalise_label(value: str | None) -> str:
 
 
 def display_text(text: str | None, max_chars: int) -> str | None:
-    """Return ``text`` cut to ``max_chars`` with a visible marker saying how much was dropped."""
-    if text is None or len(text) <= max_chars:
-        return text
-    return text[:max_chars] + TRUNCATION_MARKER.format(dropped=len(text) - max_chars)
+    """Return ``text`` cut to ``max_chars`` with a visible marker saying how much was dropped.
+
+    Lone surrogates (possible in JSON input) become "?" so the text encodes as UTF-8
+    wherever the pattern is stored.
+    """
+    if text is None:
+        return None
+    if len(text) > max_chars:
+        text = text[:max_chars] + TRUNCATION_MARKER.format(dropped=len(text) - max_chars)
+    if not text.isascii():
+        text = text.encode("utf-8", "replace").decode("utf-8")
+    return text
