@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from .schema import metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SCHEMA_LOCK_KEY = 0x70726F6E  # PostgreSQL advisory lock held while creating the schema
 
 # Nothing ever updates or deletes a row of the log: the database refuses it, not just our code.
 _SQLITE_GUARDS = (
@@ -23,9 +24,19 @@ _SQLITE_GUARDS = (
 _PG_GUARDS = (
     """CREATE OR REPLACE FUNCTION promptd_events_append_only() RETURNS trigger AS $$
        BEGIN RAISE EXCEPTION 'events is append-only'; END; $$ LANGUAGE plpgsql""",
-    "DROP TRIGGER IF EXISTS events_append_only ON events",
-    """CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
-       FOR EACH ROW EXECUTE FUNCTION promptd_events_append_only()""",
+    # Created only when missing: (re)creating a trigger locks the table against readers.
+    """DO $$ BEGIN
+         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_append_only'
+                        AND tgrelid = 'events'::regclass) THEN
+           CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events
+             FOR EACH ROW EXECUTE FUNCTION promptd_events_append_only();
+         END IF;
+         IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_no_truncate'
+                        AND tgrelid = 'events'::regclass) THEN
+           CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON events
+             FOR EACH STATEMENT EXECUTE FUNCTION promptd_events_append_only();
+         END IF;
+       END $$""",
 )
 
 
@@ -35,6 +46,22 @@ def sqlite_path(url: str) -> Path | None:
     if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def _create_schema(engine: Engine) -> None:
+    postgres = engine.dialect.name == "postgresql"
+    with engine.connect() as conn:
+        if postgres:
+            # Catalog lookups must see the tables a replica starting at the same time just
+            # committed, whatever isolation the engine reads with.
+            conn.execution_options(isolation_level="READ COMMITTED")
+        with conn.begin():
+            if postgres:
+                # Replicas starting together would race to create the same tables.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
+            metadata.create_all(conn)
+            for stmt in _PG_GUARDS if postgres else _SQLITE_GUARDS:
+                conn.execute(text(stmt))
 
 
 def create_log_engine(url: str, *, for_writing: bool = True, **kwargs: Any) -> Engine:
@@ -76,11 +103,12 @@ def create_log_engine(url: str, *, for_writing: bool = True, **kwargs: Any) -> E
 
     else:
         kwargs.setdefault("pool_pre_ping", True)
+        if not for_writing:
+            # One snapshot for the whole transaction, as SQLite's deferred BEGIN gives: a
+            # replay or backup must not see commits that land while it reads.
+            kwargs.setdefault("isolation_level", "REPEATABLE READ")
         engine = create_engine(url, **kwargs)
-    metadata.create_all(engine)
-    with engine.begin() as conn:
-        for stmt in _SQLITE_GUARDS if url.startswith("sqlite") else _PG_GUARDS:
-            conn.execute(text(stmt))
+    _create_schema(engine)
     if path is not None:
         for suffix in ("-wal", "-shm"):
             side = Path(str(path) + suffix)
