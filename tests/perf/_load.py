@@ -1,4 +1,4 @@
-"""A closed-loop HTTP/1.1 load generator on raw asyncio streams, for the benchmarks.
+"""Benchmark harness: servers as child processes, and a closed-loop HTTP/1.1 load generator.
 
 Each simulated client owns one keep-alive connection and sends its next request as soon as
 the previous answer is read. httpx would spend several times the server's own CPU per
@@ -12,12 +12,17 @@ from __future__ import annotations
 import asyncio
 import math
 import os
+import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
+
 RequestFactory = Callable[[], bytes]
+STARTUP_TIMEOUT_S = 120.0  # importing scipy/sklearn takes >10 s on a busy 2-core machine
 
 _CLOCK_TICK = os.sysconf("SC_CLK_TCK")
 
@@ -32,12 +37,20 @@ def http_request(method: str, path: str, host: str, headers: Mapping[str, str] |
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def process_cpu_seconds(pid: int) -> float:
-    """Return user + system CPU seconds a process (all its threads) has used so far."""
-    with open(f"/proc/{pid}/stat", "rb") as fh:
+def _cpu_seconds(stat_path: str) -> float:
+    with open(stat_path, "rb") as fh:
         # The command name (field 2) may hold spaces; count fields after its closing paren.
         fields = fh.read().rsplit(b")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / _CLOCK_TICK
+
+
+def server_cpu_seconds(pid: int) -> tuple[float, float]:
+    """Return CPU seconds used so far by a process: (all threads, its main thread only).
+
+    The main thread of a uvicorn server runs the event loop; the rest is promptd's writer,
+    the threadpool that runs sync endpoints and dependencies, and housekeeping.
+    """
+    return _cpu_seconds(f"/proc/{pid}/stat"), _cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
 
 
 def percentile(sorted_values: tuple[float, ...], q: float) -> float:
@@ -60,6 +73,7 @@ class LoadResult:
     statuses: Mapping[int, int]
     client_cpu_s: float
     server_cpu_s: float | None = None
+    server_loop_cpu_s: float | None = None
 
     @property
     def requests_per_s(self) -> float:
@@ -87,6 +101,13 @@ class LoadResult:
         if self.server_cpu_s is None or not self.ok:
             return None
         return self.server_cpu_s / self.ok * 1e6
+
+    @property
+    def loop_share(self) -> float | None:
+        """Return the event-loop thread's share of the server's CPU time (None if not sampled)."""
+        if self.server_cpu_s is None or self.server_loop_cpu_s is None or not self.server_cpu_s:
+            return None
+        return self.server_loop_cpu_s / self.server_cpu_s
 
     @property
     def client_cpu_us_per_request(self) -> float:
@@ -154,22 +175,40 @@ async def _run(url: str, factory: RequestFactory, concurrency: int, warmup_s: fl
     clients = [asyncio.create_task(_client(host, port, factory, window))
                for _ in range(concurrency)]
 
-    async def sample() -> tuple[float, float | None]:
-        await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
-        cpu0 = time.process_time()
-        srv0 = process_cpu_seconds(server_pid) if server_pid else None
-        await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
-        cpu = time.process_time() - cpu0
-        srv = process_cpu_seconds(server_pid) - srv0 if server_pid and srv0 is not None else None
-        return cpu, srv
-
-    client_cpu, server_cpu = await sample()
+    await asyncio.sleep(max(0.0, window.start - time.perf_counter()))
+    cpu0 = time.process_time()
+    srv0 = server_cpu_seconds(server_pid) if server_pid else (0.0, 0.0)
+    await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
+    client_cpu = time.process_time() - cpu0
+    srv1 = server_cpu_seconds(server_pid) if server_pid else (0.0, 0.0)
     await asyncio.gather(*clients)
     ok = sum(n for s, n in window.statuses.items() if 200 <= s < 300)
     return LoadResult(
         ok=ok, failed=sum(window.statuses.values()) - ok, seconds=duration_s,
         events_per_request=events_per_request, latencies_ms=tuple(sorted(window.latencies)),
-        statuses=dict(window.statuses), client_cpu_s=client_cpu, server_cpu_s=server_cpu,
+        statuses=dict(window.statuses), client_cpu_s=client_cpu,
+        server_cpu_s=srv1[0] - srv0[0] if server_pid else None,
+        server_loop_cpu_s=srv1[1] - srv0[1] if server_pid else None,
+    )
+
+
+def pooled(results: Sequence[LoadResult]) -> LoadResult:
+    """Return several runs of one scenario as one: counts, seconds and CPU add up."""
+    def total(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+    statuses: dict[int, int] = {}
+    for r in results:
+        for code, n in r.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+    return LoadResult(
+        ok=sum(r.ok for r in results), failed=sum(r.failed for r in results),
+        seconds=sum(r.seconds for r in results),
+        events_per_request=results[0].events_per_request,
+        latencies_ms=tuple(sorted(x for r in results for x in r.latencies_ms)),
+        statuses=statuses, client_cpu_s=sum(r.client_cpu_s for r in results),
+        server_cpu_s=total([r.server_cpu_s for r in results]),
+        server_loop_cpu_s=total([r.server_loop_cpu_s for r in results]),
     )
 
 
@@ -184,3 +223,56 @@ def run_load(url: str, factory: RequestFactory, *, concurrency: int, duration_s:
     """
     return asyncio.run(_run(url, factory, concurrency, warmup_s, duration_s,
                             events_per_request, server_pid))
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A server process that has been started but may not answer yet."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+
+    def stop(self) -> None:
+        """Terminate the process (SIGTERM, then SIGKILL after 15 s)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def wait_for(self, path: str, timeout: float = STARTUP_TIMEOUT_S) -> None:
+        """Poll ``path`` until it answers 200; raise if the process dies or time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}; "
+                                   f"see the log in {self.data_dir}")
+            try:
+                if httpx.get(self.url + path, timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.url}{path} did not answer within {timeout:g} s")
+
+
+def launch(cmd: list[str], data_dir: Path, port: int, env: dict[str, str] | None = None
+           ) -> Launch:
+    """Start ``cmd`` in ``data_dir`` (its output goes to server.log there); do not wait."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = open(data_dir / "server.log", "ab")  # noqa: SIM115 - lives with the process
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, cwd=data_dir, env=env)
+    return Launch(proc, f"http://127.0.0.1:{port}", data_dir)
+
+
+def print_table(rows: list[list[str]], headers: list[str]) -> None:
+    """Print ``rows`` as an aligned plain-text table."""
+    cells = [headers, *rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, row in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        if n == 0:
+            print("  ".join("-" * w for w in widths))
