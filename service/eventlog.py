@@ -72,6 +72,12 @@ def head_position(conn: Connection) -> int:
     return int(conn.execute(select(func.coalesce(func.max(events.c.position), 0))).scalar_one())
 
 
+def types_after(conn: Connection, after: int) -> set[str]:
+    """Return the distinct event types at positions greater than ``after``."""
+    return set(conn.execute(select(events.c.type).where(events.c.position > after)
+                            .distinct()).scalars())
+
+
 def lock_for_writing(conn: Connection) -> None:
     """Take the log's write lock for the rest of the caller's transaction (PostgreSQL).
 

@@ -111,6 +111,7 @@ class EventWriter:
         """Apply events other processes appended; return the head position."""
         with self._engine.begin() as conn:
             _, seen = self._projector.catch_up_in(conn)
+            seen |= eventlog.types_after(conn, self.position)
             head = eventlog.head_position(conn)
         self._notify([], seen, head)
         return head
@@ -160,6 +161,10 @@ class EventWriter:
             # Events other processes wrote since our last commit come first, so the
             # projections stay in position order.
             positions, seen = self._projector.catch_up_in(conn)
+            # The read models are shared: another process may already have folded its own
+            # events, yet this process's caches (registry, tokens, deployments) must hear
+            # of them too.
+            seen |= eventlog.types_after(conn, self.position)
             results = eventlog.append(conn, flat)
             stored = [
                 StoredEvent(r.position, e.event_id, e.type, e.stream, e.recorded_at,
