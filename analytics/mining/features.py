@@ -1,11 +1,16 @@
 """TF-IDF features of corrections: word 1-2 grams, char_wb 3-5 grams, category/error tokens.
 
-The vocabularies and IDF are fitted on a sample and then applied to any number of records
-in chunks, so the whole corpus never sits in memory as a sparse matrix. Weighting follows
-scikit-learn's ``TfidfVectorizer(sublinear_tf=True, smooth_idf=True)`` exactly (a test
-checks it), but counting is done here because the character n-grams are computed once per
-distinct whitespace token and spread to documents by a sparse product, which is what makes
-200,000 records affordable.
+Vocabularies and IDF are fitted on a sample and applied to any number of documents, a
+range at a time, so the corpus never sits in memory as one sparse matrix. Documents are
+first reduced to ids into a list of distinct words (the only per-word Python work); word
+columns, bigrams and counting are then array operations, and each distinct word's char
+n-grams are computed once for the whole corpus.
+
+Weighting matches scikit-learn's ``TfidfVectorizer`` (smooth IDF, L2 rows; tests check it):
+the word block uses ``sublinear_tf=True``. The char block uses raw term frequency (on
+complaint-length text the two barely differ), which makes a document's char row a plain
+sum of its words' rows, so ``embedding`` can project words once instead of every
+document's ~130 char n-grams.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from itertools import pairwise
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 from sklearn.preprocessing import normalize
 
@@ -52,7 +56,7 @@ class Vocabulary:
 
 @dataclass(frozen=True, slots=True, eq=False)
 class FeatureSpace:
-    """Fitted vocabularies for the three blocks, with lookups that let transform vectorise."""
+    """Fitted vocabularies for the three blocks, with lookups that let counting vectorise."""
 
     word: Vocabulary
     char: Vocabulary
@@ -77,6 +81,21 @@ class FeatureBlocks:
         return _unit_rows(stacked)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class WordIds:
+    """Documents as runs of ids into one list of distinct content words."""
+
+    ids: np.ndarray  # word ids, document after document
+    starts: np.ndarray  # (n_docs + 1,) offsets of each document's run in ``ids``
+    words: tuple[str, ...]
+
+    def segment(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Return (word ids, document of each id relative to ``start``) for a doc range."""
+        lo, hi = int(self.starts[start]), int(self.starts[stop])
+        lengths = np.diff(self.starts[start : stop + 1])
+        return self.ids[lo:hi], np.repeat(np.arange(stop - start, dtype=np.int64), lengths)
+
+
 def content_words(text: str) -> list[str]:
     """Return the words of ``text`` (2+ word characters) that are not English stop words."""
     return [t for t in _WORD.findall(text) if t not in _STOP]
@@ -85,10 +104,6 @@ def content_words(text: str) -> list[str]:
 def word_terms(text: str) -> list[str]:
     """Return the word unigrams then bigrams of ``text`` (stop words removed first)."""
     return _with_bigrams(content_words(text))
-
-
-def _with_bigrams(tokens: list[str]) -> list[str]:
-    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
 
 
 def char_wb_ngrams(token: str) -> list[str]:
@@ -103,23 +118,33 @@ def char_wb_ngrams(token: str) -> list[str]:
     return out
 
 
+def tokenise(docs: Sequence[Document]) -> WordIds:
+    """Return the content words of ``docs`` as ids into their distinct words."""
+    ids: dict[str, int] = {}
+    flat: list[int] = []
+    starts = np.zeros(len(docs) + 1, dtype=np.int64)
+    for i, doc in enumerate(docs):
+        flat.extend([ids.setdefault(t, len(ids)) for t in _WORD.findall(doc.text)
+                     if t not in _STOP])
+        starts[i + 1] = len(flat)
+    return WordIds(ids=np.asarray(flat, dtype=np.int64), starts=starts, words=tuple(ids))
+
+
 def fit_feature_space(docs: Sequence[Document], *, min_df: int) -> FeatureSpace:
     """Return vocabularies (terms in at least ``min_df`` docs) and IDF fitted on ``docs``."""
     n = len(docs)
-    words = [content_words(d.text) for d in docs]
     word_df: Counter[str] = Counter()
     meta_df: Counter[str] = Counter()
-    for doc, doc_words in zip(docs, words, strict=True):
-        word_df.update(set(_with_bigrams(doc_words)))
+    for doc in docs:
+        word_df.update(set(word_terms(doc.text)))
         meta_df.update(set(doc.meta))
-    # Char n-gram document frequencies go through the per-word matrix like transform does.
-    token_docs, tokens = _token_matrix(words)
+    tokens = tokenise(docs)
+    ids, doc_of = tokens.segment(0, n)
     ngram_index: dict[str, int] = {}
-    token_ngrams = _ngram_matrix(tokens, ngram_index, grow=True)
-    presence = (token_docs @ token_ngrams).tocsc()
+    word_ngrams = _ngram_counts(tokens.words, ngram_index, grow=True)
+    presence = (_counts(doc_of, ids, (n, len(tokens.words))) @ word_ngrams).tocsc()
     char_df = np.diff(presence.indptr)
-    char_terms = sorted(ngram_index, key=ngram_index.__getitem__)
-    char_counts = Counter({t: int(char_df[i]) for i, t in enumerate(char_terms)})
+    char_counts = Counter({g: int(char_df[i]) for g, i in ngram_index.items()})
     word = _vocabulary(word_df, n, min_df)
     unigram_column = {t: i for i, t in enumerate(word.terms) if " " not in t}
     pairs = [(i, t.split(" ")) for i, t in enumerate(word.terms) if " " in t]
@@ -137,115 +162,72 @@ def fit_feature_space(docs: Sequence[Document], *, min_df: int) -> FeatureSpace:
     )
 
 
-def transform(space: FeatureSpace, docs: Sequence[Document]) -> FeatureBlocks:
-    """Return the TF-IDF blocks of ``docs`` in ``space`` (unknown terms are ignored).
+@dataclass(frozen=True, slots=True, eq=False)
+class PreparedDocs:
+    """Documents reduced to word ids against a fitted space; blocks come per doc range."""
 
-    Python touches each word once (to give it a batch-local id); unigram and bigram columns,
-    char n-grams and counting are then array operations over those ids.
-    """
-    n = len(docs)
-    ids: dict[str, int] = {}
-    flat: list[int] = []
-    lengths = np.zeros(n, dtype=np.int64)
-    for i, doc in enumerate(docs):
-        before = len(flat)
-        flat.extend([ids.setdefault(t, len(ids)) for t in _WORD.findall(doc.text)
-                     if t not in _STOP])
-        lengths[i] = len(flat) - before
-    tokens = np.asarray(flat, dtype=np.int64)
-    doc_of = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    distinct = list(ids)
+    space: FeatureSpace
+    tokens: WordIds
+    unigram: np.ndarray  # per distinct word: its column in the word block, or -1
+    word_chars: sp.csr_matrix  # per distinct word: IDF-weighted counts of its char n-grams
+    meta: sp.csr_matrix  # per document: the meta block (small, so built whole)
 
-    column = np.array([space.unigram_column.get(w, -1) for w in distinct] or [-1],
-                      dtype=np.int64)
-    unigram = column[tokens]
-    rows, cols = [doc_of[unigram >= 0]], [unigram[unigram >= 0]]
-    if len(tokens) > 1 and len(space.bigram_keys):
-        first, second = unigram[:-1], unigram[1:]
-        pair = (doc_of[:-1] == doc_of[1:]) & (first >= 0) & (second >= 0)
-        keys = first[pair] * _PAIR + second[pair]
-        at = np.minimum(np.searchsorted(space.bigram_keys, keys), len(space.bigram_keys) - 1)
-        hit = space.bigram_keys[at] == keys
-        rows.append(doc_of[:-1][pair][hit])
-        cols.append(space.bigram_columns[at[hit]])
-    word_counts = _counts(np.concatenate(rows), np.concatenate(cols), (n, space.word.size))
+    @property
+    def n_docs(self) -> int:
+        """Return the number of documents."""
+        return len(self.tokens.starts) - 1
 
-    token_docs = _counts(doc_of, tokens, (n, len(distinct)))
-    char_counts = token_docs @ _ngram_matrix(distinct, space.char.index, grow=False)
+    def blocks(self, start: int, stop: int) -> FeatureBlocks:
+        """Return the three TF-IDF blocks of documents ``start:stop``."""
+        ids, doc_of = self.tokens.segment(start, stop)
+        word_docs = _counts(doc_of, ids, (stop - start, len(self.tokens.words)))
+        return FeatureBlocks(word=self.word_block(start, stop),
+                             char=_unit_rows(word_docs @ self.word_chars),
+                             meta=self.meta[start:stop])
 
+    def word_block(self, start: int, stop: int) -> sp.csr_matrix:
+        """Return the word unigram+bigram TF-IDF rows of documents ``start:stop``."""
+        space = self.space
+        ids, doc_of = self.tokens.segment(start, stop)
+        unigram = self.unigram[ids]
+        rows, cols = [doc_of[unigram >= 0]], [unigram[unigram >= 0]]
+        if len(ids) > 1 and len(space.bigram_keys):
+            first, second = unigram[:-1], unigram[1:]
+            pair = (doc_of[:-1] == doc_of[1:]) & (first >= 0) & (second >= 0)
+            keys = first[pair] * _PAIR + second[pair]
+            at = np.minimum(np.searchsorted(space.bigram_keys, keys), len(space.bigram_keys) - 1)
+            hit = space.bigram_keys[at] == keys
+            rows.append(doc_of[:-1][pair][hit])
+            cols.append(space.bigram_columns[at[hit]])
+        counts = _counts(np.concatenate(rows), np.concatenate(cols),
+                         (stop - start, space.word.size))
+        return _tfidf(counts, space.word)
+
+
+def prepare(space: FeatureSpace, docs: Sequence[Document]) -> PreparedDocs:
+    """Return ``docs`` reduced to word ids, ready for blocks or a range-wise embedding."""
+    tokens = tokenise(docs)
+    unigram = np.array([space.unigram_column.get(w, -1) for w in tokens.words] or [-1],
+                       dtype=np.int64)
+    word_chars = _ngram_counts(tokens.words, space.char.index, grow=False)
+    word_chars.data *= space.char.idf[word_chars.indices]
     meta_index = space.meta.index
     meta_rows = [i for i, d in enumerate(docs) for t in d.meta if t in meta_index]
     meta_cols = [meta_index[t] for d in docs for t in d.meta if t in meta_index]
-    meta_counts = _counts(np.asarray(meta_rows, dtype=np.int64),
-                          np.asarray(meta_cols, dtype=np.int64), (n, space.meta.size))
-    return FeatureBlocks(word=_tfidf(word_counts, space.word),
-                         char=_tfidf(char_counts, space.char),
-                         meta=_tfidf(meta_counts, space.meta))
+    meta = _tfidf(_counts(np.asarray(meta_rows, dtype=np.int64),
+                          np.asarray(meta_cols, dtype=np.int64),
+                          (len(docs), space.meta.size)), space.meta)
+    return PreparedDocs(space=space, tokens=tokens, unigram=unigram, word_chars=word_chars,
+                        meta=meta)
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class Embedding:
-    """A fitted linear map from TF-IDF rows to short dense vectors that keep dot products.
-
-    Rows are deliberately NOT re-normalised after projection: a record whose words are
-    mostly its own (a one-off complaint) keeps a short vector, so its dot product with
-    others stays close to its true TF-IDF cosine. Re-normalising would blow up the little
-    it shares with everyone (category, filler words) and make one-off complaints look alike.
-    """
-
-    block_weights: tuple[float, float, float]
-    components: np.ndarray | None = None  # (k, n_features): LSA directions, or
-    sample_rows: sp.csr_matrix | None = None  # with ``basis``: the exact span of a small
-    basis: np.ndarray | None = None  # sample, via its Gram matrix (n, r)
-
-    def embed(self, blocks: FeatureBlocks) -> np.ndarray:
-        """Return one vector per row whose dot products approximate TF-IDF cosines."""
-        if self.components is None:
-            assert self.sample_rows is not None and self.basis is not None
-            combined = blocks.combined(self.block_weights)
-            return (combined @ self.sample_rows.T).toarray() @ self.basis
-        # Projecting block by block equals projecting the stacked, normalised rows (the
-        # stacked norm is known from which blocks are non-empty) without building the stack.
-        out = np.zeros((blocks.word.shape[0], self.components.shape[0]))
-        norm2 = np.zeros(blocks.word.shape[0])
-        start = 0
-        for block, weight in zip((blocks.word, blocks.char, blocks.meta), self.block_weights,
-                                 strict=True):
-            stop = start + block.shape[1]
-            if weight > 0 and block.nnz:
-                out += block @ (weight * self.components[:, start:stop].T)
-                norm2 += weight**2 * (np.diff(block.indptr) > 0)
-            start = stop
-        norm = np.sqrt(norm2)
-        out /= np.where(norm > 0, norm, 1.0)[:, None]
-        return out
+def transform(space: FeatureSpace, docs: Sequence[Document]) -> FeatureBlocks:
+    """Return the TF-IDF blocks of ``docs`` in ``space`` (unknown terms are ignored)."""
+    return prepare(space, docs).blocks(0, len(docs))
 
 
-def fit_embedding(
-    blocks: FeatureBlocks,
-    *,
-    block_weights: tuple[float, float, float],
-    n_components: int,
-    seed: int,
-) -> Embedding:
-    """Return an LSA embedding of ``n_components`` dims, or an exact one for a small sample.
-
-    With fewer than ~2 documents per component a truncated SVD would drop real structure;
-    the eigen-decomposition of the small Gram matrix instead spans the sample exactly.
-    """
-    combined = blocks.combined(block_weights)
-    n_docs, n_features = combined.shape
-    if n_docs >= 2 * n_components and n_features > n_components:
-        svd = TruncatedSVD(n_components=n_components, algorithm="randomized", n_iter=5,
-                           random_state=seed)
-        svd.fit(combined)
-        return Embedding(block_weights=block_weights,
-                         components=svd.components_.astype(np.float64))
-    gram = (combined @ combined.T).toarray()
-    eigenvalues, eigenvectors = np.linalg.eigh(gram)
-    keep = eigenvalues > max(float(eigenvalues.max(initial=0.0)), 1.0) * 1e-10
-    basis = eigenvectors[:, keep] / np.sqrt(eigenvalues[keep])
-    return Embedding(block_weights=block_weights, sample_rows=combined, basis=basis)
+def _with_bigrams(tokens: list[str]) -> list[str]:
+    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
 
 
 def _vocabulary(df: Counter[str], n_docs: int, min_df: int) -> Vocabulary:
@@ -262,36 +244,20 @@ def _counts(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> sp.cs
     return matrix
 
 
-def _token_matrix(words: Sequence[Sequence[str]]) -> tuple[sp.csr_matrix, list[str]]:
-    """Return a docs x distinct-words count matrix and the distinct words."""
-    ids: dict[str, int] = {}
+def _ngram_counts(words: Sequence[str], index: dict[str, int], *, grow: bool) -> sp.csr_matrix:
+    """Return a words x char-n-gram count matrix; ``grow`` adds unseen n-grams to ``index``."""
     indptr = [0]
     indices: list[int] = []
-    for doc_words in words:
-        indices.extend(ids.setdefault(w, len(ids)) for w in doc_words)
-        indptr.append(len(indices))
-    return _csr(indices, indptr, len(ids)), list(ids)
-
-
-def _ngram_matrix(tokens: Sequence[str], index: dict[str, int], *, grow: bool) -> sp.csr_matrix:
-    """Return a tokens x char-n-gram count matrix; ``grow`` adds unseen n-grams to ``index``."""
-    indptr = [0]
-    indices: list[int] = []
-    for token in tokens:
-        grams = char_wb_ngrams(token)
+    for word in words:
+        grams = char_wb_ngrams(word)
         if grow:
-            indices.extend(index.setdefault(g, len(index)) for g in grams)
+            indices.extend([index.setdefault(g, len(index)) for g in grams])
         else:
-            indices.extend(index[g] for g in grams if g in index)
+            indices.extend([index[g] for g in grams if g in index])
         indptr.append(len(indices))
-    return _csr(indices, indptr, len(index))
-
-
-def _csr(indices: list[int], indptr: list[int], n_cols: int) -> sp.csr_matrix:
-    idx = np.asarray(indices, dtype=np.int32)
-    ptr = np.asarray(indptr, dtype=np.int64)
-    data = np.ones(len(idx), dtype=np.float64)
-    matrix = sp.csr_matrix((data, idx, ptr), shape=(len(ptr) - 1, n_cols))
+    data = np.ones(len(indices), dtype=np.float64)
+    matrix = sp.csr_matrix((data, np.asarray(indices, dtype=np.int64),
+                            np.asarray(indptr, dtype=np.int64)), shape=(len(words), len(index)))
     matrix.sum_duplicates()
     return matrix
 
@@ -307,4 +273,4 @@ def _unit_rows(matrix: sp.csr_matrix) -> sp.csr_matrix:
     """Return ``matrix`` with rows scaled to unit length (zero rows and no columns allowed)."""
     if matrix.shape[1] == 0:
         return sp.csr_matrix(matrix.shape)
-    return normalize(matrix, copy=False)
+    return normalize(sp.csr_matrix(matrix), copy=False)

@@ -20,12 +20,8 @@ from analytics.mining.clustering import (
     discover_clusters,
 )
 from analytics.mining.config import MiningConfig
-from analytics.mining.features import (
-    Document,
-    fit_embedding,
-    fit_feature_space,
-    transform,
-)
+from analytics.mining.embedding import fit_embedding
+from analytics.mining.features import Document, fit_feature_space, prepare, transform
 
 _CHUNK = 8_192
 
@@ -78,10 +74,10 @@ def group_documents(
     word_records = sp.csr_matrix((k, n_words))
     meta_sums = sp.csr_matrix((k, n_meta))
     total_with_word = np.zeros(n_words, dtype=np.float64)
+    prepared = prepare(space, docs)
     for start in range(0, len(docs), _CHUNK):
         stop = min(start + _CHUNK, len(docs))
-        blocks = transform(space, docs[start:stop])
-        vectors = embedding.embed(blocks)
+        word_block, meta_block, vectors = embedding.embed_range(prepared, start, stop)
         chunk_labels, chunk_sim = assign_to_centroids(vectors, centroids,
                                                       max_distance=config.assign_distance)
         pinned = fixed[start:stop] >= 0
@@ -93,15 +89,15 @@ def group_documents(
         similarity[start:stop] = chunk_sim
 
         weights = multiplicity[start:stop].astype(np.float64)
-        word_present = blocks.word.copy()
+        word_present = word_block.copy()
         word_present.data[:] = 1.0
         total_with_word += word_present.T @ weights
         member = np.flatnonzero(chunk_labels >= 0)
         tally = sp.csr_matrix((weights[member], (chunk_labels[member], member)),
                               shape=(k, stop - start))
-        word_sums = word_sums + tally @ blocks.word
+        word_sums = word_sums + tally @ word_block
         word_records = word_records + tally @ word_present
-        meta_sums = meta_sums + tally @ blocks.meta
+        meta_sums = meta_sums + tally @ meta_block
 
     return Grouping(
         labels=labels,

@@ -22,7 +22,7 @@ from analytics.mining.identity import (
     new_pattern_id,
     sparse_centroid,
 )
-from analytics.mining.model import FailureRecord, Pattern, PatternExample
+from analytics.mining.model import FailureRecord, Pattern, PatternExample, PatternStatus
 from analytics.mining.text import display_text, meta_tokens, normalise_label, normalise_text
 from analytics.mining.trend import OUTSIDE, trend_statistics, window_index, window_starts
 
@@ -279,7 +279,7 @@ def _settle_identity(
     return tuple(settled), resolved, [ids[i] for i in range(len(drafts))]
 
 
-def _trend_status(p: Pattern, config: MiningConfig) -> str:
+def _trend_status(p: Pattern, config: MiningConfig) -> PatternStatus:
     if p.trend_z >= config.trend_z_threshold:
         return "growing"
     if p.trend_z <= -config.trend_z_threshold:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
+from threadpoolctl import threadpool_limits
 
+from analytics.mining.embedding import fit_embedding
 from analytics.mining.features import (
     Document,
     content_words,
-    fit_embedding,
     fit_feature_space,
+    prepare,
     transform,
 )
 from analytics.mining.synthetic import generate_corpus
@@ -38,7 +40,7 @@ def test_char_block_equals_sklearn_char_wb_over_content_words() -> None:
     docs = _docs(400, seed=12)
     texts = [" ".join(content_words(d.text)) for d in docs]
     space = fit_feature_space(docs, min_df=2)
-    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
+    reference = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=False,
                                 min_df=2).fit(texts)
     assert list(reference.get_feature_names_out()) == list(space.char.terms)
     difference = abs(reference.transform(texts) - transform(space, docs).char)
@@ -57,11 +59,12 @@ def test_unseen_documents_use_only_fitted_terms_and_stay_unit_length() -> None:
 
 
 def test_lsa_dot_products_approximate_tfidf_cosines_without_renormalising() -> None:
-    docs = _docs(1_200, seed=15)
+    docs = _docs(600, seed=15)
     space = fit_feature_space(docs, min_df=2)
     blocks = transform(space, docs)
     weights = (1.0, 0.5, 0.25)
-    embedding = fit_embedding(blocks, block_weights=weights, n_components=100, seed=0)
+    with threadpool_limits(limits=1, user_api="blas"):  # as mine_patterns runs it
+        embedding = fit_embedding(blocks, block_weights=weights, n_components=100, seed=0)
     vectors = embedding.embed(blocks)
     combined = blocks.combined(weights)
     exact = (combined @ combined.T).toarray()
@@ -81,3 +84,21 @@ def test_small_sample_embedding_reproduces_tfidf_cosines_exactly() -> None:
     vectors = embedding.embed(blocks)
     combined = blocks.combined(weights)
     assert np.allclose(vectors @ vectors.T, (combined @ combined.T).toarray(), atol=1e-9)
+
+
+def test_range_embedding_equals_projecting_the_explicit_blocks() -> None:
+    docs = [*_docs(700, seed=17), Document(""), Document("", ("category:style",)),
+            Document("unseen words only qqqq")]
+    space = fit_feature_space(docs[:500], min_df=2)
+    weights = (1.0, 0.5, 0.25)
+    with threadpool_limits(limits=1, user_api="blas"):
+        embedding = fit_embedding(transform(space, docs[:500]), block_weights=weights,
+                                  n_components=100, seed=0)
+    prepared = prepare(space, docs)
+    start, stop = 450, len(docs)
+    blocks = prepared.blocks(start, stop)
+    word, meta, vectors = embedding.embed_range(prepared, start, stop)
+    assert abs(word - blocks.word).max() < 1e-12 and abs(meta - blocks.meta).max() < 1e-12
+    assert np.allclose(vectors, embedding.embed(blocks), atol=1e-12)
+    assert np.allclose(vectors, blocks.combined(weights) @ embedding.components.T, atol=1e-12)
+    assert not vectors[-3].any()  # an empty document stays at the origin
