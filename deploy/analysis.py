@@ -1,64 +1,138 @@
 """Batched evaluation of the comparisons one canary tick needs, over many deployments at once.
 
-A tick plans its one-sided comparisons per deployment (``Check``: which arms, which
-metric, which boundary, the per-step moments), then evaluates all of them together. The
-result for each check is exactly what ``analytics.compare.compare_strata`` gives for it
-(the tests hold the two equal): the post-stratified difference of
-``analytics.estimates.stratified_difference``, with per-arm means and variances taken from
-``analytics.batch.MomentsArray``, and the always-valid bounds and p-value of one
-vectorised ``analytics.sequential.confidence_sequence`` call per (alpha, N*, side) group.
-Calling ``compare_strata`` once per check costs ~100 us each; a tick over a thousand
-deployments with five metrics each would take seconds instead of milliseconds.
+A tick lays every deployment's per-step, per-arm moments into one array (``StatsCube``),
+plans its one-sided comparisons as columns (``CheckTable``), and evaluates all of them with
+array operations: the post-stratified difference of ``analytics.estimates.
+stratified_difference`` (arm means and variances from ``analytics.batch.MomentsArray``)
+and the always-valid bounds and p-value of one ``analytics.sequential.confidence_sequence``
+call per (alpha, N*, side) group. Each result is exactly what ``analytics.compare.
+compare_strata`` gives for that check (the tests hold the two equal); calling it once per
+check would cost ~100 us each, and a tick over a thousand deployments seconds.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
 from analytics.batch import MomentsArray
 from analytics.compare import describe
-from analytics.estimates import min_arm_size
-from analytics.moments import Moments
 from analytics.multiple import holm
 from analytics.sequential import confidence_sequence
 from analytics.srm import SrmResult, srm_tests
-from deploy.stats import METRICS, Kind, MetricName
+from deploy.stats import METRICS, ArmStats, MetricName
 
-Strata = tuple[tuple[Moments, Moments], ...]
+METRIC_ORDER: tuple[MetricName, ...] = tuple(METRICS)
+METRIC_INDEX = {name: i for i, name in enumerate(METRIC_ORDER)}
+_PROPORTION = np.array([METRICS[m].kind == "proportion" for m in METRIC_ORDER])
 
 
-# Check and Bound are NamedTuples rather than frozen dataclasses: a tick over a thousand
-# deployments makes ~10,000 of each, and a frozen dataclass's __init__ costs ten times more.
-class Check(NamedTuple):
-    """One planned one-sided comparison of ``arm`` against ``base`` on one metric."""
+class StatsCube:
+    """Moments (n, total, total_sq) indexed [deployment, stratum, arm, metric].
+
+    A deployment's strata are its steps so far in ascending order; its arms are indexed
+    in the order ``arms`` lists them. Missing cells are empty (n = 0).
+    """
+
+    def __init__(
+        self, deployments: Sequence[Sequence[Mapping[str, ArmStats]]], arms: Sequence[Sequence[str]]
+    ) -> None:
+        strata = max((len(steps) for steps in deployments), default=0)
+        width = max((len(names) for names in arms), default=0)
+        self.data = np.zeros(
+            (len(deployments), max(strata, 1), max(width, 1), len(METRIC_ORDER), 3)
+        )
+        flat: list[float] = []
+        at: list[int] = []
+        for d, (steps, names) in enumerate(zip(deployments, arms, strict=True)):
+            for s, by_arm in enumerate(steps):
+                for a, name in enumerate(names):
+                    stats = by_arm.get(name)
+                    if stats is not None and stats.executions:
+                        flat.extend(stats.moments_row())
+                        at += (d, s, a)
+        if at:
+            d_idx, s_idx, a_idx = np.array(at).reshape(-1, 3).T
+            self.data[d_idx, s_idx, a_idx] = np.array(flat).reshape(len(d_idx), -1, 3)
+
+    def counts(self) -> list[list[list[float]]]:
+        """Return observations per [deployment][arm][metric], summed over strata."""
+        return self.data[..., 0].sum(axis=1).tolist()
+
+
+class CheckTable:
+    """Planned one-sided comparisons of an arm against a base arm, as columns.
+
+    A tick plans ~10,000 of them; columns keep that to a few list extends per arm and
+    hand numpy its inputs directly. ``side`` is the alternative: "less" means the delta
+    (arm - base) lies below ``null``, "greater" above it.
+    """
+
+    def __init__(self) -> None:
+        self.deployment: list[int] = []  # index into the StatsCube
+        self.arm: list[str] = []
+        self.arm_index: list[int] = []
+        self.base: list[str] = []
+        self.base_index: list[int] = []
+        self.metric: list[MetricName] = []
+        self.side: list[str] = []
+        self.null: list[float] = []
+        self.alpha: list[float] = []
+        self.n_star: list[float | None] = []
+        self.min_samples: list[int] = []  # per arm, over all strata, before concluding
+
+    def __len__(self) -> int:
+        return len(self.metric)
+
+    def add(
+        self,
+        deployment: int,
+        arm: tuple[str, int],
+        base: tuple[str, int],
+        metrics: Sequence[MetricName],
+        sides: Sequence[str],
+        nulls: Sequence[float],
+        *,
+        alpha: float,
+        n_star: float | None,
+        min_samples: int,
+    ) -> range:
+        """Add one check per metric of ``arm`` against ``base``; return their positions."""
+        start, k = len(self.metric), len(metrics)
+        self.deployment += [deployment] * k
+        self.arm += [arm[0]] * k
+        self.arm_index += [arm[1]] * k
+        self.base += [base[0]] * k
+        self.base_index += [base[1]] * k
+        self.metric += metrics
+        self.side += sides
+        self.null += nulls
+        self.alpha += [alpha] * k
+        self.n_star += [n_star] * k
+        self.min_samples += [min_samples] * k
+        return range(start, start + k)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The outcome of one check: post-stratified estimate, always-valid bound, p-value."""
 
     arm: str
     base: str
     metric: MetricName
-    side: str  # the alternative: "less" = delta below null, "greater" = above
+    side: str
     null: float
     alpha: float
-    n_star: float | None
-    strata: Strata  # (base, arm) moments per step
-    min_samples: int = 0  # per arm, over all strata, before the check may conclude
-
-
-class Bound(NamedTuple):
-    """The outcome of a ``Check``: post-stratified estimate, always-valid bound, p-value."""
-
-    check: Check
     estimate: float
     lower: float
     upper: float
     p_value: float
     enough_data: bool
-    n_control: int
+    n_control: int  # the base arm's observations
     n_candidate: int
     mean_control: float
     mean_candidate: float
@@ -66,33 +140,19 @@ class Bound(NamedTuple):
     @property
     def rejects(self) -> bool:
         """Return whether the data reject the null toward the alternative at alpha."""
-        return self.enough_data and self.p_value <= self.check.alpha
-
-    def to_json(self) -> dict[str, object]:
-        """Return the statistics snapshot for the evidence (n, estimate, bounds, p, null)."""
-        return {
-            "n_control": self.n_control,
-            "n_candidate": self.n_candidate,
-            "estimate": self.estimate,
-            "lower": _finite(self.lower),
-            "upper": _finite(self.upper),
-            "p": self.p_value,
-            "null": self.check.null,
-            "side": self.check.side,
-            "enough_data": self.enough_data,
-        }
+        return self.enough_data and self.p_value <= self.alpha
 
     def reading(self) -> str:
         """Return the plain-English line analytics gives this comparison."""
         if not self.enough_data:
             return f"not enough data yet ({self.n_control} vs {self.n_candidate})"
-        spec = METRICS[self.check.metric]
+        spec = METRICS[self.metric]
         return describe(
             spec.kind,
             spec.better,
-            self.check.alpha,
-            self.check.side,  # type: ignore[arg-type]
-            self.check.null,
+            self.alpha,
+            self.side,  # type: ignore[arg-type]
+            self.null,
             self.estimate,
             self.mean_control,
             self.mean_candidate,
@@ -103,126 +163,160 @@ class Bound(NamedTuple):
         )
 
 
-def evaluate(checks: Sequence[Check]) -> list[Bound]:
-    """Return the bound of every check, in order, in a handful of vectorised calls."""
-    count = len(checks)
-    diff = _Differences.zeros(count)
-    by_kind: dict[Kind, list[int]] = defaultdict(list)
-    for i, check in enumerate(checks):
-        by_kind[METRICS[check.metric].kind].append(i)
-    for kind, indices in by_kind.items():
-        diff.fill(kind, indices, checks)
-    least = np.array([check.min_samples for check in checks], dtype=float)
-    enough = (
-        (diff.n > 0) & (diff.se > 0.0) & (np.minimum(diff.n_control, diff.n_candidate) >= least)
-    )
+class Results:
+    """The outcomes of a ``CheckTable``, as columns; ``bound(i)`` gives one as a ``Bound``.
+
+    Columns rather than one object per check: only a handful end up in a reason, and the
+    evidence rows (``json``) are built in one pass.
+    """
+
+    def __init__(
+        self,
+        table: CheckTable,
+        estimate: list[float],
+        lower: list[float],
+        upper: list[float],
+        p_value: list[float],
+        enough: list[bool],
+        n_control: list[int],
+        n_candidate: list[int],
+        mean_control: list[float],
+        mean_candidate: list[float],
+    ) -> None:
+        self.table = table
+        self.estimate, self.lower, self.upper = estimate, lower, upper
+        self.p_value, self.enough = p_value, enough
+        self.n_control, self.n_candidate = n_control, n_candidate
+        self.mean_control, self.mean_candidate = mean_control, mean_candidate
+        self.rejects = [
+            ok and p <= a for a, p, ok in zip(table.alpha, p_value, enough, strict=True)
+        ]
+        self.json = [
+            {
+                "n_control": n_c,
+                "n_candidate": n_t,
+                "estimate": est,
+                "lower": lo if lo != -math.inf else None,
+                "upper": hi if hi != math.inf else None,
+                "p": p,
+                "null": null,
+                "side": side,
+                "enough_data": ok,
+            }
+            for n_c, n_t, est, lo, hi, p, null, side, ok in zip(
+                n_control, n_candidate, estimate, lower, upper, p_value, table.null,
+                table.side, enough, strict=True,
+            )
+        ]  # fmt: skip
+
+    def bound(self, i: int) -> Bound:
+        """Return the outcome of check ``i`` as one object."""
+        t = self.table
+        return Bound(
+            t.arm[i], t.base[i], t.metric[i], t.side[i], t.null[i], t.alpha[i],
+            self.estimate[i], self.lower[i], self.upper[i], self.p_value[i], self.enough[i],
+            self.n_control[i], self.n_candidate[i], self.mean_control[i],
+            self.mean_candidate[i],
+        )  # fmt: skip
+
+
+def evaluate(cube: StatsCube, table: CheckTable) -> Results:
+    """Return the outcome of every planned check, computed with array operations."""
+    count = len(table)
+    if not count:
+        return Results(table, [], [], [], [], [], [], [], [], [])
+    d = np.array(table.deployment)
+    metric = np.array([METRIC_INDEX[m] for m in table.metric])
+    control = cube.data[d, :, np.array(table.base_index), metric]  # (checks, strata, 3)
+    candidate = cube.data[d, :, np.array(table.arm_index), metric]
+    diff = _stratified(control, candidate, _PROPORTION[metric][:, None])
+    least = np.array(table.min_samples, dtype=float)
+    enough = (diff.size > 0) & (diff.se > 0.0) & (np.minimum(diff.n_c, diff.n_t) >= least)
     estimate = np.where(enough, diff.estimate, diff.pooled)
     lower = np.full(count, -math.inf)
     upper = np.full(count, math.inf)
     p_value = np.ones(count)
+    null = np.array(table.null)
     groups: dict[tuple[float, float | None, str], list[int]] = defaultdict(list)
-    for i, check in enumerate(checks):
-        if enough[i]:
-            groups[(check.alpha, check.n_star, check.side)].append(i)
+    for i in np.flatnonzero(enough).tolist():
+        groups[(table.alpha[i], table.n_star[i], table.side[i])].append(i)
     for (alpha, n_star, side), indices in groups.items():
         at = np.array(indices)
         cs = confidence_sequence(
             diff.estimate[at],
             diff.se[at],
-            diff.n[at],
+            diff.size[at],
             alpha=alpha,
             n_star=n_star,
             side=side,  # type: ignore[arg-type]
-            null=np.array([checks[i].null for i in indices]),
+            null=null[at],
         )
         lower[at], upper[at], p_value[at] = cs.lower, cs.upper, cs.p_value
-    columns = zip(
+    return Results(
+        table,
         estimate.tolist(),
         lower.tolist(),
         upper.tolist(),
         p_value.tolist(),
         enough.tolist(),
-        diff.n_control.tolist(),
-        diff.n_candidate.tolist(),
-        diff.mean_control.tolist(),
-        diff.mean_candidate.tolist(),
-        strict=True,
+        diff.n_c.astype(int).tolist(),
+        diff.n_t.astype(int).tolist(),
+        diff.mean_c.tolist(),
+        diff.mean_t.tolist(),
     )
-    return [
-        Bound(check, est, lo, hi, p, ok, int(n_c), int(n_t), m_c, m_t)
-        for check, (est, lo, hi, p, ok, n_c, n_t, m_c, m_t) in zip(checks, columns, strict=True)
-    ]
 
 
-@dataclass
-class _Differences:
-    """Per-check post-stratified differences as arrays (``stratified_difference``, batched)."""
-
+@dataclass(frozen=True)
+class _Difference:
     estimate: np.ndarray
     se: np.ndarray
-    n: np.ndarray
-    n_control: np.ndarray
-    n_candidate: np.ndarray
-    mean_control: np.ndarray
-    mean_candidate: np.ndarray
-    pooled: np.ndarray
+    size: np.ndarray  # observations in the usable strata, both arms
+    n_c: np.ndarray  # observations over every stratum with data in both arms
+    n_t: np.ndarray
+    mean_c: np.ndarray
+    mean_t: np.ndarray
+    pooled: np.ndarray  # the plain pooled difference, reported when nothing is usable
 
-    @classmethod
-    def zeros(cls, count: int) -> _Differences:
-        return cls(*(np.zeros(count) for _ in range(8)))
 
-    def fill(self, kind: Kind, indices: Sequence[int], checks: Sequence[Check]) -> None:
-        owner: list[int] = []
-        rows: list[tuple[float, float, float, float, float, float]] = []
-        for slot, i in enumerate(indices):
-            for control, candidate in checks[i].strata:
-                owner.append(slot)
-                rows.append(
-                    (
-                        control.n,
-                        control.total,
-                        control.total_sq,
-                        candidate.n,
-                        candidate.total,
-                        candidate.total_sq,
-                    )
-                )
-        if not rows:
-            return
-        data = np.array(rows, dtype=float)
-        own = np.array(owner)
-        control = MomentsArray(data[:, 0], data[:, 1], data[:, 2])
-        candidate = MomentsArray(data[:, 3], data[:, 4], data[:, 5])
-        n_c, n_t = data[:, 0], data[:, 3]
-        minimum = min_arm_size(kind)
-        # A stratum where either arm is too small for a variance is left out, as in
-        # stratified_difference; each remaining one weighs by its share of observations.
-        usable = (n_c >= minimum) & (n_t >= minimum)
-        size = np.where(usable, n_c + n_t, 0.0)
-        slots = len(indices)
-        total = np.bincount(own, size, minlength=slots)
-        weight = np.where(usable, size / np.maximum(total[own], 1.0), 0.0)
-        mean_c, mean_t = control.mean(), candidate.mean()
-        var = control.variance(kind) / np.maximum(n_c, 1.0) + candidate.variance(kind) / np.maximum(
-            n_t, 1.0
-        )
-        at = np.array(indices)
-        self.estimate[at] = np.bincount(own, weight * (mean_t - mean_c), minlength=slots)
-        self.se[at] = np.sqrt(np.bincount(own, weight * weight * var, minlength=slots))
-        self.n[at] = total
-        # Counts over every stratum, and a plain pooled difference for checks without a
-        # usable one, as compare_strata reports them.
-        self.n_control[at] = n_all_c = np.bincount(own, n_c, minlength=slots)
-        self.n_candidate[at] = n_all_t = np.bincount(own, n_t, minlength=slots)
-        pooled = np.where(
-            (n_all_c > 0) & (n_all_t > 0),
-            np.bincount(own, data[:, 4], minlength=slots) / np.maximum(n_all_t, 1.0)
-            - np.bincount(own, data[:, 1], minlength=slots) / np.maximum(n_all_c, 1.0),
-            0.0,
-        )
-        self.pooled[at] = pooled
-        self.mean_control[at] = np.bincount(own, weight * mean_c, minlength=slots)
-        self.mean_candidate[at] = np.bincount(own, weight * mean_t, minlength=slots)
+def _stratified(control: np.ndarray, candidate: np.ndarray, proportion: np.ndarray) -> _Difference:
+    """Return ``stratified_difference`` for every row of (checks, strata, 3) moments."""
+    n_c, n_t = control[..., 0], candidate[..., 0]
+    # Strata are the steps in which both arms have data (as compare_strata is given them).
+    present = (n_c > 0) & (n_t > 0)
+    n_c, n_t = np.where(present, n_c, 0.0), np.where(present, n_t, 0.0)
+    c = MomentsArray(
+        n_c, np.where(present, control[..., 1], 0.0), np.where(present, control[..., 2], 0.0)
+    )
+    t = MomentsArray(
+        n_t, np.where(present, candidate[..., 1], 0.0), np.where(present, candidate[..., 2], 0.0)
+    )
+    var_c = np.where(proportion, c.variance("proportion"), c.variance("mean"))
+    var_t = np.where(proportion, t.variance("proportion"), t.variance("mean"))
+    mean_c, mean_t = c.mean(), t.mean()
+    # A stratum where either arm is too small for a variance is left out; the rest weigh
+    # by their share of observations, as in stratified_difference.
+    minimum = np.where(proportion, 1.0, 2.0)
+    usable = present & (n_c >= minimum) & (n_t >= minimum)
+    size = np.where(usable, n_c + n_t, 0.0)
+    total = size.sum(axis=1)
+    weight = size / np.maximum(total, 1.0)[:, None]
+    variance = var_c / np.maximum(n_c, 1.0) + var_t / np.maximum(n_t, 1.0)
+    all_c, all_t = n_c.sum(axis=1), n_t.sum(axis=1)
+    pooled = np.where(
+        (all_c > 0) & (all_t > 0),
+        t.total.sum(axis=1) / np.maximum(all_t, 1.0) - c.total.sum(axis=1) / np.maximum(all_c, 1.0),
+        0.0,
+    )
+    return _Difference(
+        estimate=(weight * (mean_t - mean_c)).sum(axis=1),
+        se=np.sqrt((weight * weight * variance).sum(axis=1)),
+        size=total,
+        n_c=all_c,
+        n_t=all_t,
+        mean_c=(weight * mean_c).sum(axis=1),
+        mean_t=(weight * mean_t).sum(axis=1),
+        pooled=pooled,
+    )
 
 
 def holm_reject(families: Sequence[Sequence[float]], alphas: Sequence[float]) -> list[list[bool]]:
@@ -234,8 +328,9 @@ def holm_reject(families: Sequence[Sequence[float]], alphas: Sequence[float]) ->
             by_size[len(family)].append(i)
     for indices in by_size.values():
         adjusted = holm(np.array([families[i] for i in indices], dtype=float)).p_adjusted
-        for row, i in enumerate(indices):
-            result[i] = [bool(a <= alphas[i]) for a in adjusted[row]]
+        limits = np.array([alphas[i] for i in indices])[:, None]
+        for i, row in zip(indices, (adjusted <= limits).tolist(), strict=True):
+            result[i] = row
     return result
 
 
@@ -272,7 +367,3 @@ def srm_many(inputs: Sequence[SrmInput | None]) -> list[SrmResult | None]:
                 bool(batch.enough_data[row]),
             )
     return results
-
-
-def _finite(value: float) -> float | None:
-    return value if math.isfinite(value) else None

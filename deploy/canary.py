@@ -24,23 +24,34 @@ Rules, in order of precedence (DESIGN.md section 6):
 
 from __future__ import annotations
 
+import gc
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.srm import SrmResult
-from deploy.analysis import Bound, Check, SrmInput, evaluate, holm_reject, srm_many
+from deploy.analysis import (
+    Bound,
+    CheckTable,
+    Results,
+    SrmInput,
+    StatsCube,
+    evaluate,
+    holm_reject,
+    srm_many,
+)
 from deploy.assignment import CONTROL
 from deploy.commands import COMMANDS, CommandName, command
 from deploy.decision import AUTOMATIC_ACTOR, Decision, TransitionError, decision
 from deploy.rules import (
     History,
     best_arm,
-    elimination_checks,
-    harm_checks,
     objective,
-    promotion_check,
+    plan_elimination,
+    plan_harm,
+    plan_promotion,
     srm_input,
     step_complete,
 )
@@ -67,102 +78,117 @@ def decide_many(
     deployments: Sequence[tuple[DeploymentState, StepStats]], now: float
 ) -> list[Decision]:
     """Return ``decide`` for every (state, stats) pair, in order, evaluated in one batch."""
-    ticks = [_plan(History(state, stats)) for state, stats in deployments]
+    with _collector_paused():
+        return _decide_many(deployments, now)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    # A tick builds tens of thousands of short-lived, acyclic objects (checks, evidence),
+    # none of which the cycle collector could free. Left on, it runs a full collection
+    # over the daemon's whole heap partway through, which costs more than the tick itself.
+    # Pausing it is what timeit does for the same reason; the previous setting is restored.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _decide_many(
+    deployments: Sequence[tuple[DeploymentState, StepStats]], now: float
+) -> list[Decision]:
+    ticks = [_Tick(History(state, stats, i)) for i, (state, stats) in enumerate(deployments)]
+    cube = StatsCube([t.history.by_step for t in ticks], [t.history.arm_names for t in ticks])
+    for tick, counts in zip(ticks, cube.counts(), strict=True):
+        tick.history.count_samples(counts)
     srm = srm_many([t.srm for t in ticks])
-    # Phase 1: harm and promotion checks of every arm against control.
-    _attach(ticks, lambda t: [*t.harm_checks(), *t.promotion.values()], _Tick.take_phase_one)
-    # Holm within each (deployment, arm) family of harm checks.
-    families = [(t, arm) for t in ticks for arm in t.harm]
-    rejects = holm_reject(
-        [[b.p_value for b in t.harm_bounds[arm]] for t, arm in families],
-        [t.state.policy.alpha for t, _ in families],
-    )
-    for (tick, arm), rejected in zip(families, rejects, strict=True):
-        bounds = tick.harm_bounds[arm]
-        tick.harmful[arm] = [b for b, r in zip(bounds, rejected, strict=True) if r]
-    # Phase 2: with several arms, the others against the best so far; Holm across pairs.
+    # Phase 1: harm and promotion checks of every live arm against control.
+    table = CheckTable()
     for tick in ticks:
-        tick.plan_elimination()
-    _attach(ticks, lambda t: t.elimination, _Tick.take_phase_two)
+        tick.plan_against_control(table)
+    first = evaluate(cube, table)
+    # Holm within each (deployment, arm) family of harm checks.
+    families = [(tick, arm, span) for tick in ticks for arm, span in tick.harm_at.items()]
     rejects = holm_reject(
-        [[b.p_value for b in t.elimination_bounds] for t in ticks],
+        [first.p_value[span.start : span.stop] for _, _, span in families],
+        [tick.state.policy.alpha for tick, _, _ in families],
+    )
+    for (tick, arm, span), rejected in zip(families, rejects, strict=True):
+        tick.harmful[arm] = [i for i, r in zip(span, rejected, strict=True) if r]
+    # Phase 2: with several arms, the others against the best so far; Holm across pairs.
+    table = CheckTable()
+    for tick in ticks:
+        tick.plan_against_best(table, first)
+    second = evaluate(cube, table)
+    rejects = holm_reject(
+        [second.p_value[t.elimination_at.start : t.elimination_at.stop] for t in ticks],
         [t.state.policy.alpha for t in ticks],
     )
     return [
-        _conclude(tick, result, rejected, now)
+        _conclude(tick, first, second, result, rejected, now)
         for tick, result, rejected in zip(ticks, srm, rejects, strict=True)
     ]
 
 
-def _attach(
-    ticks: Sequence[_Tick],
-    checks_of: Callable[[_Tick], list[Check]],
-    take: Callable[[_Tick, list[Bound]], None],
-) -> None:
-    planned = [checks_of(t) for t in ticks]
-    bounds = iter(evaluate([c for checks in planned for c in checks]))
-    for tick, checks in zip(ticks, planned, strict=True):
-        take(tick, [next(bounds) for _ in checks])
-
-
 @dataclass
 class _Tick:
-    """One deployment's planned checks for this tick and, once evaluated, their bounds."""
+    """One deployment in this tick: where its planned checks sit in the batch results."""
 
     history: History
-    active: bool
     srm: SrmInput | None = None
-    harm: dict[str, list[Check]] = field(default_factory=dict)
-    promotion: dict[str, Check] = field(default_factory=dict)
-    elimination: list[Check] = field(default_factory=list)
+    harm_at: dict[str, range] = field(default_factory=dict)
+    promotion_at: dict[str, int] = field(default_factory=dict)
+    elimination_at: range = range(0)
     best: str | None = None
-    harm_bounds: dict[str, list[Bound]] = field(default_factory=dict)
-    promotion_bounds: dict[str, Bound] = field(default_factory=dict)
-    elimination_bounds: list[Bound] = field(default_factory=list)
-    harmful: dict[str, list[Bound]] = field(default_factory=dict)
+    harmful: dict[str, list[int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.active:
+            self.srm = srm_input(self.history)
 
     @property
     def state(self) -> DeploymentState:
         return self.history.state
 
-    def harm_checks(self) -> list[Check]:
-        return [c for checks in self.harm.values() for c in checks]
+    @property
+    def active(self) -> bool:
+        return self.state.phase not in TERMINAL and self.state.phase != Phase.PENDING_APPROVAL
 
-    def take_phase_one(self, bounds: list[Bound]) -> None:
-        it = iter(bounds)
-        self.harm_bounds = {arm: [next(it) for _ in checks] for arm, checks in self.harm.items()}
-        self.promotion_bounds = {arm: next(it) for arm in self.promotion}
-
-    def take_phase_two(self, bounds: list[Bound]) -> None:
-        self.elimination_bounds = bounds
-
-    def plan_elimination(self) -> None:
-        if not self.active or self.state.phase != Phase.RUNNING:
+    def plan_against_control(self, table: CheckTable) -> None:
+        if not self.active:
             return
-        metric = self.state.policy.primary_metric
-        primary = {
-            arm: bounds[0]
-            for arm, bounds in self.harm_bounds.items()
-            if bounds and bounds[0].check.metric == metric
-        }
-        self.best = best_arm(self.state, primary)
-        if self.best is not None:
-            self.elimination = elimination_checks(self.history, self.best)
+        state = self.state
+        for arm in state.live_candidates:
+            self.harm_at[arm.name] = plan_harm(self.history, table, arm.name)
+        if state.phase == Phase.RUNNING and state.at_last_step:
+            for arm in state.live_candidates:
+                self.promotion_at[arm.name] = plan_promotion(self.history, table, arm.name)
 
-
-def _plan(history: History) -> _Tick:
-    state = history.state
-    if state.phase in TERMINAL or state.phase == Phase.PENDING_APPROVAL:
-        return _Tick(history, active=False)
-    tick = _Tick(history, active=True, srm=srm_input(history))
-    tick.harm = {a.name: harm_checks(history, a.name) for a in state.live_candidates}
-    if state.phase == Phase.RUNNING and state.at_last_step:
-        tick.promotion = {a.name: promotion_check(history, a.name) for a in state.live_candidates}
-    return tick
+    def plan_against_best(self, table: CheckTable, first: Results) -> None:
+        start = len(table)
+        if self.active and self.state.phase == Phase.RUNNING:
+            metric = self.state.policy.primary_metric
+            estimates = {
+                arm: first.estimate[span.start]
+                for arm, span in self.harm_at.items()
+                if span and first.table.metric[span.start] == metric and first.enough[span.start]
+            }
+            self.best = best_arm(self.state, estimates)
+            if self.best is not None:
+                plan_elimination(self.history, table, self.best)
+        self.elimination_at = range(start, len(table))
 
 
 def _conclude(
-    tick: _Tick, srm: SrmResult | None, elimination_rejects: list[bool], now: float
+    tick: _Tick,
+    first: Results,
+    second: Results,
+    srm: SrmResult | None,
+    elimination_rejects: list[bool],
+    now: float,
 ) -> Decision:
     state, history = tick.state, tick.history
     if not tick.active:
@@ -182,41 +208,40 @@ def _conclude(
             arm: {
                 "version": state.version_of(arm),
                 "samples": history.samples(arm),
-                "metrics": {b.check.metric: b.to_json() for b in tick.harm_bounds[arm]},
+                "metrics": {first.table.metric[i]: first.json[i] for i in span},
             }
-            for arm in tick.harm
+            for arm, span in tick.harm_at.items()
         },
     }
     if srm is not None and srm.enough_data and srm.p_value < state.policy.srm_tripwire:
         return _srm_rollback(state, srm, state.policy.srm_tripwire, evidence)
 
-    harmed = {arm: found for arm, found in tick.harmful.items() if found}
+    harmed = {arm: [first.bound(i) for i in found] for arm, found in tick.harmful.items() if found}
     if harmed:
         return _harm(state, harmed, evidence)
     if state.phase != Phase.RUNNING:
         return _auto(state, None, f"no harm; {state.phase.value}, waiting for an admin", evidence)
 
-    losers = [b for b, r in zip(tick.elimination_bounds, elimination_rejects, strict=True) if r]
+    span = tick.elimination_at
+    losers = [i for i, r in zip(span, elimination_rejects, strict=True) if r]
     if losers:
-        worst = min(losers, key=lambda b: b.p_value)
-        evidence["elimination"] = {"loser": worst.check.arm, "best": tick.best, **worst.to_json()}
-        reason = (
-            f"{worst.check.arm} is worse than {tick.best} on {worst.check.metric}: "
-            f"{worst.reading()}"
-        )
+        at = min(losers, key=lambda i: second.p_value[i])
+        worst = second.bound(at)
+        evidence["elimination"] = {"loser": worst.arm, "best": tick.best, **second.json[at]}
+        reason = f"{worst.arm} is worse than {tick.best} on {worst.metric}: {worst.reading()}"
         return _auto(
             state,
             "deployment.arm_eliminated",
             reason,
             evidence,
-            arm=worst.check.arm,
+            arm=worst.arm,
             trigger="elimination",
         )
 
     complete, why = step_complete(history, now)
     if not complete:
         return _auto(state, None, f"collecting: {why}", evidence)
-    forward = _forward(tick, why, evidence)
+    forward = _forward(tick, first, why, evidence)
     if forward.event_type in _FORWARD and srm is not None and srm.mismatch:
         # Nothing advances or promotes on data whose split does not match the weights.
         return _srm_rollback(state, srm, state.policy.srm_threshold, evidence)
@@ -226,7 +251,7 @@ def _conclude(
 _FORWARD = frozenset({"deployment.stepped", "deployment.promoted", "deployment.awaiting_promotion"})
 
 
-def _forward(tick: _Tick, why: str, evidence: dict[str, Any]) -> Decision:
+def _forward(tick: _Tick, first: Results, why: str, evidence: dict[str, Any]) -> Decision:
     state = tick.state
     if not state.at_last_step:
         target = state.step_index + 1
@@ -240,7 +265,7 @@ def _forward(tick: _Tick, why: str, evidence: dict[str, Any]) -> Decision:
             step_percent=state.policy.steps[target],
             weights=state.weights_at(target, state.eliminated),
         )
-    return _final(tick, evidence)
+    return _final(tick, first, evidence)
 
 
 def _srm_rollback(
@@ -257,9 +282,7 @@ def _harm(
     state: DeploymentState, harmed: dict[str, list[Bound]], evidence: dict[str, Any]
 ) -> Decision:
     findings = "; ".join(
-        f"{arm} on {b.check.metric}: {b.reading()}"
-        for arm, bounds in harmed.items()
-        for b in bounds
+        f"{arm} on {b.metric}: {b.reading()}" for arm, bounds in harmed.items() for b in bounds
     )
     reason = f"harm beyond tolerance: {findings}"
     survivors = [a.name for a in state.live_candidates if a.name not in harmed]
@@ -270,21 +293,21 @@ def _harm(
     return _auto(state, "deployment.arm_eliminated", reason, evidence, arm=loser, trigger="harm")
 
 
-def _final(tick: _Tick, evidence: dict[str, Any]) -> Decision:
+def _final(tick: _Tick, first: Results, evidence: dict[str, Any]) -> Decision:
     state, policy = tick.state, tick.state.policy
     scores: dict[str, float] = {}
     qualified: list[str] = []
-    for arm, bound in tick.promotion_bounds.items():
-        scores[arm] = objective(state, tick.harm_bounds[arm])
-        evidence["arms"][arm]["promotion"] = {**bound.to_json(), "qualifies": bound.rejects}
+    for arm, i in tick.promotion_at.items():
+        scores[arm] = objective(state, first, tick.harm_at[arm])
+        evidence["arms"][arm]["promotion"] = {**first.json[i], "qualifies": first.rejects[i]}
         evidence["arms"][arm]["objective"] = scores[arm]
-        if bound.rejects:
+        if first.rejects[i]:
             qualified.append(arm)
     what = "an improvement" if policy.require_improvement else "non-inferior"
     metric = policy.primary_metric
     if qualified:
         winner = max(qualified, key=lambda arm: scores[arm])
-        reading = tick.promotion_bounds[winner].reading()
+        reading = first.bound(tick.promotion_at[winner]).reading()
         reason = f"{winner} shown {what} on {metric} at the last step: {reading}"
         trigger = "improvement" if policy.require_improvement else "non_inferior"
         return _promotion(state, winner, reason, evidence, trigger=trigger)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,15 +47,16 @@ def decision(
 ) -> Decision:
     """Return a ``Decision`` whose payload carries the id, actor, reason and evidence.
 
-    ``evidence`` must already be strict JSON (no NaN or infinity: the canary builds it that
-    way); it is the bulk of a tick's work, so it is not walked again here.
+    ``fields`` and ``evidence`` must already be strict JSON (no NaN or infinity, no numpy
+    scalars): the callers build them that way, and a tick over many deployments would
+    spend much of its time walking them again here.
     """
     clean_evidence = dict(evidence or {})
     payload: dict[str, Any] = {
         "deployment_id": deployment_id,
         "actor": actor,
         "reason": reason,
-        **json_safe(fields),
+        **fields,
     }
     if evidence is not None:
         payload["evidence"] = clean_evidence
@@ -66,16 +66,3 @@ def decision(
         reason=reason,
         evidence=clean_evidence,
     )
-
-
-def json_safe(value: Any) -> Any:
-    """Return ``value`` with tuples as lists and non-finite floats as None (strict JSON)."""
-    if hasattr(value, "item") and type(value).__module__ == "numpy":
-        value = value.item()  # numpy scalars from the statistics are not JSON-able
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
-    return value

@@ -8,12 +8,16 @@ the ``deployment.started`` event; an invalid one must fail with an error naming 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from itertools import pairwise
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 PrimaryMetric = Literal["success_rate", "mean_score"]
+MetricName = Literal[
+    "success_rate", "mean_score", "correction_rate", "error_rate", "latency", "cost"
+]
 GuardrailMetric = Literal["correction_rate", "error_rate", "latency", "cost"]
 InconclusiveAction = Literal["rollback", "promote", "hold"]
 
@@ -133,6 +137,15 @@ class CanaryPolicy(_Frozen):
     def n_star(self) -> int | None:
         """Return the confidence-sequence tuning N* (None: the analytics default)."""
         return self.sequence_tuning
+
+    @cached_property
+    def watched(self) -> tuple[tuple[MetricName, float, bool], ...]:
+        """Return (metric, tolerance, relative) for the primary metric and each enabled guardrail.
+
+        Cached on the (frozen) policy: a tick over many deployments asks for it constantly.
+        """
+        rails = [(g.metric, g.tolerance, g.relative) for g in self.guardrails if g.enabled]
+        return ((self.primary_metric, self.primary_tolerance, False), *rails)
 
     def inconclusive_action(self, machine_written: bool) -> InconclusiveAction:
         """Return what to do when the last step ends without a conclusion."""

@@ -10,10 +10,9 @@ to compare and where the boundary lies; ``deploy.analysis`` evaluates the compar
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable
 
-from analytics.moments import Moments
-from deploy.analysis import Bound, Check, SrmInput
+from deploy.analysis import METRIC_INDEX, CheckTable, Results, SrmInput
 from deploy.assignment import CONTROL
 from deploy.state import DeploymentState
 from deploy.stats import METRICS, ArmStats, MetricName, StepStats
@@ -22,69 +21,66 @@ EMPTY = ArmStats()
 
 
 class History:
-    """One deployment's statistics, step by step up to the current one, for one tick.
+    """One deployment's statistics, step by step up to the current one, for one tick."""
 
-    Built once per tick so every check reads the per-step moments it needs without
-    walking the nested mappings again (a tick over many deployments is mostly this).
-    """
-
-    def __init__(self, state: DeploymentState, stats: StepStats) -> None:
+    def __init__(self, state: DeploymentState, stats: StepStats, index: int = 0) -> None:
         self.state = state
         self.stats = stats
+        self.index = index  # the deployment's position in this tick's StatsCube
         self.steps = sorted(step for step in stats if step <= state.step_index)
-        policy = state.policy
-        self.rails = {g.metric: g for g in policy.guardrails if g.enabled}
-        self.watched: list[MetricName] = [
-            policy.primary_metric,
-            *[m for m in self.rails if m != policy.primary_metric],
-        ]
-        self._arms: dict[str, list[ArmStats]] = {}
-        self._series: dict[tuple[str, MetricName], list[Moments]] = {}
+        self.by_step = [stats[step] for step in self.steps]
+        self.arm_names = tuple(arm.name for arm in state.arms)
+        self.arm_index = {name: i for i, name in enumerate(self.arm_names)}
+        self._samples: dict[str, int] = {}
+        self._boundaries: tuple[list[MetricName], list[str], list[float]] | None = None
+        self._means: dict[tuple[str, MetricName], float | None] = {}
+
+    @property
+    def harm_boundaries(self) -> tuple[list[MetricName], list[str], list[float]]:
+        """Return ``harm_boundaries(self)``, computed once per tick (same for every arm)."""
+        if self._boundaries is None:
+            self._boundaries = harm_boundaries(self)
+        return self._boundaries
 
     def arm(self, step: int, arm: str) -> ArmStats:
         """Return what ``arm`` did in ``step`` (empty if nothing was recorded)."""
         return self.stats.get(step, {}).get(arm, EMPTY)
 
-    def series(self, arm: str, metric: MetricName) -> list[Moments]:
-        """Return the arm's moments of ``metric``, one per step so far."""
-        key = (arm, metric)
-        found = self._series.get(key)
-        if found is None:
-            per_step = self._arms.get(arm)
-            if per_step is None:
-                per_step = self._arms[arm] = [self.arm(s, arm) for s in self.steps]
-            found = self._series[key] = [stats.metric(metric) for stats in per_step]
-        return found
-
-    def strata(
-        self, metric: MetricName, base: str, arm: str
-    ) -> tuple[tuple[Moments, Moments], ...]:
-        """Return (base, arm) moments of ``metric`` per step in which both have data."""
-        return tuple(
-            (left, right)
-            for left, right in zip(self.series(base, metric), self.series(arm, metric), strict=True)
-            if left.n and right.n
-        )
-
     def samples(self, arm: str) -> int:
         """Return the arm's primary-metric sample count over all steps so far."""
-        return sum(m.n for m in self.series(arm, self.state.policy.primary_metric))
+        found = self._samples.get(arm)
+        if found is None:
+            metric = self.state.policy.primary_metric
+            found = self._samples[arm] = sum(
+                by_arm[arm].metric(metric).n for by_arm in self.by_step if arm in by_arm
+            )
+        return found
 
-    def pooled(self, arm: str, metric: MetricName) -> Moments:
-        """Return the arm's moments of ``metric`` over all steps so far."""
-        total = Moments()
-        for moments in self.series(arm, metric):
-            total = total + moments
-        return total
+    def count_samples(self, counts: list[list[float]]) -> None:
+        """Take every arm's sample count from a StatsCube's totals instead of summing."""
+        primary = METRIC_INDEX[self.state.policy.primary_metric]
+        self._samples = {name: int(counts[i][primary]) for i, name in enumerate(self.arm_names)}
+
+    def pooled_mean(self, arm: str, metric: MetricName) -> float | None:
+        """Return the arm's mean of ``metric`` over all steps so far (None: no data)."""
+        key = (arm, metric)
+        if key not in self._means:
+            moments = [by_arm[arm].metric(metric) for by_arm in self.by_step if arm in by_arm]
+            n = sum(m.n for m in moments)
+            self._means[key] = sum(m.total for m in moments) / n if n else None
+        return self._means[key]
 
 
 def srm_input(history: History) -> SrmInput:
     """Return the current step's exposure counts and expected shares for the SRM check."""
     state = history.state
     step = state.step_index
-    eliminated_before = [a for a, s in state.eliminated_in_step if s < step]
-    weights = state.weights_at(step, eliminated_before)
     eliminated_now = {a for a, s in state.eliminated_in_step if s == step}
+    if eliminated_now:
+        eliminated_before = [a for a, s in state.eliminated_in_step if s < step]
+        weights = state.weights_at(step, eliminated_before)
+    else:
+        weights = state.weights()
     arms = [a for a, w in weights.items() if w > 0 and a not in eliminated_now]
     if eliminated_now:
         # Control's share changed part-way through this step when an arm left; only the
@@ -103,27 +99,27 @@ def srm_input(history: History) -> SrmInput:
     )
 
 
-def watched_metrics(state: DeploymentState) -> list[MetricName]:
-    """Return the primary metric followed by every enabled guardrail."""
-    rails = [g.metric for g in state.policy.guardrails if g.enabled]
-    return [state.policy.primary_metric, *[m for m in rails if m != state.policy.primary_metric]]
+def harm_boundaries(history: History) -> tuple[list[MetricName], list[str], list[float]]:
+    """Return the watched metrics with the side meaning "worse" and the harm boundary.
 
-
-def harm_boundary(history: History, metric: MetricName) -> float | None:
-    """Return the delta beyond which ``metric`` counts as harm (None: cannot be judged yet)."""
-    policy = history.state.policy
-    if metric == policy.primary_metric:
-        tolerance = policy.primary_tolerance
-    else:
-        rail = history.rails[metric]
-        tolerance = rail.tolerance
-        if rail.relative:
-            # Plug-in of control's pooled mean turns a relative tolerance into a delta.
-            control = history.pooled(CONTROL, metric)
-            if control.n == 0:
-                return None
-            tolerance *= abs(control.mean)
-    return -tolerance if METRICS[metric].better == "higher" else tolerance
+    The boundary is the delta beyond which a metric counts as harm: minus the tolerance
+    when higher is better, plus it otherwise. A relative tolerance becomes a delta through
+    control's pooled mean (a plug-in); without control data that metric waits.
+    """
+    metrics: list[MetricName] = []
+    sides: list[str] = []
+    nulls: list[float] = []
+    for metric, tolerance, relative in history.state.policy.watched:
+        if relative:
+            control = history.pooled_mean(CONTROL, metric)
+            if control is None:
+                continue
+            tolerance *= abs(control)
+        higher = METRICS[metric].better == "higher"
+        metrics.append(metric)
+        sides.append("less" if higher else "greater")
+        nulls.append(-tolerance if higher else tolerance)
+    return metrics, sides, nulls
 
 
 def worse_side(metric: MetricName) -> str:
@@ -131,22 +127,14 @@ def worse_side(metric: MetricName) -> str:
     return "less" if METRICS[metric].better == "higher" else "greater"
 
 
-def harm_checks(history: History, arm: str) -> list[Check]:
-    """Return one check per watched metric: is ``arm`` worse than control beyond tolerance?"""
-    checks = []
-    for metric in history.watched:
-        pairs = history.strata(metric, CONTROL, arm)
-        if not pairs:
-            continue
-        null = harm_boundary(history, metric)
-        if null is None:
-            continue
-        checks.append(_check(history.state, arm, CONTROL, metric, pairs, worse_side(metric), null))
-    return checks
+def plan_harm(history: History, table: CheckTable, arm: str) -> range:
+    """Plan one check per watched metric: is ``arm`` worse than control beyond tolerance?"""
+    metrics, sides, nulls = history.harm_boundaries
+    return _add(history, table, arm, CONTROL, metrics, sides, nulls)
 
 
-def promotion_check(history: History, arm: str) -> Check:
-    """Return the check that ``arm``'s primary delta clears the promotion boundary.
+def plan_promotion(history: History, table: CheckTable, arm: str) -> int:
+    """Plan the check that ``arm``'s primary delta clears the promotion boundary.
 
     The boundary is minus the non-inferiority margin, or zero when the policy requires an
     improvement (signs flip for a lower-is-better primary metric).
@@ -155,64 +143,53 @@ def promotion_check(history: History, arm: str) -> Check:
     metric = policy.primary_metric
     margin = 0.0 if policy.require_improvement else policy.non_inferiority_margin
     higher = METRICS[metric].better == "higher"
-    pairs = history.strata(metric, CONTROL, arm)
     side = "greater" if higher else "less"
-    return _check(history.state, arm, CONTROL, metric, pairs, side, -margin if higher else margin)
+    return _add(history, table, arm, CONTROL, [metric], [side], [-margin if higher else margin])[0]
 
 
-def best_arm(state: DeploymentState, primary: dict[str, Bound]) -> str | None:
+def best_arm(state: DeploymentState, estimates: dict[str, float]) -> str | None:
     """Return the arm with the best primary estimate against control (None: under two)."""
-    sign = 1.0 if METRICS[state.policy.primary_metric].better == "higher" else -1.0
-    scored = {arm: b.estimate for arm, b in primary.items() if b.enough_data}
-    if len(scored) < 2:
+    if len(estimates) < 2:
         return None
-    return max(scored, key=lambda arm: sign * scored[arm])
+    sign = 1.0 if METRICS[state.policy.primary_metric].better == "higher" else -1.0
+    return max(estimates, key=lambda arm: sign * estimates[arm])
 
 
-def elimination_checks(history: History, best: str) -> list[Check]:
-    """Return, per other live arm, the check that it is worse than ``best`` on the primary."""
-    state = history.state
-    metric = state.policy.primary_metric
-    return [
-        _check(
-            state,
-            arm.name,
-            best,
-            metric,
-            history.strata(metric, best, arm.name),
-            worse_side(metric),
-            0.0,
-        )
-        for arm in state.live_candidates
-        if arm.name != best
-    ]
+def plan_elimination(history: History, table: CheckTable, best: str) -> range:
+    """Plan, per other live arm, the check that it is worse than ``best`` on the primary."""
+    metric = history.state.policy.primary_metric
+    start = len(table)
+    for arm in history.state.live_candidates:
+        if arm.name != best:
+            _add(history, table, arm.name, best, [metric], [worse_side(metric)], [0.0])
+    return range(start, len(table))
 
 
-def _check(
-    state: DeploymentState,
+def _add(
+    history: History,
+    table: CheckTable,
     arm: str,
     base: str,
-    metric: MetricName,
-    pairs: tuple[tuple[Moments, Moments], ...],
-    side: str,
-    null: float,
-) -> Check:
-    policy = state.policy
-    return Check(
-        arm,
-        base,
-        metric,
-        side,
-        null,
-        policy.alpha,
-        policy.n_star,
-        pairs,
-        policy.min_samples_to_judge,
+    metrics: list[MetricName],
+    sides: list[str],
+    nulls: list[float],
+) -> range:
+    policy = history.state.policy
+    return table.add(
+        history.index,
+        (arm, history.arm_index[arm]),
+        (base, history.arm_index[base]),
+        metrics,
+        sides,
+        nulls,
+        alpha=policy.alpha,
+        n_star=policy.n_star,
+        min_samples=policy.min_samples_to_judge,
     )
 
 
-def objective(state: DeploymentState, bounds: Sequence[Bound]) -> float:
-    """Return the policy's weighted objective of an arm from its harm bounds' estimates.
+def objective(state: DeploymentState, results: Results, indices: Iterable[int]) -> float:
+    """Return the policy's weighted objective of an arm from its harm checks' estimates.
 
     Each metric adds its weight times its delta against control, signed so that better is
     larger; the survivor among several qualifying arms maximises it.
@@ -221,11 +198,12 @@ def objective(state: DeploymentState, bounds: Sequence[Bound]) -> float:
     weights = {policy.primary_metric: policy.primary_weight}
     weights.update({g.metric: g.weight for g in policy.guardrails if g.enabled})
     score = 0.0
-    for bound in bounds:
-        weight = weights.get(bound.check.metric, 0.0)
-        if weight and bound.enough_data and math.isfinite(bound.estimate):
-            sign = 1.0 if METRICS[bound.check.metric].better == "higher" else -1.0
-            score += weight * sign * bound.estimate
+    for i in indices:
+        metric = results.table.metric[i]
+        weight = weights.get(metric, 0.0)
+        if weight and results.enough[i] and math.isfinite(results.estimate[i]):
+            sign = 1.0 if METRICS[metric].better == "higher" else -1.0
+            score += weight * sign * results.estimate[i]
     return score
 
 

@@ -13,6 +13,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from deploy.assignment import BUCKETS, CANDIDATE_ARMS, CONTROL, bucket_ranges
@@ -66,12 +67,13 @@ class DeploymentState:
     outcome_reason: str = ""
     last_changed_at: float = 0.0
 
-    @property
+    # Cached: the state is frozen, and a tick over many deployments asks for these often.
+    @cached_property
     def candidates(self) -> tuple[Arm, ...]:
         """Return every candidate arm, eliminated or not."""
         return tuple(arm for arm in self.arms if arm.name != CONTROL)
 
-    @property
+    @cached_property
     def live_candidates(self) -> tuple[Arm, ...]:
         """Return the candidate arms still in the race."""
         return tuple(arm for arm in self.candidates if arm.name not in self.eliminated)
@@ -105,6 +107,10 @@ class DeploymentState:
 
     def weights(self) -> dict[str, int]:
         """Return basis points per live arm, summing to 10,000 (what resolve serves now)."""
+        return dict(self._weights)
+
+    @cached_property
+    def _weights(self) -> dict[str, int]:
         if self.phase == Phase.PROMOTED and self.winner is not None:
             return {self.winner: BUCKETS}
         if self.phase in (Phase.PENDING_APPROVAL, Phase.ROLLED_BACK):

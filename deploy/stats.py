@@ -102,6 +102,19 @@ class ArmStats:
         """Return the moments of the named metric."""
         return _EXTRACT[name](self)
 
+    def moments_row(self) -> tuple[float, ...]:
+        """Return (n, total, total_sq) of every metric, flattened in ``METRICS`` order."""
+        corrected = min(self.corrections, self.executions)
+        s, q, c, e, lat = self.success, self.score, self.cost, self.errors, self.log_latency
+        return (
+            s.n, s.total, s.total_sq,
+            q.n, q.total, q.total_sq,
+            self.executions, corrected, corrected,
+            e.n, e.total, e.total_sq,
+            lat.n, lat.total, lat.total_sq,
+            c.n, c.total, c.total_sq,
+        )  # fmt: skip
+
     def to_json(self) -> dict[str, object]:
         """Return a JSON-able snapshot (counts and means) for evidence and history."""
         return {
