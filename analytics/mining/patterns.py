@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -27,6 +27,7 @@ from analytics.mining.text import display_text, meta_tokens, normalise_label, no
 from analytics.mining.trend import OUTSIDE, trend_statistics, window_index, window_starts
 
 _MAX_LISTED = 10  # categories / error types listed per pattern
+_Value = TypeVar("_Value", str, int)
 _EXAMPLE_SCAN = 200  # members looked at (most central first) to find distinct examples
 
 
@@ -187,6 +188,9 @@ def _draft_patterns(
     similarity = grouping.similarity[doc_of]
     severity = np.array([_as_severity(r.severity) for r in kept], dtype=np.float64)
     times = np.array([_as_time(r.occurred_at) for r in kept], dtype=np.float64)
+    category_codes, category_names = _codes(normalise_label(r.category) for r in kept)
+    error_codes, error_names = _codes(normalise_label(r.error_type) for r in kept)
+    version_codes, version_values = _codes(int(r.version) for r in kept)
     latest = config.n_windows - 1
     # Members of each cluster, most central first (ties: earlier record first).
     order = np.lexsort((np.arange(n), -similarity, labels))
@@ -202,8 +206,8 @@ def _draft_patterns(
         recent = windows_of[members] == latest
         slope, z = trend_statistics(counts)
         medoid = kept[int(members[0])]
-        categories = _ranked_values(kept[i].category for i in members)
-        error_types = _ranked_values(kept[i].error_type for i in members)
+        categories = _ranked_names(category_codes[members], category_names)
+        error_types = _ranked_names(error_codes[members], error_names)
         terms = _cluster_terms(grouping, c, float(len(members)), float(n), config,
                                named=(*error_types, *categories),
                                reference_text=docs[doc_of[members[0]]].text)
@@ -225,7 +229,7 @@ def _draft_patterns(
             status="new",
             first_seen=float(times[members].min()),
             last_seen=float(times[members].max()),
-            versions=tuple(sorted({int(kept[i].version) for i in members})),
+            versions=tuple(sorted(version_values[v] for v in np.unique(version_codes[members]))),
             categories=categories,
             error_types=error_types,
             examples=_examples(kept, members, config),
@@ -354,15 +358,18 @@ def _examples(
     return tuple(chosen)
 
 
-def _ranked_values(values: Iterable[str | None]) -> tuple[str, ...]:
-    """Return the distinct normalised values, most frequent first."""
-    counts: Counter[str] = Counter()
-    for raw, n in Counter(values).items():
-        label = normalise_label(raw)
-        if label:
-            counts[label] += n
-    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    return tuple(v for v, _ in ranked[:_MAX_LISTED])
+def _codes(values: Iterable[_Value]) -> tuple[np.ndarray, list[_Value]]:
+    """Return each value's index into the list of distinct values (first-seen order)."""
+    index: dict[_Value, int] = {}
+    codes = np.fromiter((index.setdefault(v, len(index)) for v in values), dtype=np.int64)
+    return codes, list(index)
+
+
+def _ranked_names(codes: np.ndarray, names: Sequence[str]) -> tuple[str, ...]:
+    """Return the non-empty names behind ``codes``, most frequent first (ties by name)."""
+    counts = np.bincount(codes, minlength=len(names))
+    ranked = sorted((-int(c), names[i]) for i, c in enumerate(counts) if c and names[i])
+    return tuple(name for _, name in ranked[:_MAX_LISTED])
 
 
 def _fallback_label(categories: Sequence[str], error_types: Sequence[str],

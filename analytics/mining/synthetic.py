@@ -8,6 +8,7 @@ noise words shared across modes; unrelated one-off complaints are mixed in as no
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -209,8 +210,13 @@ def generate_corpus(
     mode_weights: Sequence[float] | None = None,
     versions: Sequence[int] = (1, 2),
     id_prefix: str = "r",
+    rare_words: int = 0,
 ) -> SyntheticCorpus:
-    """Return ``n_records`` records spread over the windows before ``now``, with their truth."""
+    """Return ``n_records`` records spread over the windows before ``now``, with their truth.
+
+    ``rare_words``: size of a vocabulary of made-up words (names, product codes, typos) of
+    which each reason gets 0-3, Zipf-distributed, as real text has; 0 adds none.
+    """
     if n_records < 0:
         raise ValueError(f"n_records must be >= 0, got {n_records}")
     if not 0.0 <= noise_fraction <= 1.0:
@@ -226,6 +232,7 @@ def generate_corpus(
     rng.shuffle(truth)
     horizon = window_seconds * n_windows
     times = now - rng.uniform(0.0, horizon, size=n_records)
+    lexicon = _made_up_words(rng, rare_words)
     records = []
     for i, label in enumerate(truth):
         rid = f"{id_prefix}{i}"
@@ -234,6 +241,12 @@ def generate_corpus(
             records.append(_noise_record(rng, rid, float(times[i]), version, modes))
         else:
             records.append(_mode_record(rng, modes[label], rid, float(times[i]), version))
+        if lexicon:
+            extra = np.minimum(rng.zipf(1.3, size=int(rng.integers(0, 4))), len(lexicon)) - 1
+            words = records[-1].reason.split()
+            for j in extra:
+                words.insert(int(rng.integers(0, len(words) + 1)), lexicon[j])
+            records[-1] = dataclasses.replace(records[-1], reason=" ".join(words))
     return SyntheticCorpus(records=tuple(records), truth=tuple(int(t) for t in truth),
                            modes=tuple(modes))
 
@@ -282,6 +295,11 @@ def _noise_record(
         output_text=f"agent answer to {rid}",
         corrected_output=f"corrected answer to {rid}",
     )
+
+
+def _made_up_words(rng: np.random.Generator, n: int) -> list[str]:
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    return ["".join(rng.choice(letters, size=int(rng.integers(4, 10)))) for _ in range(n)]
 
 
 def _decorate(rng: np.random.Generator, text: str) -> str:
