@@ -572,6 +572,29 @@ def build_parser() -> argparse.ArgumentParser:
 EXTENSIONS: list[Callable[[Any, Callable[..., argparse.ArgumentParser]], None]] = []
 
 
+def _backup_commands(sub: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    # service.backup loads SQLAlchemy: import it only when one of its commands runs.
+    def lazy(name: str) -> Handler:
+        def run(args: argparse.Namespace) -> int:
+            from . import backup
+
+            return int(getattr(backup, name)(args))
+        return run
+
+    p = add("backup", lazy("cmd_backup"), "copy the SQLite log to PATH while the daemon runs")
+    p.add_argument("path")
+    p.add_argument("--database-url", default=None, help="live database (default: settings)")
+    p = add("restore", lazy("cmd_restore"),
+            "load a backup into an empty database (SQLite or PostgreSQL); stop the daemon first")
+    p.add_argument("path")
+    p.add_argument("--database-url", default=None, help="target database (default: settings)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a SQLite log that already holds events")
+
+
+EXTENSIONS.append(_backup_commands)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``promptd`` command line; return the exit status."""
     parser = build_parser()
