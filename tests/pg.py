@@ -72,6 +72,17 @@ def stop_system_clusters() -> None:
             subprocess.run(["pg_ctlcluster", parts[0], parts[1], "stop"], capture_output=True)
 
 
+def ensure_server_user() -> None:
+    """Create the ``postgres`` system user when running as root without one."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam(SERVER_USER)
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/bin/sh",
+                        SERVER_USER], check=True, capture_output=True)
+
+
 def _as_server_user(cmd: list[str]) -> list[str]:
     # Root may not run postgres; everyone else runs it as themselves.
     return ["runuser", "-u", SERVER_USER, "--", *cmd] if os.geteuid() == 0 else cmd
@@ -103,6 +114,7 @@ class PostgresServer:
     def start(self) -> None:
         """Create the cluster and start the server; raise if it does not come up."""
         self.root.mkdir(parents=True, exist_ok=True)
+        ensure_server_user()
         if os.geteuid() == 0:
             user = pwd.getpwnam(SERVER_USER)
             os.chown(self.root, user.pw_uid, user.pw_gid)
