@@ -2,6 +2,31 @@
 
 Pure: no I/O and no clock (``now`` is an argument), so a replay of the event log
 re-derives the same patterns, ids included.
+
+How ``mine_patterns`` works (modules in brackets):
+
+1. Records inside the ``n_windows`` windows before ``now`` are sorted by (time, id) and
+   reduced to distinct documents: normalised reason text plus category/error-type tokens
+   [text]. Identical texts are processed once.
+2. TF-IDF vocabularies (word 1-2 grams, char_wb 3-5 grams, meta tokens) are fitted on a
+   seeded sample of at most ``max_fit_sample`` records [features]; a truncated SVD of the
+   weighted blocks gives 100-d vectors whose dot products approximate TF-IDF cosines
+   (deliberately not re-normalised, see [embedding]).
+3. Average-linkage agglomeration with a cosine distance threshold finds the clusters in the
+   sample without being told how many; clusters smaller than ``min_cluster_size`` dissolve.
+   Every other document joins the nearest centroid within ``assign_distance``, or none
+   [clustering, grouping].
+4. Each cluster becomes a ``Pattern``: distinctive terms (class-based TF-IDF) and a 2-4 word
+   label, the medoid's reason, examples, counts per window with slope and z, severity,
+   versions, categories, and a sparse centroid of its top 50 terms [describe, trend].
+5. Centroids are matched one-to-one to the previous snapshot's (Hungarian, cosine >= 0.5):
+   a match keeps its id and first-seen time, the rest get ids hashed from their top terms;
+   unmatched previous patterns are returned as resolved [identity].
+6. With ``window_executions``, failure and correction rates per window are checked for
+   sudden regressions against trailing windows [anomalies].
+
+``analytics.mining.synthetic`` generates corpora with known failure modes for tests,
+benchmarks and demos.
 """
 
 from __future__ import annotations

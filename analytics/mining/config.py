@@ -15,9 +15,13 @@ class MiningConfig:
     # Clusters are discovered on at most this many records, then every record is assigned.
     max_fit_sample: int = 5_000
     min_cluster_size: int = 2
-    # Cosine distance at which average-linkage stops merging (tuned on the synthetic corpus).
+    # Cosine distance at which average-linkage stops merging. On the synthetic corpus
+    # (8 modes x 3 paraphrase families, filler words, 10% noise; 3 seeds) the adjusted Rand
+    # index is >= 0.85 from 0.85 to 0.925 and falls off on both sides (0.8: paraphrase
+    # families stay apart, ~0.57; 0.95: different complaints merge, ~0.75).
     distance_threshold: float = 0.9
-    # A record joins the nearest cluster only if its centroid is at most this far away.
+    # A record joins the nearest cluster only if its centroid is at most this far away
+    # (members sit at similarity ~0.35-0.6 from their centroid; ARI flat from 0.65 to 0.8).
     assign_distance: float = 0.7
     max_reason_chars: int = 2_000
     max_example_chars: int = 2_000
