@@ -84,6 +84,7 @@ def test_a_burst_beyond_the_queue_is_answered_503_busy_with_retry_after(
     assert sorted(_stored_ids(tiny_queue)) == sorted(acked)
 
 
+@pytest.mark.slow
 def test_the_sdk_retries_busy_answers_until_every_recorded_event_lands(
     tiny_queue: LiveDaemon,
 ) -> None:
