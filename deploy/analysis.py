@@ -16,6 +16,8 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,18 +48,24 @@ class StatsCube:
         self.data = np.zeros(
             (len(deployments), max(strata, 1), max(width, 1), len(METRIC_ORDER), 3)
         )
-        flat: list[float] = []
+        cells: list[ArmStats] = []
         at: list[int] = []
         for d, (steps, names) in enumerate(zip(deployments, arms, strict=True)):
             for s, by_arm in enumerate(steps):
                 for a, name in enumerate(names):
                     stats = by_arm.get(name)
                     if stats is not None and stats.executions:
-                        flat.extend(stats.moments_row())
+                        cells.append(stats)
                         at += (d, s, a)
-        if at:
+        if cells:
             d_idx, s_idx, a_idx = np.array(at).reshape(-1, 3).T
-            self.data[d_idx, s_idx, a_idx] = np.array(flat).reshape(len(d_idx), -1, 3)
+            width = 3 * len(METRIC_ORDER)
+            flat = np.fromiter(
+                chain.from_iterable(map(ArmStats.moments_row, cells)),
+                dtype=float,
+                count=width * len(cells),
+            )
+            self.data[d_idx, s_idx, a_idx] = flat.reshape(len(cells), -1, 3)
 
     def counts(self) -> list[list[list[float]]]:
         """Return observations per [deployment][arm][metric], summed over strata."""
@@ -84,6 +92,10 @@ class CheckTable:
         self.alpha: list[float] = []
         self.n_star: list[float | None] = []
         self.min_samples: list[int] = []  # per arm, over all strata, before concluding
+        # Which (alpha, N*) each check uses, as an index into ``tunings``: the confidence
+        # sequences are evaluated once per (tuning, side) group.
+        self.tuning: list[int] = []
+        self.tunings: dict[tuple[float, float | None], int] = {}
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -114,6 +126,8 @@ class CheckTable:
         self.alpha += [alpha] * k
         self.n_star += [n_star] * k
         self.min_samples += [min_samples] * k
+        tuning = self.tunings.setdefault((alpha, n_star), len(self.tunings))
+        self.tuning += [tuning] * k
         return range(start, start + k)
 
 
@@ -189,7 +203,7 @@ class Results:
         self.n_control, self.n_candidate = n_control, n_candidate
         self.mean_control, self.mean_candidate = mean_control, mean_candidate
         self.rejects = [
-            ok and p <= a for a, p, ok in zip(table.alpha, p_value, enough, strict=True)
+            p <= a and ok for a, p, ok in zip(table.alpha, p_value, enough, strict=True)
         ]
         self.json = [
             {
@@ -237,21 +251,23 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
     upper = np.full(count, math.inf)
     p_value = np.ones(count)
     null = np.array(table.null)
-    groups: dict[tuple[float, float | None, str], list[int]] = defaultdict(list)
-    for i in np.flatnonzero(enough).tolist():
-        groups[(table.alpha[i], table.n_star[i], table.side[i])].append(i)
-    for (alpha, n_star, side), indices in groups.items():
-        at = np.array(indices)
-        cs = confidence_sequence(
-            diff.estimate[at],
-            diff.se[at],
-            diff.size[at],
-            alpha=alpha,
-            n_star=n_star,
-            side=side,  # type: ignore[arg-type]
-            null=null[at],
-        )
-        lower[at], upper[at], p_value[at] = cs.lower, cs.upper, cs.p_value
+    tuning = np.array(table.tuning)
+    greater = np.array([side == "greater" for side in table.side])
+    for (alpha, n_star), k in table.tunings.items():
+        for side, is_side in (("greater", greater), ("less", ~greater)):
+            at = np.flatnonzero(enough & is_side & (tuning == k))
+            if not at.size:
+                continue
+            cs = confidence_sequence(
+                diff.estimate[at],
+                diff.se[at],
+                diff.size[at],
+                alpha=alpha,
+                n_star=n_star,
+                side=side,  # type: ignore[arg-type]
+                null=null[at],
+            )
+            lower[at], upper[at], p_value[at] = cs.lower, cs.upper, cs.p_value
     return Results(
         table,
         estimate.tolist(),
@@ -334,8 +350,7 @@ def holm_reject(families: Sequence[Sequence[float]], alphas: Sequence[float]) ->
     return result
 
 
-@dataclass(frozen=True)
-class SrmInput:
+class SrmInput(NamedTuple):
     """Exposure counts of the arms whose share was constant over the step, and the shares."""
 
     arms: tuple[str, ...]

@@ -28,7 +28,6 @@ import gc
 import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.srm import SrmResult
@@ -55,7 +54,7 @@ from deploy.rules import (
     srm_input,
     step_complete,
 )
-from deploy.state import TERMINAL, DeploymentState, Phase
+from deploy.state import SERVING, DeploymentState, Phase
 from deploy.stats import StepStats
 
 __all__ = [
@@ -123,39 +122,37 @@ def _decide_many(
     for tick in ticks:
         tick.plan_against_best(table, first)
     second = evaluate(cube, table)
+    racing = [t for t in ticks if t.elimination_at]
     rejects = holm_reject(
-        [second.p_value[t.elimination_at.start : t.elimination_at.stop] for t in ticks],
-        [t.state.policy.alpha for t in ticks],
+        [second.p_value[t.elimination_at.start : t.elimination_at.stop] for t in racing],
+        [t.state.policy.alpha for t in racing],
     )
+    for tick, rejected in zip(racing, rejects, strict=True):
+        tick.eliminated = [i for i, r in zip(tick.elimination_at, rejected, strict=True) if r]
     return [
-        _conclude(tick, first, second, result, rejected, now)
-        for tick, result, rejected in zip(ticks, srm, rejects, strict=True)
+        _conclude(tick, first, second, result, now) for tick, result in zip(ticks, srm, strict=True)
     ]
 
 
-@dataclass
 class _Tick:
     """One deployment in this tick: where its planned checks sit in the batch results."""
 
-    history: History
-    srm: SrmInput | None = None
-    harm_at: dict[str, range] = field(default_factory=dict)
-    promotion_at: dict[str, int] = field(default_factory=dict)
-    elimination_at: range = range(0)
-    best: str | None = None
-    harmful: dict[str, list[int]] = field(default_factory=dict)
+    __slots__ = (
+        "active", "best", "eliminated", "elimination_at", "harm_at", "harmful", "history",
+        "promotion_at", "srm", "state",
+    )  # fmt: skip
 
-    def __post_init__(self) -> None:
-        if self.active:
-            self.srm = srm_input(self.history)
-
-    @property
-    def state(self) -> DeploymentState:
-        return self.history.state
-
-    @property
-    def active(self) -> bool:
-        return self.state.phase not in TERMINAL and self.state.phase != Phase.PENDING_APPROVAL
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.state = history.state
+        self.active = self.state.phase in SERVING
+        self.srm: SrmInput | None = srm_input(history) if self.active else None
+        self.harm_at: dict[str, range] = {}  # positions in the phase-one results
+        self.promotion_at: dict[str, int] = {}
+        self.elimination_at = range(0)  # positions in the phase-two results
+        self.best: str | None = None
+        self.harmful: dict[str, list[int]] = {}  # harm checks Holm rejects, per arm
+        self.eliminated: list[int] = []  # elimination checks Holm rejects
 
     def plan_against_control(self, table: CheckTable) -> None:
         if not self.active:
@@ -169,7 +166,7 @@ class _Tick:
 
     def plan_against_best(self, table: CheckTable, first: Results) -> None:
         start = len(table)
-        if self.active and self.state.phase == Phase.RUNNING:
+        if len(self.harm_at) > 1 and self.state.phase == Phase.RUNNING:
             metric = self.state.policy.primary_metric
             estimates = {
                 arm: first.estimate[span.start]
@@ -187,14 +184,13 @@ def _conclude(
     first: Results,
     second: Results,
     srm: SrmResult | None,
-    elimination_rejects: list[bool],
     now: float,
 ) -> Decision:
     state, history = tick.state, tick.history
     if not tick.active:
         return _auto(state, None, f"nothing to analyse while {state.phase.value}", {})
     evidence: dict[str, Any] = {
-        "phase": state.phase.value,
+        "phase": str(state.phase),
         "step_index": state.step_index,
         "step_percent": state.policy.steps[state.step_index],
         "weights": state.weights(),
@@ -222,10 +218,8 @@ def _conclude(
     if state.phase != Phase.RUNNING:
         return _auto(state, None, f"no harm; {state.phase.value}, waiting for an admin", evidence)
 
-    span = tick.elimination_at
-    losers = [i for i, r in zip(span, elimination_rejects, strict=True) if r]
-    if losers:
-        at = min(losers, key=lambda i: second.p_value[i])
+    if tick.eliminated:
+        at = min(tick.eliminated, key=lambda i: second.p_value[i])
         worst = second.bound(at)
         evidence["elimination"] = {"loser": worst.arm, "best": tick.best, **second.json[at]}
         reason = f"{worst.arm} is worse than {tick.best} on {worst.metric}: {worst.reading()}"

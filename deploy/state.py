@@ -90,10 +90,14 @@ class DeploymentState:
 
     def version_of(self, arm_name: str) -> int:
         """Return the prompt version an arm serves; ``KeyError`` for an unknown arm."""
-        for arm in self.arms:
-            if arm.name == arm_name:
-                return arm.version
-        raise KeyError(f"deployment {self.deployment_id} has no arm {arm_name!r}")
+        version = self._versions.get(arm_name)
+        if version is None:
+            raise KeyError(f"deployment {self.deployment_id} has no arm {arm_name!r}")
+        return version
+
+    @cached_property
+    def _versions(self) -> dict[str, int]:
+        return {arm.name: arm.version for arm in self.arms}
 
     def weights_at(self, step_index: int, eliminated: Sequence[str] = ()) -> dict[str, int]:
         """Return basis points per arm at ``step_index`` with ``eliminated`` arms removed."""

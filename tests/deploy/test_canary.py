@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from typing import Any
 
@@ -342,3 +343,17 @@ def test_deciding_many_deployments_at_once_equals_deciding_each() -> None:
     ]
     together = decide_many(cases, LATER)
     assert together == [decide(state, stats, LATER) for state, stats in cases]
+
+
+def test_a_tick_leaves_the_garbage_collector_as_it_found_it() -> None:
+    state = deployment()
+    stats = {0: split(state, 8_000)}
+    assert gc.isenabled()
+    decide(state, stats, LATER)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        decide(state, stats, LATER)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -190,3 +190,11 @@ def test_full_split_of_any_candidate_count_gives_every_arm_an_equal_share() -> N
 def test_state_to_json_is_json_serialisable() -> None:
     text = json.dumps(_started(2).to_json())
     assert json.loads(text)["weights"] == {"control": 9_668, "c1": 166, "c2": 166}
+
+
+def test_weights_are_a_fresh_dict_each_time() -> None:
+    state = _started()
+    state.weights()["c1"] = 0
+    assert state.weights() == {"control": 9_750, "c1": 250}
+    with pytest.raises(KeyError, match="no arm 'c7'"):
+        state.version_of("c7")
