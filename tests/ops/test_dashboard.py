@@ -44,7 +44,7 @@ def test_dashboard_has_current_schema_and_datasource_and_prompt_variables() -> N
     assert variables["datasource"]["query"] == "prometheus"
     prompt = variables["prompt"]
     assert prompt["type"] == "query" and prompt["datasource"] == DS
-    assert prompt["query"]["query"] == prompt["definition"]
+    assert prompt["query"] == prompt["definition"]
     assert re.fullmatch(r"label_values\(promptd_\w+, prompt\)", prompt["definition"])
     assert prompt["multi"] and prompt["includeAll"] and prompt["allValue"] == ".*"
 
