@@ -19,7 +19,7 @@ from deploy.policy import CanaryPolicy
 from deploy.state import Phase, evolve, fold
 from deploy.testing import ArmBehaviour, CanaryRun, new_deployment, run_canaries, simulate_traffic
 
-RUNS = 200
+RUNS = 400
 ALPHA = 0.05
 # Default statistics; only the clock is shortened (two analysis ticks per step) and the
 # maximum sample size lowered, so a run takes a dozen ticks.
