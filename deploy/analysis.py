@@ -113,7 +113,7 @@ class CheckTable:
         n_star: float | None,
         min_samples: int,
     ) -> range:
-        """Add one check per metric of ``arm`` against ``base``; return their positions."""
+        """Return the positions of new checks, one per metric, of ``arm`` against ``base``."""
         start, k = len(self.metric), len(metrics)
         self.deployment += [deployment] * k
         self.arm += [arm[0]] * k

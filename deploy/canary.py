@@ -155,6 +155,7 @@ class _Tick:
         self.eliminated: list[int] = []  # elimination checks Holm rejects
 
     def plan_against_control(self, table: CheckTable) -> None:
+        """Return nothing; plan the harm (and, at the last step, promotion) checks."""
         if not self.active:
             return
         state = self.state
@@ -165,6 +166,7 @@ class _Tick:
                 self.promotion_at[arm.name] = plan_promotion(self.history, table, arm.name)
 
     def plan_against_best(self, table: CheckTable, first: Results) -> None:
+        """Return nothing; with several live arms, plan the others against the best."""
         start = len(table)
         if len(self.harm_at) > 1 and self.state.phase == Phase.RUNNING:
             metric = self.state.policy.primary_metric

@@ -57,7 +57,7 @@ class History:
         return found
 
     def count_samples(self, counts: list[list[float]]) -> None:
-        """Take every arm's sample count from a StatsCube's totals instead of summing."""
+        """Return nothing; take every arm's sample count from a StatsCube's totals."""
         primary = METRIC_INDEX[self.state.policy.primary_metric]
         self._samples = {name: int(counts[i][primary]) for i, name in enumerate(self.arm_names)}
 
@@ -128,13 +128,13 @@ def worse_side(metric: MetricName) -> str:
 
 
 def plan_harm(history: History, table: CheckTable, arm: str) -> range:
-    """Plan one check per watched metric: is ``arm`` worse than control beyond tolerance?"""
+    """Return the positions of the harm checks planned for ``arm``, one per watched metric."""
     metrics, sides, nulls = history.harm_boundaries
     return _add(history, table, arm, CONTROL, metrics, sides, nulls)
 
 
 def plan_promotion(history: History, table: CheckTable, arm: str) -> int:
-    """Plan the check that ``arm``'s primary delta clears the promotion boundary.
+    """Return the position of the check that ``arm``'s primary delta clears promotion.
 
     The boundary is minus the non-inferiority margin, or zero when the policy requires an
     improvement (signs flip for a lower-is-better primary metric).
@@ -156,7 +156,7 @@ def best_arm(state: DeploymentState, estimates: dict[str, float]) -> str | None:
 
 
 def plan_elimination(history: History, table: CheckTable, best: str) -> range:
-    """Plan, per other live arm, the check that it is worse than ``best`` on the primary."""
+    """Return the positions of checks that each other live arm is worse than ``best``."""
     metric = history.state.policy.primary_metric
     start = len(table)
     for arm in history.state.live_candidates:

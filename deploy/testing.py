@@ -98,7 +98,7 @@ class CanaryRun:
     last_decision: Decision | None = None
 
     def apply(self, decision: Decision, at: float) -> None:
-        """Record the decision and fold its event, as the service would."""
+        """Return nothing; record the decision and fold its event, as the service would."""
         self.last_decision = decision
         if decision.event_type is not None:
             self.events.append((decision.event_type, decision.payload, at))
