@@ -24,6 +24,7 @@ SCHEMA_VERSION = 1
 PROMPT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
 MAX_TEXT = 100_000
 MAX_TEMPLATE = 200_000
+MAX_VERSION = 2**31 - 1  # version columns are 32-bit INTEGER on PostgreSQL
 SEVERITY_WEIGHT = {"low": 1.0, "medium": 2.0, "high": 3.0, "critical": 5.0}
 
 
@@ -53,6 +54,15 @@ FiniteFloat = Annotated[float, AfterValidator(_finite)]
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
+    @model_validator(mode="after")
+    def _no_nul(self) -> Any:
+        # PostgreSQL text cannot hold NUL: refused here, it would fail the whole group commit.
+        # One pass per model, not a validator per field: this is the ingest hot path.
+        for name, value in self.__dict__.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name}: must not contain NUL (\\x00) characters")
+        return self
+
 
 class ExecutionIn(_Strict):
     """What an agent reports after one run of a prompt."""
@@ -60,7 +70,7 @@ class ExecutionIn(_Strict):
     type: Literal["execution"] = "execution"
     event_id: EventId | None = Field(None, description="idempotency key; UUIDv7 recommended")
     prompt: PromptName
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     deployment: ShortText | None = None
     arm: ShortText | None = None
     subject: ShortText | None = None
@@ -101,7 +111,7 @@ class CorrectionIn(_Strict):
     event_id: EventId | None = None
     execution_id: EventId
     prompt: PromptName
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=MAX_VERSION)
     category: Annotated[str, Field(min_length=1, max_length=100)]
     reason: LongText = ""
     original_output: LongText | None = None

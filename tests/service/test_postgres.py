@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, text
@@ -20,6 +21,7 @@ from service.replay import replay
 from service.scheduler import Leadership
 from service.schema import version_counts
 from service.writer import EventWriter
+from tests.support import live_daemon
 
 pytestmark = pytest.mark.postgres
 
@@ -219,3 +221,26 @@ def test_one_process_leads_and_another_takes_over_when_the_leader_session_ends(
         second.release()
         for e in engines:
             e.dispose()
+
+
+def test_values_postgresql_cannot_store_are_refused_with_422_naming_the_field(
+    tmp_path: Path, pg_url: str,
+) -> None:
+    with live_daemon(tmp_path, database_url=pg_url) as live:
+        live.create_prompt("pg/prompt", "Answer {{ ticket }}")
+        agent = live.client(live.issue("agent"))
+        base = {"type": "execution", "prompt": "pg/prompt", "version": 1, "success": False}
+        bad = [({**base, "error_type": "Timeout\x00"}, "error_type"),
+               ({**base, "input_text": "ticket\x00 42"}, "input_text"),
+               ({**base, "version": 2**31}, "version"),
+               ({"type": "correction", "execution_id": "exec-00000001", "prompt": "pg/prompt",
+                 "version": 1, "category": "tone", "reason": "rude\x00"}, "reason")]
+        for event, field_name in bad:
+            r = agent.post("/v1/events", json={"events": [event]})
+            assert r.status_code == 422, r.text
+            assert field_name in r.json()["error"]["message"]
+        r = agent.post("/v1/events", json={"events": [{**base, "error_type": "Timeout"}]})
+        assert r.status_code == 200, r.text
+        with live.daemon.engine.connect() as conn:
+            stored = [e.type for e in eventlog.read(conn, 0, 100)]
+        assert stored.count("execution") == 1 and "correction" not in stored
