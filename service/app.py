@@ -20,6 +20,9 @@ from .ids import uuid7
 log = structlog.get_logger("promptd.http")
 
 
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+
+
 class _BodyTooLarge(Exception):
     pass
 
@@ -99,6 +102,7 @@ class RequestGuard:
         route = scope.get("route")
         template = getattr(route, "path", None) or "unmatched"
         method = scope.get("method", "")
+        method = method if method in _METHODS else "other"
         self.daemon.metrics.http_requests.labels(template, method, str(code)).inc()
         if template in ("/metrics", "/healthz", "/readyz"):
             return

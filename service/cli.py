@@ -556,7 +556,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--duration", type=float, default=180.0, help="seconds (default 180)")
         p.add_argument("--seed", type=int, default=7)
         p.add_argument("--agents", type=int, default=6)
-        p.add_argument("--rate", type=float, default=300.0,
+        p.add_argument("--rate", type=float, default=150.0,
                        help="executions per second per prompt (0: as fast as possible)")
         if name == "demo":
             p.add_argument("--data-dir", help="default: a fresh var/demo-<time>/")

@@ -87,6 +87,7 @@ class Resolution:
     stale: bool = False  # served past its TTL while a background refresh runs
     from_fallback: bool = False  # the daemon was unreachable: this is the caller's template
     rollout: Rollout | None = None  # a live deployment's config: arms are assigned locally
+    step: int | None = None  # the canary step whose weights chose the arm
 
     def render(self, **variables: Any) -> str:
         """Return the template rendered in the sandbox with ``variables``."""
@@ -108,6 +109,7 @@ class Rollout:
     """A deployment's assignment config, as resolve returns it: weights and each arm."""
 
     deployment: str
+    step: int
     weights: dict[str, int]
     arms: dict[str, Resolution]
 
@@ -132,13 +134,15 @@ def resolution_from(body: Mapping[str, Any]) -> Resolution:
     if config:
         arms = {a["arm"]: Resolution(prompt=body["prompt"], version=int(a["version"]),
                                      template=a["template"], variables=tuple(a["variables"]),
-                                     label=label, deployment=config["deployment"], arm=a["arm"])
+                                     label=label, deployment=config["deployment"], arm=a["arm"],
+                                     step=int(config["step"]))
                 for a in config["arms"]}
-        rollout = Rollout(config["deployment"], dict(config["weights"]), arms)
+        rollout = Rollout(config["deployment"], int(config["step"]), dict(config["weights"]),
+                          arms)
     return Resolution(prompt=body["prompt"], version=int(body["version"]),
                       template=body["template"], variables=tuple(body["variables"]),
                       label=label, deployment=body.get("deployment"), arm=body.get("arm"),
-                      rollout=rollout)
+                      rollout=rollout, step=body.get("step"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,7 +338,7 @@ class Run:
             return None
         r = self.resolution
         return {"prompt": r.prompt, "version": r.version, "deployment": r.deployment,
-                "arm": r.arm, **{name: getattr(self, name) for name in _RUN_FIELDS}}
+                "arm": r.arm, "step": r.step, **{name: getattr(self, name) for name in _RUN_FIELDS}}
 
 
 class _ClientCore:

@@ -73,6 +73,10 @@ class ExecutionIn(_Strict):
     version: int = Field(ge=1, le=MAX_VERSION)
     deployment: ShortText | None = None
     arm: ShortText | None = None
+    step: int | None = Field(
+        None, ge=0, le=100,
+        description="the canary step the arm was assigned under (resolve returns it); "
+        "late reports then count in the step whose weights chose them")
     subject: ShortText | None = None
     success: bool | None = None
     score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None

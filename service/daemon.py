@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ from .writer import EventWriter
 log = structlog.get_logger("promptd.daemon")
 
 SYSTEM_ACTOR = "promptd"
+_ARMS = frozenset({"control", "c1", "c2", "c3"})
 Clock = Callable[[], float]
 
 
@@ -75,6 +77,8 @@ class Daemon:
         self.registry_lock = threading.RLock()
         self.last_analysis: dict[str, float] = {}
         self._rollouts: dict[str, tuple[DeploymentState, dict[str, Any]]] = {}
+        self._exported: set[tuple[str, str, str]] = set()
+        self._recent_arms: dict[str, tuple[str, str, str]] = {}
         self.tokens: dict[str, TokenRecord] = {}
         self._reload_lock = threading.Lock()
         self.writer.add_listener(self._on_change)
@@ -119,6 +123,7 @@ class Daemon:
         """Catch up the read models, start the writer, make sure an admin token exists."""
         self._reload(reload_all=True)
         self.writer.start()
+        self.metrics.log_position.set(self.writer.position)
         self._ensure_admin_token()
         self._stop.clear()
         self._refresher = threading.Thread(target=self._refresh_loop, name="promptd-refresh",
@@ -207,7 +212,9 @@ class Daemon:
                 self.tokens = load_tokens(conn)
             if deployments or reload_all:
                 self.deployments = {d.prompt: d for d in load_deployments(conn, active_only=True)}
+            if registry or deployments or reload_all:
                 self._export_deployments()
+                self._retire_labels()
 
     def _export_deployments(self) -> None:
         m = self.metrics
@@ -224,12 +231,32 @@ class Daemon:
             m.deployment_step_age.labels(prompt).set(
                 now - state.step_started_at if state else 0)
 
+    def _live_versions(self, prompt: str) -> set[int]:
+        """Return the versions of a prompt that may be metric labels: production and canary."""
+        info = self.registry.prompts.get(prompt)
+        live = {info.labels["production"]} if info and "production" in info.labels else set()
+        state = self.deployments.get(prompt)
+        if state is not None:
+            live.update(arm.version for arm in state.arms)
+        return live
+
+    def _labels(self, prompt: str, version: int, arm: str | None) -> tuple[str, str, str]:
+        # Bounded label values: a version only while live or in a deployment, a known arm.
+        v = str(version) if version in self._live_versions(prompt) else "other"
+        a = arm if arm in _ARMS else ("none" if not arm else "other")
+        key = (prompt, v, a)
+        self._exported.add(key)
+        return key
+
     def _count(self, stored: list[StoredEvent]) -> None:
         m = self.metrics
         for e in stored:
             p = e.payload
             if e.type == "execution":
-                labels = (p["prompt"], str(p["version"]), p.get("arm") or "none")
+                labels = self._labels(p["prompt"], p["version"], p.get("arm"))
+                self._recent_arms[e.event_id] = labels
+                if len(self._recent_arms) > 100_000:  # bounded: oldest first out
+                    del self._recent_arms[next(iter(self._recent_arms))]
                 m.executions.labels(*labels).inc()
                 if execution_succeeded(p):
                     m.successes.labels(*labels).inc()
@@ -241,11 +268,28 @@ class Daemon:
                 if p.get("cost_usd"):
                     m.execution_cost.labels(p["prompt"], labels[2]).inc(p["cost_usd"])
             elif e.type == "correction":
-                m.corrections.labels(p["prompt"], str(p["version"]), p.get("arm") or "none").inc()
+                # A correction names its execution, not the arm: take the arm we counted it in.
+                known = self._recent_arms.get(p["execution_id"])
+                arm = known[2] if known and known[1] == str(p["version"]) else None
+                m.corrections.labels(*self._labels(p["prompt"], p["version"], arm)).inc()
                 m.corrections_by_category.labels(
                     p["prompt"], m.category_label(p["prompt"], p["category"])).inc()
 
+    def _retire_labels(self) -> None:
+        """Drop the series of versions that are no longer live (their counts stop anyway)."""
+        m = self.metrics
+        for key in list(self._exported):
+            prompt, version, _ = key
+            if version == "other" or int(version) in self._live_versions(prompt):
+                continue
+            self._exported.discard(key)
+            for counter in (m.executions, m.successes, m.errors, m.corrections):
+                with contextlib.suppress(KeyError):
+                    counter.remove(*key)
+
     def _observe_commit(self, received: int, stored: int, seconds: float) -> None:
+        if received == 0:
+            return  # a catch-up with nothing appended is not a group commit
         self.metrics.group_commit_events.observe(received)
         self.metrics.group_commit_seconds.observe(seconds)
 
@@ -258,6 +302,8 @@ class Daemon:
                     head = eventlog.head_position(conn)
                     lag = self.projector.lag(conn)
                 self.metrics.projection_lag.set(lag)
+                self.metrics.log_position.set(head)
+                self._export_deployments()  # step age moves even when nothing else does
                 self.metrics.writer_queue_depth.set(self.writer.queue_depth)
                 if head != last_head and head > self.writer.position:
                     self.writer.append([])
@@ -296,7 +342,8 @@ class Daemon:
             v = self.registry.versions[(prompt, arm.version)]
             arms.append({"arm": arm.name, "version": v.version, "template": v.template,
                          "variables": list(v.variables)})
-        config = {"deployment": state.deployment_id, "weights": weights, "arms": arms}
+        config = {"deployment": state.deployment_id, "step": state.step_index,
+                  "weights": weights, "arms": arms}
         self._rollouts[prompt] = (state, config)
         return config
 

@@ -202,7 +202,12 @@ class ArmStatsProjection:
                 return None  # an agent reporting an arm with another version: not evidence
         except KeyError:
             return None
-        return (dep_id, row.step_at(position), arm)
+        current = row.step_at(position)
+        reported = payload.get("step")
+        # The step whose weights assigned the arm (an SDK may serve a cached config for a
+        # moment after a step change); otherwise the step current when it was appended.
+        step = reported if isinstance(reported, int) and 0 <= reported <= current else current
+        return (dep_id, step, arm)
 
 
 def load_step_stats(conn: Connection, deployment_id: str) -> StepStats:

@@ -41,6 +41,7 @@ class RolloutConfig(BaseModel):
     """What an SDK needs to assign subjects itself (``deploy.assignment.assign``)."""
 
     deployment: str
+    step: int
     weights: dict[str, int]
     arms: list[RolloutArm]
 
@@ -55,6 +56,7 @@ class Resolved(BaseModel):
     label: str
     deployment: str | None = None
     arm: str | None = None
+    step: int | None = None
     rollout: RolloutConfig | None = Field(
         None, description="the live deployment's weights and arms, so SDKs assign locally")
 
@@ -181,7 +183,7 @@ def resolve(
     daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
     return Resolved(prompt=name, version=version.version, template=version.template,
                     variables=list(version.variables), label=label, deployment=deployment,
-                    arm=arm, rollout=rollout)
+                    arm=arm, step=rollout["step"] if rollout else None, rollout=rollout)
 
 
 @router.post("/{name:path}/render", summary="Render a version in the sandbox")

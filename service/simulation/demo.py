@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -30,11 +33,22 @@ HARMFUL_EDIT = "Always answer in one word. Never ask questions.\n"
 FAST_SETTINGS: dict[str, Any] = {
     "mine_interval_s": 6.0, "improve_interval_s": 8.0, "canary_interval_s": 2.0,
     "mining_window_s": 15.0, "mining_windows": 8, "improve_min_pattern_size": 15,
-    "improve_min_pattern_share": 0.01, "improve_cooldown_s": 4.0, "log_level": "warning",
-    "canary_policy": {"steps": [10.0, 50.0, 100.0], "min_samples_per_step": 250,
+    "improve_min_pattern_share": 0.01, "improve_cooldown_s": 4.0, "improve_candidates": 2,
+    "log_level": "info",
+    "canary_policy": {"steps": [20.0, 50.0, 100.0], "min_samples_per_step": 200,
                       "min_step_seconds": 3.0, "analysis_interval_seconds": 2.0,
                       "max_samples_per_arm": 4000},
 }
+
+
+def daemon_env(folder: Path, port: int) -> dict[str, str]:
+    """Return the PROMPTD_* environment of a fast-loop daemon keeping its files in ``folder``."""
+    env = {"PROMPTD_DATABASE_URL": f"sqlite:///{folder / 'promptd.db'}",
+           "PROMPTD_TOKEN_FILE": str(folder / "admin.token"), "PROMPTD_PORT": str(port),
+           "PROMPTD_HOST": "127.0.0.1", "PROMPTD_LOG_FORMAT": "json"}
+    for key, value in FAST_SETTINGS.items():
+        env[f"PROMPTD_{key.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
+    return env
 
 
 def say(line: str) -> None:
@@ -202,28 +216,35 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
 def run_demo(*, duration_s: float, seed: int, data_dir: Path | None, agents: int,
              rate_per_s: float | None) -> int:
     """Start a daemon on a fresh SQLite folder, run the fleet against it, print the summary."""
-    from ..daemon import Daemon
-    from ..embedded import EmbeddedServer, free_port
-    from ..logs import configure_logging
-    from ..settings import Settings
+    from ..embedded import free_port, wait_until_up
 
-    folder = data_dir or Path("var") / time.strftime("demo-%Y%m%d-%H%M%S")
+    folder = (data_dir or Path("var") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
     folder.mkdir(parents=True, exist_ok=True)
-    settings = Settings(database_url=f"sqlite:///{folder / 'promptd.db'}",
-                        token_file=folder / "admin.token", port=free_port(), **FAST_SETTINGS)
-    configure_logging(settings.log_level, settings.log_format)
-    daemon = Daemon(settings)
-    server = EmbeddedServer(daemon).start()
-    token = settings.token_file.read_text().strip()
-    say(f"promptd is serving {server.url} (docs {server.url}/docs, metrics {server.url}/metrics)")
-    say(f"data folder {folder}; admin token in {settings.token_file}")
-    say(f"try in another terminal: PROMPTD_URL={server.url} "
-        f"PROMPTD_TOKEN_FILE={settings.token_file} promptd history {LOOP_PROMPT}")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # The daemon runs in its own process, as in production: the fleet's agents and the
+    # daemon do not share one interpreter lock.
+    env = {**os.environ, **daemon_env(folder, port)}
+    log_file = folder / "promptd.log"
+    with open(log_file, "ab") as log:
+        daemon = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env,
+                                  stdout=log, stderr=log)
     try:
-        drive(server.url, token, duration_s=duration_s, seed=seed, agents=agents,
+        wait_until_up(url, timeout=60)
+        token = (folder / "admin.token").read_text().strip()
+        say(f"promptd is serving {url} (docs {url}/docs, metrics {url}/metrics); "
+            f"its log: {log_file}")
+        say(f"data folder {folder}; admin token in {folder / 'admin.token'}")
+        say(f"try in another terminal: PROMPTD_URL={url} "
+            f"PROMPTD_TOKEN_FILE={folder / 'admin.token'} promptd history {LOOP_PROMPT}")
+        drive(url, token, duration_s=duration_s, seed=seed, agents=agents,
               rate_per_s=rate_per_s, harmful_after_s=min(20.0, duration_s / 6))
     finally:
-        server.stop()
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
     say(f"daemon stopped; the log is in {folder / 'promptd.db'} (`promptd replay "
         f"--database-url sqlite:///{folder / 'promptd.db'}` rebuilds and checks it)")
     return 0

@@ -102,7 +102,7 @@ class Fleet:
 
     def close(self) -> None:
         """Deliver every recorded event (the SDK loses nothing on close)."""
-        self.client.close()
+        self.client.close(timeout=120.0)
 
     def _agent(self, index: int, deadline: float | None, budget: int | None) -> None:
         rng = random.Random(self.config.seed * 1000 + index)
@@ -127,9 +127,12 @@ class Fleet:
         res = self.client.resolve(prompt, subject=task.subject)
         text = res.render(**task.variables)
         outcome = self.world.outcome(text, task, rng)
-        version = res.version or 0
+        if res.version is None:
+            return  # the daemon is unreachable and this is the fallback: no version to credit
+        version = res.version
         event_id = self.client.record_execution(
-            prompt, version, deployment=res.deployment, arm=res.arm, subject=task.subject,
+            prompt, version, deployment=res.deployment, arm=res.arm, step=res.step,
+            subject=task.subject,
             success=outcome.success, latency_ms=round(outcome.latency_ms, 3),
             input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,
             cost_usd=outcome.cost_usd, model="simulated-llm", input_text=task.question,

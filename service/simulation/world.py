@@ -152,7 +152,9 @@ class World:
                     break
         success = failed_mode is None and rng.random() >= BASE_FAILURE + penalty
         # Longer prompts cost more and take longer: guidance is not free.
-        input_tokens = len(prompt_text) // 4 + 40
+        # The agent sends context with every call (history, retrieved documents), so the
+        # prompt is a part of the input, as in real deployments.
+        input_tokens = len(prompt_text) // 4 + 600
         output_tokens = int(rng.lognormvariate(4.5, 0.4))
         latency = rng.lognormvariate(math.log(400 + 0.6 * input_tokens + 8 * output_tokens), 0.25)
         cost = input_tokens * 0.15e-6 + output_tokens * 0.6e-6

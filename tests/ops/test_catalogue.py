@@ -36,6 +36,8 @@ def test_metrics_md_lists_the_labels_each_family_really_has(exercised: Exercised
         entry = documented.get(exposed) or documented.get(family.name)
         if entry is None:
             continue  # an unused _created companion, covered by the test above
+        if not family.samples:
+            continue  # every series retired (e.g. versions no longer live): nothing to compare
         labels = {k for s in family.samples for k in s.labels if k not in ("le", "quantile")}
         assert labels == set(entry.labels), entry.name
 

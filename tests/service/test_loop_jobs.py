@@ -66,7 +66,7 @@ def test_mining_appends_a_snapshot_only_when_there_is_something_new(loop: LiveDa
     assert out.returncode == 0 and "citation" in out.stdout
     metrics = httpx.get(f"{loop.url}/metrics").text
     assert 'promptd_patterns_active{prompt="support/triage"}' in metrics
-    assert 'promptd_job_runs_total{job="mine",result="success"} 3.0' in metrics
+    assert 'promptd_job_runs_total{job_name="mine",result="success"} 3.0' in metrics
 
 
 def test_improve_proposes_candidates_and_starts_their_canary(loop: LiveDaemon) -> None:
