@@ -34,7 +34,8 @@ def mine_prompt(daemon: Daemon, prompt: str, now: float, *, force: bool = False)
         records = load_failures(conn, prompt, since=now - cfg.horizon_seconds)
         windows = load_windows(conn, prompt, now=now, window_s=cfg.window_seconds,
                                n_windows=cfg.n_windows)
-    previous = snapshot["patterns"] if snapshot else []
+    # Resolved ones too: a complaint that comes back gets its old id (and trend) back.
+    previous = [*snapshot["patterns"], *snapshot["resolved"]] if snapshot else []
     result = mine_patterns(records, now=now, executions_in_window=windows[-1].executions,
                            previous=previous, config=cfg)
     anomalies = detect_anomalies(windows, z_threshold=cfg.anomaly_z_threshold,
