@@ -133,7 +133,7 @@ def start_process(data_dir: Path, port: int | None = None,
     proc = subprocess.Popen([PROMPTD, "serve"], env=env, stdout=log, stderr=log, cwd=data_dir)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url)
+        wait_until_up(url, timeout=90)  # imports (scipy, sklearn) are slow on a busy machine
     except TimeoutError:
         proc.kill()
         raise

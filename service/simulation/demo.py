@@ -41,14 +41,19 @@ FAST_SETTINGS: dict[str, Any] = {
 }
 
 
-def daemon_env(folder: Path, port: int) -> dict[str, str]:
-    """Return the PROMPTD_* environment of a fast-loop daemon keeping its files in ``folder``."""
-    env = {"PROMPTD_DATABASE_URL": f"sqlite:///{folder / 'promptd.db'}",
-           "PROMPTD_TOKEN_FILE": str(folder / "admin.token"), "PROMPTD_PORT": str(port),
-           "PROMPTD_HOST": "127.0.0.1", "PROMPTD_LOG_FORMAT": "json"}
-    for key, value in FAST_SETTINGS.items():
+def fast_env(**overrides: Any) -> dict[str, str]:
+    """Return FAST_SETTINGS (with ``overrides``) as PROMPTD_* environment variables."""
+    env = {}
+    for key, value in {**FAST_SETTINGS, **overrides}.items():
         env[f"PROMPTD_{key.upper()}"] = json.dumps(value) if isinstance(value, dict) else str(value)
     return env
+
+
+def daemon_env(folder: Path, port: int) -> dict[str, str]:
+    """Return the PROMPTD_* environment of a fast-loop daemon keeping its files in ``folder``."""
+    return {"PROMPTD_DATABASE_URL": f"sqlite:///{folder / 'promptd.db'}",
+            "PROMPTD_TOKEN_FILE": str(folder / "admin.token"), "PROMPTD_PORT": str(port),
+            "PROMPTD_HOST": "127.0.0.1", "PROMPTD_LOG_FORMAT": "json", **fast_env()}
 
 
 def say(line: str) -> None:
