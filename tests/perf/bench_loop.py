@@ -73,6 +73,7 @@ def run_seed(seed: int, executions: int) -> dict[str, object]:
                     elif arm["eliminated"] or d["phase"] == "rolled_back":
                         exposures.append(arm["executions"])
             production = admin.get(f"/v1/prompts/{LOOP_PROMPT}")["labels"]["production"]
+            final_expected = world.expected_success(text(production))
             admin.close()
         finally:
             proc.terminate()
@@ -81,7 +82,7 @@ def run_seed(seed: int, executions: int) -> dict[str, object]:
     return {
         "seed": seed, "baseline": world.expected_success(base),
         "oracle": world.expected_success(world.oracle_text(base)), "at": at,
-        "final_expected": world.expected_success(text(production)),
+        "final_expected": final_expected,
         "deployments": len(deps), "promoted": sum(d["phase"] == "promoted" for d in deps),
         "harmful_promoted": harmful_promoted, "harmful_exposures": exposures,
         "seconds": elapsed, "executions": fleet.stats.executions,

@@ -114,3 +114,23 @@ def test_rejected_candidate_texts_are_never_proposed_again(loop: LiveDaemon) -> 
         assert text not in texts
     history = json.loads(run(loop, "history", "support/triage", "--json").stdout)["history"]
     assert [h["type"] for h in history].count("deployment.rolled_back") == 1
+
+
+def test_the_llm_rewriter_runs_when_configured_and_its_candidate_is_deployed(
+    tmp_path: Path,
+) -> None:
+    from tests.improver.llm_stub import serve_llm_stub
+
+    with serve_llm_stub() as stub, live_daemon(
+        tmp_path, improve_min_pattern_size=3, improve_min_pattern_share=0.0,
+        improve_cooldown_s=0.0, llm_base_url=stub.base_url, llm_model="stub-model",
+    ) as live:
+        live.create_prompt("support/triage", "Triage {{ ticket }}")
+        admin = live.client()
+        _traffic_with_corrections(live, "support/triage")
+        admin.post("/v1/jobs/mine").raise_for_status()
+        admin.post("/v1/jobs/improve").raise_for_status()
+        assert len(stub.control.requests) == 2  # critique, then edit
+        assert stub.control.requests[0].body["model"] == "stub-model"
+        cands = admin.get("/v1/prompts/support/triage/candidates").json()["candidates"]
+        assert "llm_rewriter" in {c["strategy"] for c in cands}
