@@ -101,7 +101,8 @@ async def post_correction(body: CorrectionIn, daemon: DaemonDep, _: Agent) -> Ap
 def get_events(
     daemon: DaemonDep,
     _: Admin,
-    after: int = Query(0, ge=0, description="return events with position > after"),
+    # Positions are 64-bit: a larger number overflowed the driver and answered 500.
+    after: int = Query(0, ge=0, le=2**63 - 1, description="return events with position > after"),
     limit: int = Query(100, ge=1, le=10_000),
     type: list[str] | None = Query(None, description="only these event types"),
     stream: str | None = Query(None, max_length=200),
