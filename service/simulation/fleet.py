@@ -126,7 +126,7 @@ class Fleet:
         task = self._next_task()
         res = self.client.resolve(prompt, subject=task.subject)
         text = res.render(**task.variables)
-        outcome = self.world.outcome(text, task, rng)
+        outcome = self.world.outcome(text, task, rng, template=res.template)
         if res.version is None:
             return  # the daemon is unreachable and this is the fallback: no version to credit
         version = res.version

@@ -103,7 +103,7 @@ class World:
         self.harmful_share = harmful_share
         self.subjects = subjects
         self._rng = random.Random(seed)
-        self._text_cache: dict[str, tuple[frozenset[str], float]] = {}
+        self._harm_cache: dict[str, float] = {}
 
     def next_task(self, task_id: int) -> Task:
         """Return a new task; which modes it triggers is drawn from the seeded generator."""
@@ -115,33 +115,36 @@ class World:
         question = f"customer question #{task_id} about {topic}"
         return Task(task_id, f"user-{rng.randrange(self.subjects)}", question, category, modes)
 
-    def reads(self, prompt_text: str) -> tuple[frozenset[str], float]:
-        """Return (modes the prompt addresses, its harm penalty) — cached per text."""
-        cached = self._text_cache.get(prompt_text)
-        if cached is None:
-            lower = prompt_text.lower()
-            addressed = frozenset(m.name for m in MODES if any(t in lower for t in m.fix_terms))
+    @staticmethod
+    def addressed(prompt_text: str) -> frozenset[str]:
+        """Return the modes a (rendered) prompt carries guidance for."""
+        lower = prompt_text.lower()
+        return frozenset(m.name for m in MODES if any(t in lower for t in m.fix_terms))
+
+    def harm(self, template: str) -> float:
+        """Return the success penalty of a prompt version (by its template), cached."""
+        penalty = self._harm_cache.get(template)
+        if penalty is None:
+            lower = template.lower()
             penalty = sum(p for marker, p in HARM_MARKERS.items() if marker in lower)
-            penalty += self._hidden_harm(prompt_text)
-            cached = (addressed, penalty)
-            self._text_cache[prompt_text] = cached
-        return cached
+            # A seeded share of machine edits is harmful in a way no keyword reveals: the
+            # canary, not the text, has to catch it. Versions without a learned section
+            # (the base, hand-written ones) carry only the visible markers.
+            if "## " in template:
+                digest = hashlib.sha256(f"{self.seed}:{template}".encode()).digest()
+                penalty += 0.15 if digest[0] / 256 < self.harmful_share else 0.0
+            self._harm_cache[template] = penalty
+        return penalty
 
-    def _hidden_harm(self, prompt_text: str) -> float:
-        # A seeded share of all edits is harmful in a way no keyword reveals: the canary, not
-        # the text, has to catch it. The base version (no rules section) is never harmful.
-        if "## " not in prompt_text:
-            return 0.0
-        digest = hashlib.sha256(f"{self.seed}:{prompt_text}".encode()).digest()
-        return 0.15 if digest[0] / 256 < self.harmful_share else 0.0
+    def is_harmful(self, template: str) -> bool:
+        """Return whether a version carries a harm penalty (the benchmark's bookkeeping)."""
+        return self.harm(template) > 0
 
-    def is_harmful(self, prompt_text: str) -> bool:
-        """Return whether a text carries a harm penalty (for the benchmark's bookkeeping)."""
-        return self.reads(prompt_text)[1] > 0
-
-    def outcome(self, prompt_text: str, task: Task, rng: random.Random) -> Outcome:
-        """Return the simulated outcome of running ``task`` with this rendered prompt."""
-        addressed, penalty = self.reads(prompt_text)
+    def outcome(self, rendered: str, task: Task, rng: random.Random,
+                template: str | None = None) -> Outcome:
+        """Return the outcome of ``task`` with this rendered prompt of version ``template``."""
+        addressed, penalty = self.addressed(rendered), self.harm(template or rendered)
+        prompt_text = rendered
         failed_mode = None
         for mode in MODES:
             if mode.name in task.modes:
@@ -175,8 +178,12 @@ class World:
         return mode.category, reason, f"{SIMULATION_TAG} corrected answer ({mode.name} fixed)"
 
     def expected_success(self, prompt_text: str) -> float:
-        """Return the exact success probability of a prompt text over the task population."""
-        addressed, penalty = self.reads(prompt_text)
+        """Return the success probability of a version over the task population.
+
+        Exact for guidance outside Jinja conditionals; a conditional's guidance is counted as
+        always present, so contextual versions come out slightly optimistic.
+        """
+        addressed, penalty = self.addressed(prompt_text), self.harm(prompt_text)
         # Modes are drawn independently; the first triggered mode that fires fails the task.
         p_no_mode_failure = 1.0
         for m in MODES:
