@@ -9,12 +9,14 @@ from fastapi import APIRouter
 from .. import __version__, eventlog
 from ..contract import TokenIssue
 from .deps import Admin, DaemonDep
-from .errors import ApiError
+from .errors import ApiError, error_responses
 
-router = APIRouter(prefix="/v1", tags=["admin"])
+router = APIRouter(prefix="/v1", tags=["admin"],
+                   responses=error_responses(401, 403, 413, 422))
 
 
-@router.post("/tokens", status_code=201, summary="Issue an API token (shown once)")
+@router.post("/tokens", status_code=201, responses=error_responses(400, 503),
+             summary="Issue an API token (shown once)")
 def issue_token(body: TokenIssue, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
     """Append token.issued (hash only) and return the token; it cannot be shown again."""
     token_id, token = daemon.issue_token(body.role, body.name, who.actor)
@@ -30,7 +32,8 @@ def list_tokens(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     ]}
 
 
-@router.delete("/tokens/{token_id}", summary="Revoke a token")
+@router.delete("/tokens/{token_id}", responses=error_responses(404, 409, 503),
+               summary="Revoke a token")
 def revoke_token(token_id: str, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
     """Append token.revoked; refuses to revoke the last active admin token."""
     record = daemon.tokens.get(token_id)
@@ -63,7 +66,8 @@ def status(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     }
 
 
-@router.post("/jobs/{job}", summary="Run a scheduled job now (mine, improve, canary)")
+@router.post("/jobs/{job}", responses=error_responses(404, 409, 500),
+             summary="Run a scheduled job now (mine, improve, canary)")
 def run_job(job: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Run one job immediately on this process (it must lead); returns whether it succeeded."""
     scheduler = daemon.scheduler

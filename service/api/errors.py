@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..eventlog import EventLogError
@@ -44,6 +45,46 @@ def field_path(loc: Sequence[Any]) -> str:
 def error_body(code: str, message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Return the JSON body of an error response."""
     return {"error": {"code": code, "message": message, "details": list(details)}}
+
+
+class ErrorDetail(BaseModel):
+    """One offending field and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    """A machine-readable code, a sentence for people, and the fields at fault."""
+
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorResponse(BaseModel):
+    """The body of every 4xx and 5xx answer."""
+
+    error: ErrorInfo
+
+
+_ERROR_MEANINGS = {
+    400: "The body could not be read as JSON text (e.g. it is not UTF-8)",
+    401: "Missing, unknown or revoked bearer token",
+    403: "The route needs an admin token",
+    404: "Unknown prompt, version, label, deployment, token or job",
+    409: "The request conflicts with the current state",
+    413: "Body over max_body_bytes, or batch over max_batch_events",
+    422: "Invalid input; details name each offending field",
+    500: "The job failed; see the daemon log",
+    503: "Overloaded, shutting down or database unavailable; retry after Retry-After",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """Return OpenAPI ``responses=`` entries that document ``codes`` with the error shape."""
+    return {code: {"model": ErrorResponse, "description": _ERROR_MEANINGS[code]}
+            for code in codes}
 
 
 def validation_details(errors: Sequence[Any]) -> list[dict[str, Any]]:

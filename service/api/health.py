@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .deps import DaemonDep
-from .errors import error_body
+from .errors import error_body, error_responses
 
 router = APIRouter(tags=["health"])
 
@@ -17,7 +17,8 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="The database is reachable and read models are caught up")
+@router.get("/readyz", responses=error_responses(503),
+            summary="The database is reachable and read models are caught up")
 def readyz(daemon: DaemonDep, response: Response) -> dict[str, object]:
     """Return ready, or 503 with the reason."""
     try:

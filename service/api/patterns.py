@@ -8,9 +8,11 @@ from fastapi import APIRouter
 
 from ..failures import load_snapshot
 from .deps import Admin, DaemonDep
+from .errors import error_responses
 from .prompts import NamePath, _prompt
 
-router = APIRouter(prefix="/v1/prompts", tags=["patterns"])
+router = APIRouter(prefix="/v1/prompts", tags=["patterns"],
+                   responses=error_responses(401, 403, 404, 413, 422))
 
 
 @router.get("/{name:path}/patterns", summary="Current failure patterns, ranked")

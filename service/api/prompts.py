@@ -21,9 +21,10 @@ from ..contract import PromptCreate, RenderRequest, VersionCreate
 from ..daemon import Daemon
 from ..views import PromptInfo, VersionInfo, load_counts
 from .deps import Admin, Agent, DaemonDep
-from .errors import ApiError
+from .errors import ApiError, error_responses
 
-router = APIRouter(prefix="/v1/prompts", tags=["prompts"])
+router = APIRouter(prefix="/v1/prompts", tags=["prompts"],
+                   responses=error_responses(401, 413, 422))
 NamePath = Annotated[str, Path(description="prompt name, e.g. support/triage")]
 _registry_lock = asyncio.Lock()  # version numbers are assigned one command at a time
 
@@ -91,7 +92,8 @@ def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
             "labels": info.labels}
 
 
-@router.post("", status_code=201, summary="Create a prompt with its first version")
+@router.post("", status_code=201, responses=error_responses(400, 403, 409, 503),
+             summary="Create a prompt with its first version")
 async def create_prompt(body: PromptCreate, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
     """Append prompt.created, version.created (v1) and label.moved (production -> 1)."""
     variables = _variables_of(body.template)
@@ -113,14 +115,15 @@ async def create_prompt(body: PromptCreate, daemon: DaemonDep, who: Admin) -> di
     return prompt_summary(daemon, _prompt(daemon, body.name))
 
 
-@router.get("", summary="List prompts")
+@router.get("", responses=error_responses(403), summary="List prompts")
 def list_prompts(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return every prompt with its labels and latest version."""
     return {"prompts": [prompt_summary(daemon, p)
                         for _, p in sorted(daemon.registry.prompts.items())]}
 
 
-@router.post("/{name:path}/versions", status_code=201, summary="Add a version")
+@router.post("/{name:path}/versions", status_code=201,
+             responses=error_responses(400, 403, 404, 503), summary="Add a version")
 async def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep,
                       who: Admin) -> dict[str, Any]:
     """Append version.created (and label.moved when make_production is set)."""
@@ -143,13 +146,15 @@ async def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep,
     return _version(daemon, name, version).to_dict()
 
 
-@router.get("/{name:path}/versions/{version}", summary="Show one version")
+@router.get("/{name:path}/versions/{version}", responses=error_responses(403, 404),
+            summary="Show one version")
 def get_version(name: NamePath, version: int, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return a version's template, variables and provenance."""
     return _version(daemon, name, version).to_dict()
 
 
-@router.get("/{name:path}/diff", summary="Unified diff between two versions")
+@router.get("/{name:path}/diff", responses=error_responses(403, 404),
+            summary="Unified diff between two versions")
 def diff_versions(
     name: NamePath, daemon: DaemonDep, _: Admin,
     from_: int = Query(..., alias="from", ge=1), to: int = Query(..., ge=1),
@@ -164,29 +169,44 @@ def diff_versions(
             "addressed_patterns": list(b.addressed_patterns)}
 
 
-@router.get("/{name:path}/resolve", response_model=Resolved,
-            summary="The version an agent should use now")
-def resolve(
-    name: NamePath, daemon: DaemonDep, _: Agent,
-    subject: str | None = Query(None, max_length=200,
-                                description="sticky assignment key, e.g. a user or session id"),
-    label: str = Query("production", max_length=64),
-) -> Resolved:
-    """Return the version (and deployment arm) to use for ``subject``."""
-    started = time.perf_counter()
+SUBJECT_MAX = 200
+LABEL_MAX = 64
+
+
+def resolution_for(daemon: Daemon, name: str, subject: str | None, label: str) -> Resolved:
+    """Return what an agent should use now; ApiError 404 for an unknown prompt or label.
+
+    The resolve route and ``app.RequestGuard``'s fast path for it both answer with this.
+    """
     _prompt(daemon, name)
     resolution = daemon.resolve(name, subject, label)
     if resolution is None:
         raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
     version, deployment, arm = resolution
     rollout = daemon.rollout_config(name) if deployment is not None else None
-    daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
     return Resolved(prompt=name, version=version.version, template=version.template,
                     variables=list(version.variables), label=label, deployment=deployment,
                     arm=arm, step=rollout["step"] if rollout else None, rollout=rollout)
 
 
-@router.post("/{name:path}/render", summary="Render a version in the sandbox")
+@router.get("/{name:path}/resolve", response_model=Resolved, responses=error_responses(404),
+            summary="The version an agent should use now")
+async def resolve(
+    name: NamePath, daemon: DaemonDep, _: Agent,
+    subject: str | None = Query(None, max_length=SUBJECT_MAX,
+                                description="sticky assignment key, e.g. a user or session id"),
+    label: str = Query("production", max_length=LABEL_MAX),
+) -> Resolved:
+    """Return the version (and deployment arm) to use for ``subject``."""
+    # A coroutine although it never awaits: a plain def would run in the threadpool.
+    started = time.perf_counter()
+    resolved = resolution_for(daemon, name, subject, label)
+    daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
+    return resolved
+
+
+@router.post("/{name:path}/render", responses=error_responses(400, 404),
+             summary="Render a version in the sandbox")
 def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> dict[str, Any]:
     """Render a version (by number or label) with variables; a missing variable is a 422."""
     if body.version is not None:
@@ -208,7 +228,8 @@ def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> 
     return {"prompt": name, "version": version.version, "text": text}
 
 
-@router.get("/{name:path}", summary="Show a prompt, its versions and their counts")
+@router.get("/{name:path}", responses=error_responses(403, 404),
+            summary="Show a prompt, its versions and their counts")
 def get_prompt(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return a prompt, its labels, versions (without templates) and per-version counts."""
     info = _prompt(daemon, name)

@@ -26,10 +26,12 @@ from ..rollout import (
 )
 from ..schema import labels
 from .deps import Admin, DaemonDep
-from .errors import ApiError, validation_details
+from .errors import ApiError, error_responses, validation_details
 from .prompts import NamePath, _prompt, _version
 
-router = APIRouter(prefix="/v1", tags=["rollout"])
+router = APIRouter(prefix="/v1", tags=["rollout"],
+                   responses=error_responses(401, 403, 413, 422))
+_COMMAND_ERRORS = error_responses(400, 404, 409, 503)
 
 
 class _Body(BaseModel):
@@ -121,7 +123,8 @@ def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> 
     return out
 
 
-@router.post("/deployments", status_code=201, summary="Start a canary deployment")
+@router.post("/deployments", status_code=201, responses=_COMMAND_ERRORS,
+             summary="Start a canary deployment")
 def create_deployment(body: DeploymentCreate, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
     """Append deployment.started for hand-picked versions; 409 if one is already running."""
     _prompt(daemon, body.prompt)
@@ -164,13 +167,15 @@ def list_deployments(daemon: DaemonDep, _: Admin,
     return {"deployments": [deployment_view(daemon, s, detail=False) for s in states]}
 
 
-@router.get("/deployments/{deployment_id}", summary="Show a deployment with per-arm statistics")
+@router.get("/deployments/{deployment_id}", responses=error_responses(404),
+            summary="Show a deployment with per-arm statistics")
 def show_deployment(deployment_id: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the deployment, per-arm rates with intervals, and the decision a tick would take."""
     return deployment_view(daemon, _deployment(daemon, deployment_id), detail=True)
 
 
-@router.post("/deployments/{deployment_id}/{action}", summary="Admin decision on a deployment")
+@router.post("/deployments/{deployment_id}/{action}", responses=_COMMAND_ERRORS,
+             summary="Admin decision on a deployment")
 def deployment_action(
     deployment_id: str,
     action: Literal["approve", "reject", "promote", "pause", "resume", "rollback"],
@@ -202,7 +207,8 @@ def _previous_production(daemon: Daemon, prompt: str) -> int | None:
     return daemon.registry.versions[(prompt, row.version)].parent
 
 
-@router.post("/prompts/{name:path}/rollback", summary="Roll a prompt back")
+@router.post("/prompts/{name:path}/rollback", responses=_COMMAND_ERRORS,
+             summary="Roll a prompt back")
 def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
                     who: Admin) -> dict[str, Any]:
     """Roll back the live deployment if any; move production to ``to`` (default: undo the
@@ -236,7 +242,8 @@ def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
     return done
 
 
-@router.get("/prompts/{name:path}/history", summary="Timeline of versions and decisions")
+@router.get("/prompts/{name:path}/history", responses=error_responses(404),
+            summary="Timeline of versions and decisions")
 def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
                    limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
     """Return versions, label moves, deployments and decisions, with who made each."""
@@ -245,7 +252,8 @@ def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
         return {"prompt": name, "history": load_timeline(conn, name, limit)}
 
 
-@router.get("/prompts/{name:path}/candidates", summary="Candidate versions of a prompt")
+@router.get("/prompts/{name:path}/candidates", responses=error_responses(404),
+            summary="Candidate versions of a prompt")
 def prompt_candidates(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the machine-written candidates of a prompt with their rationale and fate."""
     _prompt(daemon, name)
@@ -260,7 +268,8 @@ def all_candidates(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
         return {"candidates": load_candidates(conn)}
 
 
-@router.get("/prompts/{name:path}/policy", summary="The prompt's canary policy")
+@router.get("/prompts/{name:path}/policy", responses=error_responses(404),
+            summary="The prompt's canary policy")
 def get_policy(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the effective policy and the stored overrides."""
     _prompt(daemon, name)
@@ -269,7 +278,8 @@ def get_policy(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     return {"prompt": name, "overrides": overrides, "policy": daemon.policy_for(name).to_json()}
 
 
-@router.put("/prompts/{name:path}/policy", summary="Set the prompt's canary policy overrides")
+@router.put("/prompts/{name:path}/policy", responses=error_responses(400, 404, 503),
+            summary="Set the prompt's canary policy overrides")
 def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep,
                who: Admin) -> dict[str, Any]:
     """Validate and store overrides (policy.set); they apply to the next deployment."""
