@@ -249,31 +249,55 @@ class Daemon:
         return key
 
     def _count(self, stored: list[StoredEvent]) -> None:
+        # Tallied per group commit, then one inc() per series: label lookups take a lock and
+        # validate values, which per event cost more than the rest of the fold.
         m = self.metrics
+        keys: dict[tuple[str, int, str | None], tuple[str, str, str]] = {}
+        tallies: dict[tuple[str, str, str], list[int]] = {}  # executions, successes, errors
+        latencies: dict[tuple[str, str], list[float]] = {}
+        costs: dict[tuple[str, str], float] = {}
+        recent = self._recent_arms
         for e in stored:
             p = e.payload
             if e.type == "execution":
-                labels = self._labels(p["prompt"], p["version"], p.get("arm"))
-                self._recent_arms[e.event_id] = labels
-                if len(self._recent_arms) > 100_000:  # bounded: oldest first out
-                    del self._recent_arms[next(iter(self._recent_arms))]
-                m.executions.labels(*labels).inc()
-                if execution_succeeded(p):
-                    m.successes.labels(*labels).inc()
-                if p.get("error_type"):
-                    m.errors.labels(*labels).inc()
-                if p.get("latency_ms") is not None:
-                    m.execution_latency.labels(p["prompt"], labels[2]).observe(
-                        p["latency_ms"] / 1000.0)
+                raw = (p["prompt"], p["version"], p.get("arm"))
+                labels = keys.get(raw)
+                if labels is None:
+                    labels = keys[raw] = self._labels(*raw)
+                recent[e.event_id] = labels
+                tally = tallies.get(labels)
+                if tally is None:
+                    tally = tallies[labels] = [0, 0, 0]
+                tally[0] += 1
+                tally[1] += execution_succeeded(p)
+                tally[2] += bool(p.get("error_type"))
+                latency_ms = p.get("latency_ms")
+                if latency_ms is not None:
+                    latencies.setdefault((labels[0], labels[2]), []).append(latency_ms / 1000.0)
                 if p.get("cost_usd"):
-                    m.execution_cost.labels(p["prompt"], labels[2]).inc(p["cost_usd"])
+                    series = (labels[0], labels[2])
+                    costs[series] = costs.get(series, 0.0) + p["cost_usd"]
             elif e.type == "correction":
                 # A correction names its execution, not the arm: take the arm we counted it in.
-                known = self._recent_arms.get(p["execution_id"])
+                known = recent.get(p["execution_id"])
                 arm = known[2] if known and known[1] == str(p["version"]) else None
                 m.corrections.labels(*self._labels(p["prompt"], p["version"], arm)).inc()
                 m.corrections_by_category.labels(
                     p["prompt"], m.category_label(p["prompt"], p["category"])).inc()
+        while len(recent) > 100_000:  # bounded: oldest first out
+            del recent[next(iter(recent))]
+        for labels, (executions, successes, errors) in tallies.items():
+            m.executions.labels(*labels).inc(executions)
+            if successes:
+                m.successes.labels(*labels).inc(successes)
+            if errors:
+                m.errors.labels(*labels).inc(errors)
+        for series, values in latencies.items():
+            histogram = m.execution_latency.labels(*series)
+            for value in values:
+                histogram.observe(value)
+        for series, cost in costs.items():
+            m.execution_cost.labels(*series).inc(cost)
 
     def _retire_labels(self) -> None:
         """Drop the series of versions that are no longer live (their counts stop anyway)."""

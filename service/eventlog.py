@@ -7,12 +7,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select, text
+from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from .schema import events
 
 _ID_CHUNK = 500  # stays under SQLite's bound-parameter limit
+# Built once: constructing a Core statement costs more than running it on the ingest path.
+_HEAD = select(func.coalesce(func.max(events.c.position), 0))
+_EXISTING = select(events.c.event_id, events.c.position).where(
+    events.c.event_id.in_(bindparam("ids", expanding=True)))
+_INSERT = events.insert()
 
 
 class EventLogError(RuntimeError):
@@ -62,14 +67,18 @@ class AppendResult:
     duplicate: bool
 
 
+# One encoder for the process: json.dumps with options builds a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_payload(payload: dict[str, Any]) -> str:
     """Return the canonical JSON text of a payload (sorted keys: replay compares bytes)."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(payload)
 
 
 def head_position(conn: Connection) -> int:
     """Return the position of the newest event (0 when the log is empty)."""
-    return int(conn.execute(select(func.coalesce(func.max(events.c.position), 0))).scalar_one())
+    return int(conn.execute(_HEAD).scalar_one())
 
 
 def types_after(conn: Connection, after: int) -> set[str]:
@@ -89,25 +98,25 @@ def lock_for_writing(conn: Connection) -> None:
         conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
 
 
-def append(conn: Connection, batch: Sequence[NewEvent]) -> list[AppendResult]:
+def append(conn: Connection, batch: Sequence[NewEvent], *,
+           head: int | None = None) -> list[AppendResult]:
     """Append ``batch`` inside the caller's transaction; existing event ids are no-ops.
 
     Positions are ``head + 1, head + 2, ...`` taken under an exclusive lock, so they are dense
     and equal commit order: a reader tailing by position can never see a gap that fills in
-    later (the bug pyeventsourcing guards against the same way).
+    later (the bug pyeventsourcing guards against the same way). A caller that already took
+    ``lock_for_writing`` and read ``head_position`` in this transaction passes ``head``.
     """
     if not batch:
         return []
-    lock_for_writing(conn)
+    if head is None:
+        lock_for_writing(conn)
     ids = list(dict.fromkeys(e.event_id for e in batch))
     existing: dict[str, int] = {}
     for start in range(0, len(ids), _ID_CHUNK):
-        chunk = ids[start : start + _ID_CHUNK]
-        rows = conn.execute(
-            select(events.c.event_id, events.c.position).where(events.c.event_id.in_(chunk))
-        )
-        existing.update({row.event_id: row.position for row in rows})
-    position = head_position(conn)
+        rows = conn.execute(_EXISTING, {"ids": ids[start : start + _ID_CHUNK]})
+        existing.update({event_id: position for event_id, position in rows})
+    position = head_position(conn) if head is None else head
     results: list[AppendResult] = []
     rows_to_insert: list[dict[str, Any]] = []
     for e in batch:
@@ -129,7 +138,7 @@ def append(conn: Connection, batch: Sequence[NewEvent]) -> list[AppendResult]:
         )
         results.append(AppendResult(e.event_id, position, False))
     if rows_to_insert:
-        conn.execute(events.insert(), rows_to_insert)
+        conn.execute(_INSERT, rows_to_insert)
     return results
 
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Float, Table, bindparam, func, select, update
 
 from . import eventlog
 from .eventlog import StoredEvent
@@ -130,31 +130,32 @@ class VersionCountsProjection:
             else:
                 c.corrections += 1
         for (prompt, version), c in sorted(acc.items()):
-            row = conn.execute(
-                select(version_counts).where(
-                    version_counts.c.prompt == prompt, version_counts.c.version == version
-                )
-            ).first()
-            if row is None:
+            # Increments in place: one statement per version; integer sums stay associative.
+            params = {"p_prompt": prompt, "p_version": version, "d_executions": c.executions,
+                      "d_successes": c.successes, "d_failures": c.failures,
+                      "d_errors": c.errors, "d_corrections": c.corrections,
+                      "d_latency_us_sum": c.latency_us_sum,
+                      "d_cost_nanousd_sum": c.cost_nanousd_sum,
+                      "d_last_execution_at": c.last_execution_at}
+            if conn.execute(_ADD_COUNTS, params).rowcount == 0:
                 conn.execute(version_counts.insert().values(
                     prompt=prompt, version=version, executions=c.executions,
                     successes=c.successes, failures=c.failures, errors=c.errors,
                     corrections=c.corrections, latency_us_sum=c.latency_us_sum,
                     cost_nanousd_sum=c.cost_nanousd_sum, last_execution_at=c.last_execution_at,
                 ))
-            else:
-                conn.execute(update(version_counts).where(
-                    version_counts.c.prompt == prompt, version_counts.c.version == version
-                ).values(
-                    executions=row.executions + c.executions,
-                    successes=row.successes + c.successes,
-                    failures=row.failures + c.failures,
-                    errors=row.errors + c.errors,
-                    corrections=row.corrections + c.corrections,
-                    latency_us_sum=row.latency_us_sum + c.latency_us_sum,
-                    cost_nanousd_sum=row.cost_nanousd_sum + c.cost_nanousd_sum,
-                    last_execution_at=c.last_execution_at or row.last_execution_at,
-                ))
+
+
+_COUNTED = ("executions", "successes", "failures", "errors", "corrections", "latency_us_sum",
+            "cost_nanousd_sum")
+_ADD_COUNTS = update(version_counts).where(
+    version_counts.c.prompt == bindparam("p_prompt"),
+    version_counts.c.version == bindparam("p_version"),
+).values(
+    **{name: version_counts.c[name] + bindparam(f"d_{name}") for name in _COUNTED},
+    last_execution_at=func.coalesce(bindparam("d_last_execution_at", type_=Float),
+                                    version_counts.c.last_execution_at),
+)
 
 
 def execution_succeeded(payload: dict[str, Any]) -> bool:
@@ -203,13 +204,12 @@ class Projector:
 
     def positions(self, conn: Connection, *, lock: bool = False) -> dict[str, int]:
         """Return each projection's applied position (0 if it has never run)."""
-        query = select(projection_positions)
         if lock:
             # Two replicas catching up at once would apply the same events twice. Row locks
             # are not enough: a fresh database has no rows to lock, and a folder holding rows
             # while an appender holds the log deadlocks; so folding takes the log's lock.
             eventlog.lock_for_writing(conn)
-        stored = {row.name: row.position for row in conn.execute(query)}
+        stored = {name: position for name, position in conn.execute(_POSITIONS)}
         return {p.name: stored.get(p.name, 0) for p in self.projections}
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent],
@@ -217,17 +217,38 @@ class Projector:
         """Fold ``batch`` into each projection past its position; return the new positions."""
         if not batch:
             return positions
-        last = batch[-1].position
+        first, last = batch[0].position, batch[-1].position
+        by_type: dict[str, list[StoredEvent]] = {}
+        for e in batch:
+            by_type.setdefault(e.type, []).append(e)
         new_positions = dict(positions)
         for proj in self.projections:
-            mine = [e for e in batch if e.position > positions[proj.name] and e.type in proj.types]
+            done = positions[proj.name]
+            if done < first:  # the usual case: the whole batch is new to every projection
+                mine = [e for t, group in by_type.items() if t in proj.types for e in group]
+                if len(mine) > 1 and len(by_type) > 1:
+                    mine.sort(key=_position)
+            else:
+                mine = [e for e in batch if e.position > done and e.type in proj.types]
             if mine:
                 proj.apply(conn, mine)
-            new_positions[proj.name] = max(positions[proj.name], last)
-        for name, pos in new_positions.items():
-            if pos != positions[name]:
-                upsert(conn, projection_positions, {"name": name}, {"position": pos})
+            new_positions[proj.name] = max(done, last)
+        self._store_positions(conn, positions, new_positions)
         return new_positions
+
+    def _store_positions(self, conn: Connection, old: dict[str, int],
+                         new: dict[str, int]) -> None:
+        # Usually every projection moves to the same position: one statement for all of them
+        # instead of one per projection (a dozen round trips per group commit otherwise).
+        moved: dict[int, list[str]] = {}
+        for name, pos in new.items():
+            if pos != old[name]:
+                moved.setdefault(pos, []).append(name)
+        for pos, names in moved.items():
+            updated = conn.execute(_MOVE_POSITIONS, {"names": names, "new_position": pos}).rowcount
+            if updated != len(names):  # some have no row yet (a fresh database)
+                for name in names:
+                    upsert(conn, projection_positions, {"name": name}, {"position": pos})
 
     def catch_up_in(
         self, conn: Connection, *, chunk: int = 2000
@@ -252,6 +273,16 @@ class Projector:
         head = eventlog.head_position(conn)
         positions = self.positions(conn)
         return head - (min(positions.values()) if positions else head)
+
+
+_POSITIONS = select(projection_positions.c.name, projection_positions.c.position)
+_MOVE_POSITIONS = update(projection_positions).where(
+    projection_positions.c.name.in_(bindparam("names", expanding=True))
+).values(position=bindparam("new_position"))
+
+
+def _position(e: StoredEvent) -> int:
+    return e.position
 
 
 def default_projections() -> list[Projection]:

@@ -1,4 +1,8 @@
-"""Dependencies shared by the routes: the daemon and the caller's role."""
+"""Dependencies shared by the routes: the daemon and the caller's role.
+
+They are coroutines although they never await: FastAPI runs a plain ``def`` dependency in
+its threadpool, and two thread hops per request cost more than the work itself.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,29 @@ from ..daemon import Daemon
 from .errors import ApiError
 
 
-def get_daemon(request: Request) -> Daemon:
-    """Return the daemon this app serves."""
+def _daemon(request: Request) -> Daemon:
     return request.app.state.daemon  # type: ignore[no-any-return]
 
 
-def _principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
+async def get_daemon(request: Request) -> Daemon:
+    """Return the daemon this app serves."""
+    return _daemon(request)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """Return the token of an ``Authorization: Bearer ...`` header value, or None."""
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token:
+        return None
+    return token.strip()
+
+
+def _principal(request: Request) -> Principal:
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)",
                        headers={"WWW-Authenticate": "Bearer"})
-    principal = get_daemon(request).authenticate(token.strip())
+    principal = _daemon(request).authenticate(token)
     if principal is None:
         raise ApiError(401, "unauthorized", "invalid or revoked token",
                        headers={"WWW-Authenticate": "Bearer"})
@@ -30,12 +45,12 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
-def require_agent(request: Request) -> Principal:
+async def require_agent(request: Request) -> Principal:
     """Return the caller if it holds any valid token (agent or admin)."""
     return _principal(request)
 
 
-def require_admin(request: Request) -> Principal:
+async def require_admin(request: Request) -> Principal:
     """Return the caller if it holds an admin token; 403 for an agent token."""
     principal = _principal(request)
     if principal.role != "admin":
