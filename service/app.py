@@ -6,13 +6,16 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import __version__
 from .api import admin, events, health, patterns, prompts, rollout
+from .api.deps import bearer_token
 from .api.errors import error_body, install_error_handlers
 from .daemon import Daemon
 from .ids import uuid7
@@ -21,6 +24,8 @@ log = structlog.get_logger("promptd.http")
 
 
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
+_RESOLVE_PARAMS = {"subject": prompts.SUBJECT_MAX, "label": prompts.LABEL_MAX}
+_RESOLVE_PATHS_KEPT = 4096  # distinct resolve paths remembered (one per prompt in practice)
 
 
 class _BodyTooLarge(Exception):
@@ -38,6 +43,8 @@ class RequestGuard:
         self.app = app
         self.daemon = daemon
         self.max_body = daemon.settings.max_body_bytes
+        # Paths the app itself routed to the resolve route: path -> (prompt name, template).
+        self._resolve_paths: dict[str, tuple[str, str]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,6 +59,12 @@ class RequestGuard:
             await self._send_413(send, request_id)
             self._done(scope, 413, started, request_id)
             return
+        if scope["method"] == "GET" and scope["path"] in self._resolve_paths:
+            response = self._resolve_fast(scope)
+            if response is not None:
+                await self._send_tagged(response, scope, receive, send, request_id)
+                self._done(scope, 200, started, request_id, self._resolve_paths[scope["path"]][1])
+                return
         received = 0
         too_large = False
 
@@ -87,6 +100,59 @@ class RequestGuard:
                 status["code"] = 413
         finally:
             self._done(scope, status["code"], started, request_id)
+            self._learn_route(scope)
+
+    # -- resolve fast path -----------------------------------------------------------------
+    # Resolve is the hottest read, and FastAPI's route matching and dependency solving cost
+    # several times the lookup itself. The resolve route stays the single source of truth:
+    # a path takes this path only after the app itself routed it to that route, and anything
+    # unusual (no or bad token, unknown prompt or label, other query parameters, values out
+    # of bounds, any error) falls through to the app, which answers as always.
+
+    def _learn_route(self, scope: Scope) -> None:
+        route = scope.get("route")
+        if (getattr(route, "endpoint", None) is prompts.resolve and scope["method"] == "GET"
+                and not scope.get("root_path")
+                and len(self._resolve_paths) < _RESOLVE_PATHS_KEPT):
+            name = (scope.get("path_params") or {}).get("name")
+            if isinstance(name, str):
+                self._resolve_paths[scope["path"]] = (name, route.path)  # type: ignore[union-attr]
+
+    def _resolve_fast(self, scope: Scope) -> Response | None:
+        """Return the resolve route's answer for a routine request, or None to let it answer."""
+        daemon = self.daemon
+        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
+        token = bearer_token(authorization.decode("latin-1")) if authorization else None
+        if token is None or daemon.authenticate(token) is None:
+            return None
+        query: dict[str, str] = {}
+        for key, value in parse_qsl(scope["query_string"].decode("latin-1"),
+                                    keep_blank_values=True):
+            limit = _RESOLVE_PARAMS.get(key)
+            if limit is None or key in query or len(value) > limit:
+                return None
+            query[key] = value
+        started = time.perf_counter()
+        try:
+            resolved = prompts.resolution_for(daemon, self._resolve_paths[scope["path"]][0],
+                                              query.get("subject"),
+                                              query.get("label", "production"))
+            body = resolved.model_dump_json().encode()
+        except Exception:  # the route answers it: 404, or the same error as here
+            return None
+        daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
+        return Response(content=body, media_type="application/json")
+
+    @staticmethod
+    async def _send_tagged(response: Response, scope: Scope, receive: Receive, send: Send,
+                           request_id: str) -> None:
+        async def tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"],
+                                      (b"x-request-id", request_id.encode("latin-1"))]
+            await send(message)
+
+        await response(scope, receive, tagged)
 
     async def _send_413(self, send: Send, request_id: str) -> None:
         import json
@@ -98,9 +164,10 @@ class RequestGuard:
             (b"x-request-id", request_id.encode("latin-1"))]})
         await send({"type": "http.response.body", "body": body})
 
-    def _done(self, scope: Scope, code: int, started: float, request_id: str) -> None:
-        route = scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
+    def _done(self, scope: Scope, code: int, started: float, request_id: str,
+              template: str | None = None) -> None:
+        if template is None:
+            template = getattr(scope.get("route"), "path", None) or "unmatched"
         method = scope.get("method", "")
         method = method if method in _METHODS else "other"
         self.daemon.metrics.http_requests.labels(template, method, str(code)).inc()

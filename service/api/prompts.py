@@ -169,26 +169,40 @@ def diff_versions(
             "addressed_patterns": list(b.addressed_patterns)}
 
 
-@router.get("/{name:path}/resolve", response_model=Resolved, responses=error_responses(404),
-            summary="The version an agent should use now")
-def resolve(
-    name: NamePath, daemon: DaemonDep, _: Agent,
-    subject: str | None = Query(None, max_length=200,
-                                description="sticky assignment key, e.g. a user or session id"),
-    label: str = Query("production", max_length=64),
-) -> Resolved:
-    """Return the version (and deployment arm) to use for ``subject``."""
-    started = time.perf_counter()
+SUBJECT_MAX = 200
+LABEL_MAX = 64
+
+
+def resolution_for(daemon: Daemon, name: str, subject: str | None, label: str) -> Resolved:
+    """Return what an agent should use now; ApiError 404 for an unknown prompt or label.
+
+    The resolve route and ``app.RequestGuard``'s fast path for it both answer with this.
+    """
     _prompt(daemon, name)
     resolution = daemon.resolve(name, subject, label)
     if resolution is None:
         raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
     version, deployment, arm = resolution
     rollout = daemon.rollout_config(name) if deployment is not None else None
-    daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
     return Resolved(prompt=name, version=version.version, template=version.template,
                     variables=list(version.variables), label=label, deployment=deployment,
                     arm=arm, step=rollout["step"] if rollout else None, rollout=rollout)
+
+
+@router.get("/{name:path}/resolve", response_model=Resolved, responses=error_responses(404),
+            summary="The version an agent should use now")
+async def resolve(
+    name: NamePath, daemon: DaemonDep, _: Agent,
+    subject: str | None = Query(None, max_length=SUBJECT_MAX,
+                                description="sticky assignment key, e.g. a user or session id"),
+    label: str = Query("production", max_length=LABEL_MAX),
+) -> Resolved:
+    """Return the version (and deployment arm) to use for ``subject``."""
+    # A coroutine although it never awaits: a plain def would run in the threadpool.
+    started = time.perf_counter()
+    resolved = resolution_for(daemon, name, subject, label)
+    daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
+    return resolved
 
 
 @router.post("/{name:path}/render", responses=error_responses(400, 404),
