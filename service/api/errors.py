@@ -42,6 +42,19 @@ def field_path(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
+def refuse_nul(**params: str | Sequence[str] | None) -> None:
+    """Raise a 422 naming the first query parameter that holds a NUL character.
+
+    PostgreSQL text cannot hold NUL: a filter with one failed the query with a 500.
+    """
+    for name, value in params.items():
+        values = [value] if isinstance(value, str) else value or ()
+        if any("\x00" in v for v in values):
+            message = "must not contain NUL (\\x00) characters"
+            raise ApiError(422, "validation_error", f"invalid request: {name}: {message}",
+                           [{"field": name, "message": message}])
+
+
 def error_body(code: str, message: str, details: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
     """Return the JSON body of an error response."""
     return {"error": {"code": code, "message": message, "details": list(details)}}

@@ -14,7 +14,7 @@ from ..contract import CorrectionIn, EventBatch, ExecutionIn, payload_of
 from ..daemon import Daemon
 from ..eventlog import NewEvent
 from .deps import Admin, Agent, DaemonDep
-from .errors import ApiError, error_responses
+from .errors import ApiError, error_responses, refuse_nul
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401, 413, 422))
 _INGEST_ERRORS = error_responses(400, 503)
@@ -113,6 +113,7 @@ def get_events(
     stream: str | None = Query(None, max_length=200),
 ) -> dict[str, Any]:
     """Return events after a position, oldest first, and the position to continue from."""
+    refuse_nul(type=type, stream=stream)
     with daemon.engine.connect() as conn:
         batch = eventlog.read(conn, after, limit, types=type, stream=stream)
         head = eventlog.head_position(conn)

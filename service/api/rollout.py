@@ -26,7 +26,7 @@ from ..rollout import (
 )
 from ..schema import labels
 from .deps import Admin, DaemonDep
-from .errors import ApiError, error_responses, validation_details
+from .errors import ApiError, error_responses, refuse_nul, validation_details
 from .prompts import NamePath, _prompt, _version
 
 router = APIRouter(prefix="/v1", tags=["rollout"],
@@ -162,6 +162,7 @@ def list_deployments(daemon: DaemonDep, _: Admin,
                      all: bool = Query(False, description="include ended ones"),
                      prompt: str | None = Query(None)) -> dict[str, Any]:
     """Return live deployments (or every deployment with all=true), newest last."""
+    refuse_nul(prompt=prompt)
     with daemon.engine.connect() as conn:
         states = load_deployments(conn, prompt=prompt, active_only=not all)
     return {"deployments": [deployment_view(daemon, s, detail=False) for s in states]}
