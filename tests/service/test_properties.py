@@ -13,6 +13,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -322,3 +323,24 @@ def test_concurrent_retries_of_the_same_events_store_each_once_at_one_position(
     assert sum(not r["duplicate"] for results in answers for r in results) == len(set(ids))
     log = [e for e in _log_of(daemon.client(), 0) if e["event_id"].startswith(prefix)]
     assert sorted(e["event_id"] for e in log) == sorted({f"{prefix}-{i}" for i in ids})
+
+
+def test_a_nul_in_any_query_filter_is_refused_with_a_422_on_every_backend(
+    log_url: str, tmp_path: Path,
+) -> None:
+    with live_daemon(tmp_path, database_url=log_url) as live:
+        live.create_prompt(PROMPT)
+        admin = live.client()
+
+        @settings(max_examples=15, deadline=None, derandomize=True, database=None)
+        @given(value=st.tuples(text, text).map("\x00".join),
+               where=st.sampled_from([("/v1/events", "stream"), ("/v1/events", "type"),
+                                      ("/v1/deployments", "prompt")]))
+        def refused(value: str, where: tuple[str, str]) -> None:
+            path, name = where
+            r = admin.get(path, params={name: value})
+            assert r.status_code == 422, (path, name, r.status_code, r.text[:200])
+            assert r.json()["error"]["details"][0]["field"] == name
+
+        refused()
+        assert admin.get("/v1/events", params={"stream": f"prompt:{PROMPT}"}).json()["events"]
