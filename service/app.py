@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 import structlog
 from fastapi import FastAPI
+from pydantic import BaseModel
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -17,6 +21,8 @@ from . import __version__
 from .api import admin, events, health, patterns, prompts, rollout
 from .api.deps import bearer_token
 from .api.errors import error_body, install_error_handlers
+from .auth import Principal
+from .contract import CorrectionIn, EventBatch, ExecutionIn
 from .daemon import Daemon
 from .ids import uuid7
 
@@ -25,7 +31,23 @@ log = structlog.get_logger("promptd.http")
 
 _METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 _RESOLVE_PARAMS = {"subject": prompts.SUBJECT_MAX, "label": prompts.LABEL_MAX}
-_RESOLVE_PATHS_KEPT = 4096  # distinct resolve paths remembered (one per prompt in practice)
+# The hot agent routes RequestGuard may call directly, and the body model of each POST.
+_HOT_ROUTES: dict[Callable[..., Any], type[BaseModel] | None] = {
+    prompts.resolve: None, events.post_execution: ExecutionIn,
+    events.post_correction: CorrectionIn, events.post_events: EventBatch,
+}
+_SHORTCUTS_KEPT = 4096  # distinct (method, path) remembered: one resolve path per prompt
+
+
+@dataclass(frozen=True, slots=True)
+class _Shortcut:
+    """A request line the app itself routed to one of the hot routes."""
+
+    endpoint: Callable[..., Awaitable[BaseModel]]
+    body_model: type[BaseModel] | None
+    template: str  # the route's path: the metrics label
+    status: int
+    name: str | None  # the {name} path parameter, for resolve
 
 
 class _BodyTooLarge(Exception):
@@ -43,8 +65,7 @@ class RequestGuard:
         self.app = app
         self.daemon = daemon
         self.max_body = daemon.settings.max_body_bytes
-        # Paths the app itself routed to the resolve route: path -> (prompt name, template).
-        self._resolve_paths: dict[str, tuple[str, str]] = {}
+        self._shortcuts: dict[tuple[str, str], _Shortcut] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -59,12 +80,13 @@ class RequestGuard:
             await self._send_413(send, request_id)
             self._done(scope, 413, started, request_id)
             return
-        if scope["method"] == "GET" and scope["path"] in self._resolve_paths:
-            response = self._resolve_fast(scope)
-            if response is not None:
-                await self._send_tagged(response, scope, receive, send, request_id)
-                self._done(scope, 200, started, request_id, self._resolve_paths[scope["path"]][1])
+        shortcut = self._shortcuts.get((scope["method"], scope["path"]))
+        if shortcut is not None:
+            unused = await self._take_shortcut(shortcut, scope, receive, send, request_id,
+                                               started)
+            if unused is None:
                 return
+            receive = unused
         received = 0
         too_large = False
 
@@ -102,46 +124,83 @@ class RequestGuard:
             self._done(scope, status["code"], started, request_id)
             self._learn_route(scope)
 
-    # -- resolve fast path -----------------------------------------------------------------
-    # Resolve is the hottest read, and FastAPI's route matching and dependency solving cost
-    # several times the lookup itself. The resolve route stays the single source of truth:
-    # a path takes this path only after the app itself routed it to that route, and anything
-    # unusual (no or bad token, unknown prompt or label, other query parameters, values out
-    # of bounds, any error) falls through to the app, which answers as always.
+    # -- shortcut to the hot routes ----------------------------------------------------------
+    # Ingest and resolve are the hot paths, and FastAPI's route matching, dependency solving
+    # and request plumbing cost several times their own work. For a request line the app
+    # itself has already routed to one of those routes, RequestGuard calls the route function
+    # directly, with the same dependencies' values, the body validated by the same model,
+    # the answer serialised by the route's response model and errors answered by the app's
+    # own exception handlers: the route stays the single source of truth. Anything unusual
+    # (no or bad token, another content type, a body or query the route would refuse) falls
+    # through to the app, before anything happened, with the body replayed.
 
     def _learn_route(self, scope: Scope) -> None:
         route = scope.get("route")
-        if (getattr(route, "endpoint", None) is prompts.resolve and scope["method"] == "GET"
-                and not scope.get("root_path")
-                and len(self._resolve_paths) < _RESOLVE_PATHS_KEPT):
+        endpoint = getattr(route, "endpoint", None)
+        if (endpoint in _HOT_ROUTES and not scope.get("root_path")
+                and len(self._shortcuts) < _SHORTCUTS_KEPT):
             name = (scope.get("path_params") or {}).get("name")
-            if isinstance(name, str):
-                self._resolve_paths[scope["path"]] = (name, route.path)  # type: ignore[union-attr]
+            self._shortcuts[(scope["method"], scope["path"])] = _Shortcut(
+                endpoint, _HOT_ROUTES[endpoint], route.path,  # type: ignore[union-attr]
+                getattr(route, "status_code", None) or 200, name if isinstance(name, str) else None)
 
-    def _resolve_fast(self, scope: Scope) -> Response | None:
-        """Return the resolve route's answer for a routine request, or None to let it answer."""
-        daemon = self.daemon
-        authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
-        token = bearer_token(authorization.decode("latin-1")) if authorization else None
-        if token is None or daemon.authenticate(token) is None:
-            return None
-        query: dict[str, str] = {}
-        for key, value in parse_qsl(scope["query_string"].decode("latin-1"),
-                                    keep_blank_values=True):
-            limit = _RESOLVE_PARAMS.get(key)
-            if limit is None or key in query or len(value) > limit:
-                return None
-            query[key] = value
-        started = time.perf_counter()
+    async def _take_shortcut(self, shortcut: _Shortcut, scope: Scope, receive: Receive,
+                             send: Send, request_id: str, started: float) -> Receive | None:
+        """Answer through the route function; return None, or the receive for the app."""
+        principal = self._principal(scope)
+        if principal is None:
+            return receive
+        if shortcut.body_model is None:
+            query = _resolve_query(scope)
+            if query is None:
+                return receive
+            call = shortcut.endpoint(name=shortcut.name, daemon=self.daemon, _=principal,
+                                     **query)
+        else:
+            messages: list[Message] = []
+            size, more = 0, True
+            while more:
+                message = await receive()
+                messages.append(message)
+                if message["type"] != "http.request":
+                    return _replaying(messages, receive)
+                size += len(message.get("body", b""))
+                more = message.get("more_body", False)
+                if size > self.max_body:
+                    await self._send_413(send, request_id)
+                    self._done(scope, 413, started, request_id, shortcut.template)
+                    return None
+            if _first_header(scope, b"content-type") != b"application/json":
+                return _replaying(messages, receive)
+            try:
+                raw = b"".join(m.get("body", b"") for m in messages)
+                body = shortcut.body_model.model_validate(json.loads(raw))
+            except Exception:  # unreadable or invalid: the app answers and names the field
+                return _replaying(messages, receive)
+            receive = _replaying(messages, receive)
+            call = shortcut.endpoint(body=body, daemon=self.daemon, _=principal)
+        code = 500
         try:
-            resolved = prompts.resolution_for(daemon, self._resolve_paths[scope["path"]][0],
-                                              query.get("subject"),
-                                              query.get("label", "production"))
-            body = resolved.model_dump_json().encode()
-        except Exception:  # the route answers it: 404, or the same error as here
-            return None
-        daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
-        return Response(content=body, media_type="application/json")
+            try:
+                result = await call
+            except Exception as exc:
+                handler = _exception_handler(scope, exc)
+                if handler is None:
+                    raise  # as through the app: the server error middleware answers 500
+                response = await handler(Request(scope, receive), exc)
+            else:
+                response = Response(result.model_dump_json(), status_code=shortcut.status,
+                                    media_type="application/json")
+            code = response.status_code
+            await self._send_tagged(response, scope, receive, send, request_id)
+        finally:
+            self._done(scope, code, started, request_id, shortcut.template)
+        return None
+
+    def _principal(self, scope: Scope) -> Principal | None:
+        authorization = _first_header(scope, b"authorization")
+        token = bearer_token(authorization.decode("latin-1")) if authorization else None
+        return self.daemon.authenticate(token) if token is not None else None
 
     @staticmethod
     async def _send_tagged(response: Response, scope: Scope, receive: Receive, send: Send,
@@ -176,6 +235,49 @@ class RequestGuard:
         # Path and query only: never headers (tokens) or bodies (prompts) at info level.
         log.info("request", request_id=request_id, method=method, route=template,
                  status=code, duration_ms=round((time.perf_counter() - started) * 1000, 3))
+
+
+def _resolve_query(scope: Scope) -> dict[str, str | None] | None:
+    """Return resolve's query parameters, or None unless they are routine (only these two,
+    once each, within the route's bounds)."""
+    query: dict[str, str | None] = {"subject": None, "label": "production"}
+    seen: set[str] = set()
+    for key, value in parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True):
+        limit = _RESOLVE_PARAMS.get(key)
+        if limit is None or key in seen or len(value) > limit:
+            return None
+        seen.add(key)
+        query[key] = value
+    return query
+
+
+def _first_header(scope: Scope, name: bytes) -> bytes | None:
+    """Return the first value of a header, as Starlette's ``Request.headers.get`` does."""
+    return next((v for k, v in scope["headers"] if k == name), None)
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    """Return a receive that gives ``messages`` again, then whatever ``receive`` gives."""
+    pending = list(messages)
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
+
+
+Handler = Callable[[Request, Exception], Awaitable[Response]]
+
+
+def _exception_handler(scope: Scope, exc: Exception) -> Handler | None:
+    """Return the app's handler for ``exc`` as its exception middleware would pick it."""
+    handlers = getattr(scope.get("app"), "exception_handlers", {})
+    for cls in type(exc).__mro__:
+        if cls is Exception:  # that one belongs to the server error middleware: a 500
+            return None
+        if cls in handlers:
+            return handlers[cls]  # type: ignore[no-any-return]
+    return None
 
 
 def create_app(daemon: Daemon, *, manage_lifecycle: bool = True) -> FastAPI:

@@ -118,28 +118,33 @@ def append(conn: Connection, batch: Sequence[NewEvent], *,
         existing.update({event_id: position for event_id, position in rows})
     position = head_position(conn) if head is None else head
     results: list[AppendResult] = []
-    rows_to_insert: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     for e in batch:
         if e.event_id in existing:
             results.append(AppendResult(e.event_id, existing[e.event_id], True))
             continue
         position += 1
         existing[e.event_id] = position
-        rows_to_insert.append(
-            {
-                "position": position,
-                "event_id": e.event_id,
-                "type": e.type,
-                "stream": e.stream,
-                "recorded_at": e.recorded_at,
-                "schema_version": 1,
-                "payload": encode_payload(e.payload),
-            }
-        )
+        rows.append((position, e.event_id, e.type, e.stream, e.recorded_at, 1,
+                     encode_payload(e.payload)))
         results.append(AppendResult(e.event_id, position, False))
-    if rows_to_insert:
-        conn.execute(_INSERT, rows_to_insert)
+    if rows:
+        _insert_rows(conn, rows)
     return results
+
+
+_COLUMNS = ("position", "event_id", "type", "stream", "recorded_at", "schema_version", "payload")
+_SQLITE_INSERT = (f"INSERT INTO events ({', '.join(_COLUMNS)}) "
+                  f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+
+
+def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    if conn.dialect.name == "sqlite":
+        # Plain tuples straight to the driver: Core's per-row parameter processing cost more
+        # than SQLite's insert itself (every column is a native sqlite3 type already).
+        conn.exec_driver_sql(_SQLITE_INSERT, rows)
+    else:
+        conn.execute(_INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
 
 
 def copy_events(conn: Connection, batch: Sequence[StoredEvent]) -> None:

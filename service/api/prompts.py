@@ -169,24 +169,8 @@ def diff_versions(
             "addressed_patterns": list(b.addressed_patterns)}
 
 
-SUBJECT_MAX = 200
+SUBJECT_MAX = 200  # bounds of resolve's query parameters (app.RequestGuard checks them too)
 LABEL_MAX = 64
-
-
-def resolution_for(daemon: Daemon, name: str, subject: str | None, label: str) -> Resolved:
-    """Return what an agent should use now; ApiError 404 for an unknown prompt or label.
-
-    The resolve route and ``app.RequestGuard``'s fast path for it both answer with this.
-    """
-    _prompt(daemon, name)
-    resolution = daemon.resolve(name, subject, label)
-    if resolution is None:
-        raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
-    version, deployment, arm = resolution
-    rollout = daemon.rollout_config(name) if deployment is not None else None
-    return Resolved(prompt=name, version=version.version, template=version.template,
-                    variables=list(version.variables), label=label, deployment=deployment,
-                    arm=arm, step=rollout["step"] if rollout else None, rollout=rollout)
 
 
 @router.get("/{name:path}/resolve", response_model=Resolved, responses=error_responses(404),
@@ -199,10 +183,18 @@ async def resolve(
 ) -> Resolved:
     """Return the version (and deployment arm) to use for ``subject``."""
     # A coroutine although it never awaits: a plain def would run in the threadpool.
+    # app.RequestGuard may call it directly (see there), with the same arguments.
     started = time.perf_counter()
-    resolved = resolution_for(daemon, name, subject, label)
+    _prompt(daemon, name)
+    resolution = daemon.resolve(name, subject, label)
+    if resolution is None:
+        raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
+    version, deployment, arm = resolution
+    rollout = daemon.rollout_config(name) if deployment is not None else None
     daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
-    return resolved
+    return Resolved(prompt=name, version=version.version, template=version.template,
+                    variables=list(version.variables), label=label, deployment=deployment,
+                    arm=arm, step=rollout["step"] if rollout else None, rollout=rollout)
 
 
 @router.post("/{name:path}/render", responses=error_responses(400, 404),
