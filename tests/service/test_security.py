@@ -188,11 +188,13 @@ def test_tokens_never_appear_in_the_log_file_or_any_answer(daemon: DaemonProcess
 
     log = next(daemon.data_dir.glob("daemon-*.log")).read_text()
     records = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
-    assert sum(r.get("event") == "request" for r in records) > 20, "the log was not captured"
+    assert sum(r.get("event") == "request" for r in records) >= 15, "the log was not captured"
     assert any(r.get("status") == 401 for r in records), "failed auth was not logged"
     for secret in secrets:
-        # The secret part alone too: a token is id + secret, and the id is public.
-        part = secret.rsplit("_", 1)[-1]
+        # The secret part alone too: a token is pd_<role>_<id>_<secret>, and the id is public
+        # (the secret itself may hold "_").
+        part = secret.split("_", 3)[-1]
+        assert len(part) >= 40
         assert part not in log, "a token secret is in the daemon log"
         assert all(part not in text for text in answers), "a token secret is in an answer"
 
