@@ -63,10 +63,14 @@ class Daemon:
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics(registry, backend="sqlite" if settings.is_sqlite else "postgresql")
-        self.engine = create_log_engine(settings.database_url)
+        # Writes go through one engine (BEGIN IMMEDIATE on SQLite: writers queue for the lock);
+        # everything that only reads (routes, jobs, views) uses deferred transactions, which
+        # in WAL mode never wait for a group commit nor make one wait.
+        self.write_engine = create_log_engine(settings.database_url)
+        self.engine = create_log_engine(settings.database_url, for_writing=False)
         self.projector = Projector([*default_projections(), *extra_projections])
         self.writer = EventWriter(
-            self.engine, self.projector, max_queue=settings.writer_queue_max,
+            self.write_engine, self.projector, max_queue=settings.writer_queue_max,
             max_group_events=settings.writer_max_group, on_commit=self._observe_commit,
         )
         self.registry = RegistryView({}, {})
@@ -86,7 +90,7 @@ class Daemon:
         self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
         self.admin_token_written: Path | None = None
-        self.scheduler = JobScheduler(self.engine, self.metrics, clock)
+        self.scheduler = JobScheduler(self.write_engine, self.metrics, clock)
         for job in self._jobs():
             self.scheduler.add(job)
 
@@ -142,6 +146,7 @@ class Daemon:
             self._refresher.join(5)
         self.writer.stop()
         self.engine.dispose()
+        self.write_engine.dispose()
         log.info("daemon_stopped", position=self.writer.position)
 
     # -- appending ---------------------------------------------------------------------------
