@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -66,6 +67,11 @@ class RequestGuard:
         self.daemon = daemon
         self.max_body = daemon.settings.max_body_bytes
         self._shortcuts: dict[tuple[str, str], _Shortcut] = {}
+        # Request ids: a UUIDv7 drawn once per process, its last 12 hex digits a counter.
+        # Unique per process and cheap: uuid7() per request reads os.urandom, a syscall that
+        # hands the GIL to the writer thread in the middle of every request.
+        self._id_prefix = uuid7()[:-12]
+        self._id_counter = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,7 +79,8 @@ class RequestGuard:
             return
         started = time.perf_counter()
         headers = dict(scope.get("headers") or [])
-        request_id = headers.get(b"x-request-id", b"").decode("latin-1")[:64] or uuid7()
+        request_id = (headers.get(b"x-request-id", b"").decode("latin-1")[:64]
+                      or f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFFFFFF:012x}")
         status = {"code": 500}
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +77,24 @@ def encode_payload(payload: dict[str, Any]) -> str:
     return _CANONICAL.encode(payload)
 
 
+def sqlite_driver(conn: Connection) -> sqlite3.Connection | None:
+    """Return the sqlite3 connection under ``conn`` inside its transaction, else None.
+
+    The group commit runs a handful of tiny statements per transaction; through Core each
+    costs ~30-90 us of Python, through the driver ~3 us. Only inside a transaction, so the
+    statement sees the same snapshot as the Core statements around it. None on PostgreSQL.
+    """
+    if conn.dialect.name != "sqlite" or not conn.in_transaction():
+        return None
+    return conn.connection.driver_connection  # type: ignore[return-value]
+
+
 def head_position(conn: Connection) -> int:
     """Return the position of the newest event (0 when the log is empty)."""
+    driver = sqlite_driver(conn)
+    if driver is not None:
+        return int(driver.execute("SELECT coalesce(max(position), 0) FROM events")
+                   .fetchone()[0])
     return int(conn.execute(_HEAD).scalar_one())
 
 
@@ -113,9 +130,15 @@ def append(conn: Connection, batch: Sequence[NewEvent], *,
         lock_for_writing(conn)
     ids = list(dict.fromkeys(e.event_id for e in batch))
     existing: dict[str, int] = {}
+    driver = sqlite_driver(conn)
     for start in range(0, len(ids), _ID_CHUNK):
-        rows = conn.execute(_EXISTING, {"ids": ids[start : start + _ID_CHUNK]})
-        existing.update({event_id: position for event_id, position in rows})
+        chunk = ids[start : start + _ID_CHUNK]
+        if driver is not None:
+            found = driver.execute("SELECT event_id, position FROM events WHERE event_id IN ("
+                                   + ", ".join("?" * len(chunk)) + ")", chunk).fetchall()
+        else:
+            found = conn.execute(_EXISTING, {"ids": chunk}).all()
+        existing.update({event_id: position for event_id, position in found})
     position = head_position(conn) if head is None else head
     results: list[AppendResult] = []
     rows: list[tuple[Any, ...]] = []
@@ -129,22 +152,16 @@ def append(conn: Connection, batch: Sequence[NewEvent], *,
                      encode_payload(e.payload)))
         results.append(AppendResult(e.event_id, position, False))
     if rows:
-        _insert_rows(conn, rows)
+        if driver is not None:
+            driver.executemany(_SQLITE_INSERT, rows)
+        else:
+            conn.execute(_INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
     return results
 
 
 _COLUMNS = ("position", "event_id", "type", "stream", "recorded_at", "schema_version", "payload")
 _SQLITE_INSERT = (f"INSERT INTO events ({', '.join(_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
-
-
-def _insert_rows(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    if conn.dialect.name == "sqlite":
-        # Plain tuples straight to the driver: Core's per-row parameter processing cost more
-        # than SQLite's insert itself (every column is a native sqlite3 type already).
-        conn.exec_driver_sql(_SQLITE_INSERT, rows)
-    else:
-        conn.execute(_INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
 
 
 def copy_events(conn: Connection, batch: Sequence[StoredEvent]) -> None:
@@ -217,5 +234,7 @@ def iterate(engine: Engine, after: int = 0, upto: int | None = None,
 def translate_errors(exc: BaseException) -> EventLogError | None:
     """Return our own error for a database exception (None if it is not one)."""
     if isinstance(exc, DBAPIError):
-        return EventLogError(f"event log unavailable: {exc.orig.__class__.__name__}: {exc.orig}")
-    return None
+        exc = exc.orig
+    elif not isinstance(exc, sqlite3.Error):  # raised by statements run on the driver
+        return None
+    return EventLogError(f"event log unavailable: {exc.__class__.__name__}: {exc}")

@@ -137,7 +137,15 @@ class VersionCountsProjection:
                       "d_latency_us_sum": c.latency_us_sum,
                       "d_cost_nanousd_sum": c.cost_nanousd_sum,
                       "d_last_execution_at": c.last_execution_at}
-            if conn.execute(_ADD_COUNTS, params).rowcount == 0:
+            driver = eventlog.sqlite_driver(conn)
+            if driver is not None:
+                updated = driver.execute(_SQLITE_ADD_COUNTS, (
+                    c.executions, c.successes, c.failures, c.errors, c.corrections,
+                    c.latency_us_sum, c.cost_nanousd_sum, c.last_execution_at, prompt, version,
+                )).rowcount
+            else:
+                updated = conn.execute(_ADD_COUNTS, params).rowcount
+            if updated == 0:
                 conn.execute(version_counts.insert().values(
                     prompt=prompt, version=version, executions=c.executions,
                     successes=c.successes, failures=c.failures, errors=c.errors,
@@ -148,6 +156,10 @@ class VersionCountsProjection:
 
 _COUNTED = ("executions", "successes", "failures", "errors", "corrections", "latency_us_sum",
             "cost_nanousd_sum")
+_SQLITE_ADD_COUNTS = (
+    "UPDATE version_counts SET " + ", ".join(f"{name} = {name} + ?" for name in _COUNTED)
+    + ", last_execution_at = coalesce(?, last_execution_at) WHERE prompt = ? AND version = ?"
+)
 _ADD_COUNTS = update(version_counts).where(
     version_counts.c.prompt == bindparam("p_prompt"),
     version_counts.c.version == bindparam("p_version"),
@@ -244,8 +256,15 @@ class Projector:
         for name, pos in new.items():
             if pos != old[name]:
                 moved.setdefault(pos, []).append(name)
+        driver = eventlog.sqlite_driver(conn)
         for pos, names in moved.items():
-            updated = conn.execute(_MOVE_POSITIONS, {"names": names, "new_position": pos}).rowcount
+            if driver is not None:
+                updated = driver.execute(
+                    "UPDATE projection_positions SET position = ? WHERE name IN ("
+                    + ", ".join("?" * len(names)) + ")", (pos, *names)).rowcount
+            else:
+                updated = conn.execute(_MOVE_POSITIONS,
+                                       {"names": names, "new_position": pos}).rowcount
             if updated != len(names):  # some have no row yet (a fresh database)
                 for name in names:
                     upsert(conn, projection_positions, {"name": name}, {"position": pos})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,11 +65,14 @@ async def _ingest(daemon: Daemon, events: Sequence[ExecutionIn | CorrectionIn], 
     # Straight to the writer's asyncio future: its event loop is woken once per group commit,
     # not once per request as ``Daemon.append`` (``asyncio.wrap_future``) does.
     results = await daemon.writer.submit_async(batch)
-    duplicates = 0
-    for e, r in zip(events, results, strict=True):
-        result = "duplicate" if r.duplicate else "stored"
-        daemon.metrics.events_ingested.labels(e.type, result).inc()
-        duplicates += r.duplicate
+    # Counted per (type, result) once per request: a labels() lookup per event cost more
+    # than the rest of the bookkeeping of a 100-event batch.
+    tally: Counter[tuple[str, str]] = Counter(
+        (e.type, "duplicate" if r.duplicate else "stored")
+        for e, r in zip(events, results, strict=True))
+    for (event_type, result), n in tally.items():
+        daemon.metrics.events_ingested.labels(event_type, result).inc(n)
+    duplicates = sum(n for (_, result), n in tally.items() if result == "duplicate")
     daemon.metrics.ingest_seconds.labels(route).observe(time.perf_counter() - started)
     return AppendResponse(
         results=[AppendedEvent(event_id=r.event_id, position=r.position, duplicate=r.duplicate)
