@@ -192,6 +192,82 @@ async def _run(url: str, factory: RequestFactory, concurrency: int, warmup_s: fl
     )
 
 
+async def _open_loop(url: str, factory: RequestFactory, rate: float, warmup_s: float,
+                     duration_s: float, max_connections: int,
+                     server_pid: int | None) -> LoadResult:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    window = _Window(warmup_s, duration_s)
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    free = asyncio.Semaphore(max_connections)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(intended: float) -> None:
+        async with free:
+            reader, writer = idle.pop() if idle else await asyncio.open_connection(host, port)
+            try:
+                writer.write(factory())
+                status = await _read_response(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                writer.close()
+                window.record(intended, time.perf_counter(), 599)
+                return
+            # Latency from the moment the request was due, not from when a connection was
+            # free: a slow server must not hide its queue (no coordinated omission).
+            window.record(intended, time.perf_counter(), status)
+            idle.append((reader, writer))
+
+    first = time.perf_counter()
+    cpu0 = time.process_time()
+    srv0 = server_cpu_seconds(server_pid) if server_pid else (0.0, 0.0)
+    sampled = False
+    n = 0
+    while True:
+        intended = first + n / rate
+        if intended >= window.end:
+            break
+        if not sampled and intended >= window.start:
+            cpu0 = time.process_time()
+            srv0 = server_cpu_seconds(server_pid) if server_pid else (0.0, 0.0)
+            sampled = True
+        delay = intended - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(intended))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        n += 1
+    await asyncio.sleep(max(0.0, window.end - time.perf_counter()))
+    client_cpu = time.process_time() - cpu0
+    srv1 = server_cpu_seconds(server_pid) if server_pid else (0.0, 0.0)
+    if tasks:
+        await asyncio.wait(tasks, timeout=30.0)
+    for _, writer in idle:
+        writer.close()
+    ok = sum(k for s, k in window.statuses.items() if 200 <= s < 300)
+    return LoadResult(
+        ok=ok, failed=sum(window.statuses.values()) - ok, seconds=duration_s,
+        events_per_request=1, latencies_ms=tuple(sorted(window.latencies)),
+        statuses=dict(window.statuses), client_cpu_s=client_cpu,
+        server_cpu_s=srv1[0] - srv0[0] if server_pid else None,
+        server_loop_cpu_s=srv1[1] - srv0[1] if server_pid else None,
+    )
+
+
+def run_open_loop(url: str, factory: RequestFactory, *, rate: float, duration_s: float,
+                  warmup_s: float = 1.0, max_connections: int = 256,
+                  server_pid: int | None = None) -> LoadResult:
+    """Return what requests sent at a fixed ``rate`` per second measured against ``url``.
+
+    Open loop: a request is due every ``1 / rate`` seconds whether or not earlier ones were
+    answered (each on an idle keep-alive connection, up to ``max_connections``), and its
+    latency counts from when it was due. This is the latency an agent fleet of that rate
+    sees; a closed loop with N clients instead measures queueing behind N requests.
+    """
+    return asyncio.run(_open_loop(url, factory, rate, warmup_s, duration_s, max_connections,
+                                  server_pid))
+
+
 def pooled(results: Sequence[LoadResult]) -> LoadResult:
     """Return several runs of one scenario as one: counts, seconds and CPU add up."""
     def total(values: list[float | None]) -> float | None:
