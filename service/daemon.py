@@ -248,7 +248,7 @@ class Daemon:
     def _labels(self, prompt: str, version: int, arm: str | None) -> tuple[str, str, str]:
         # Bounded label values: a version only while live or in a deployment, a known arm.
         v = str(version) if version in self._live_versions(prompt) else "other"
-        a = arm if arm in _ARMS else ("none" if not arm else "other")
+        a = arm if arm in _ARMS else ("none" if arm in (None, "", "none") else "other")
         key = (prompt, v, a)
         self._exported.add(key)
         return key

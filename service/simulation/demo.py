@@ -181,7 +181,7 @@ def summary(stats: FleetStats, admin: AdminClient, prompts: list[str], world: Wo
 
 
 def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
-          rate_per_s: float | None, harmful_after_s: float | None,
+          rate_per_s: float | None, harmful: bool,
           progress_every_s: float = 5.0) -> FleetStats:
     """Run the fleet against ``url`` with live progress, then print the summary."""
     world = World(seed)
@@ -196,17 +196,15 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
                               name="sim-fleet", daemon=True)
     say(f"fleet of {agents} simulated agents, seed {seed}, for {duration_s:.0f}s; "
         f"expected baseline success {', '.join(f'{p} {b:.1%}' for p, b in baselines.items())}")
+    if harmful:
+        # Before any traffic: the improver cannot have claimed the prompt's one deployment.
+        dep = deploy_harmful_edit(admin)
+        say(f"an admin hand-deploys a terse edit of {GUARDED_PROMPT} ({dep}); "
+            "it is secretly harmful")
     runner.start()
-    harmful_done = harmful_after_s is None
-    started = time.monotonic()
     try:
         while runner.is_alive():
             runner.join(progress_every_s)
-            if not harmful_done and time.monotonic() - started >= (harmful_after_s or 0):
-                dep = deploy_harmful_edit(admin)
-                say(f"an admin hand-deploys a terse edit of {GUARDED_PROMPT} ({dep}); "
-                    "it is secretly harmful")
-                harmful_done = True
             progress.line()
     except KeyboardInterrupt:
         say("stopping (Ctrl-C): finishing in-flight tasks and flushing events")
@@ -243,7 +241,7 @@ def run_demo(*, duration_s: float, seed: int, data_dir: Path | None, agents: int
         say(f"try in another terminal: PROMPTD_URL={url} "
             f"PROMPTD_TOKEN_FILE={folder / 'admin.token'} promptd history {LOOP_PROMPT}")
         drive(url, token, duration_s=duration_s, seed=seed, agents=agents,
-              rate_per_s=rate_per_s, harmful_after_s=min(20.0, duration_s / 6))
+              rate_per_s=rate_per_s, harmful=True)
     finally:
         daemon.terminate()
         try:
@@ -263,5 +261,5 @@ def run_simulate(url: str, token: str | None, *, duration_s: float, seed: int, a
               "var/admin.token)", file=sys.stderr)
         return 1
     drive(url, token, duration_s=duration_s, seed=seed, agents=agents, rate_per_s=rate_per_s,
-          harmful_after_s=min(20.0, duration_s / 6) if harmful else None)
+          harmful=harmful)
     return 0

@@ -39,10 +39,10 @@ def test_the_loop_ships_an_improvement_and_catches_a_harmful_edit(tmp_path: Path
         fleet = Fleet(proc.url, proc.admin_token, world,
                       FleetConfig(prompts=list(BASE_TEMPLATES), agents=4, rate_per_s=120,
                                   seed=11))
+        # Deployed before any traffic, so the improver cannot claim the prompt first.
+        harmful = deploy_harmful_edit(admin)
         runner = threading.Thread(target=fleet.run, kwargs={"duration_s": 240}, daemon=True)
         runner.start()
-        time.sleep(8)
-        harmful = deploy_harmful_edit(admin)
 
         def deployments() -> list[dict]:
             return admin.get("/v1/deployments", params={"all": "true"})["deployments"]

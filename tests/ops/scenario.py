@@ -48,20 +48,20 @@ def _ok(response: httpx.Response) -> dict[str, Any]:
     return dict(response.json())
 
 
-def _failures_with_corrections(n: int, seed: int) -> list[dict[str, Any]]:
+def _failures_with_corrections(n: int, seed: int, version: int = 1) -> list[dict[str, Any]]:
     rng = random.Random(seed)
     events: list[dict[str, Any]] = []
     for i in range(n):
         eid = uuid7()
         category = rng.choice(sorted(COMPLAINTS))
-        events.append({"type": "execution", "event_id": eid, "prompt": PROMPT, "version": 1,
+        events.append({"type": "execution", "event_id": eid, "prompt": PROMPT, "version": version,
                        "success": False, "latency_ms": 900.0, "cost_usd": 0.004,
                        "error_type": "timeout" if i % 5 == 0 else None,
                        "input_text": f"ticket {i}", "output_text": f"answer {i}",
                        "variables": {"ticket": f"T-{i}"}})
         events.append({"type": "correction", "event_id": uuid7(), "execution_id": eid,
                        "prompt": PROMPT,
-                       "version": 1, "category": category,
+                       "version": version, "category": category,
                        "reason": rng.choice(COMPLAINTS[category]),
                        "corrected_output": f"fixed answer {i}", "severity": "high"})
     return events
@@ -127,7 +127,12 @@ def run_scenario(live: LiveDaemon, *, pause: float = 0.0) -> ScenarioResult:
             _ok(admin.post(f"{dep_url}/promote"))
     assert _ok(admin.get(dep_url))["phase"] == "promoted"
     run_traffic(agent, PROMPT, 30, {version["version"]: 0.85}, seed=5)
-    time.sleep(pause)
+    # Series of versions that stopped being live are retired from /metrics, so the quality
+    # panels need corrections on the version now in production too.
+    for wave in (6, 7):  # two waves: a rate needs the series to grow between scrapes
+        _ok(agent.post("/v1/events", json={
+            "events": _failures_with_corrections(5, seed=wave, version=version["version"])}))
+        time.sleep(pause)
     run_traffic(agent, PROMPT, 30, {version["version"]: 0.85}, seed=6)
     return ScenarioResult(deployment["deployment_id"], manual["deployment_id"],
                           version["version"], candidates)
