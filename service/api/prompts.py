@@ -191,10 +191,28 @@ async def resolve(
         raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
     version, deployment, arm = resolution
     rollout = daemon.rollout_config(name) if deployment is not None else None
+    key = (name, label, id(version), deployment, arm, id(rollout))
+    cached = _answers.get(key)
+    if cached is not None and cached[0] is version and cached[1] is rollout:
+        answer = cached[2]
+    else:
+        answer = Resolved(prompt=name, version=version.version, template=version.template,
+                          variables=list(version.variables), label=label,
+                          deployment=deployment, arm=arm,
+                          step=rollout["step"] if rollout else None, rollout=rollout)
+        if len(_answers) >= _ANSWERS_KEPT:
+            _answers.clear()
+        _answers[key] = (version, rollout, answer)
     daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
-    return Resolved(prompt=name, version=version.version, template=version.template,
-                    variables=list(version.variables), label=label, deployment=deployment,
-                    arm=arm, step=rollout["step"] if rollout else None, rollout=rollout)
+    return answer
+
+
+# Answers by what decides them. The registry and deployment read models are immutable
+# values replaced on change, so an answer built from the same version and rollout objects
+# is the same answer (the objects are kept in the entry: their ids cannot be reused while
+# it lives). Saves validating the rollout config (a dozen fields, two templates) per call.
+_answers: dict[tuple[Any, ...], tuple[VersionInfo, dict[str, Any] | None, Resolved]] = {}
+_ANSWERS_KEPT = 4096
 
 
 @router.post("/{name:path}/render", responses=error_responses(400, 404),
