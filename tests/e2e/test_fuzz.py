@@ -85,8 +85,25 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
         proc.terminate()
 
 
+def _without_nul(value: Any) -> Any:
+    """Return ``value`` with NUL characters removed from every string in it."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    return value
+
+
 def _name_real_prompt(body: Any) -> None:
     """Point a generated body (or each event of a batch) at the seeded prompt and version."""
+    if isinstance(body, dict):
+        # NUL is refused in any text (PostgreSQL cannot store it), another rule the JSON
+        # schema cannot express; a valid case must not carry one.
+        cleaned = _without_nul(body)
+        body.clear()
+        body.update(cleaned)
     items = body.get("events", [body]) if isinstance(body, dict) else []
     for item in items:
         if isinstance(item, dict) and "prompt" in item:
