@@ -25,6 +25,7 @@ RequestFactory = Callable[[], bytes]
 STARTUP_TIMEOUT_S = 120.0  # importing scipy/sklearn takes >10 s on a busy 2-core machine
 
 _CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+_KEEP_ALIVE_S = 2.0  # idle connections older than this are not reused (servers time them out)
 
 
 def http_request(method: str, path: str, host: str, headers: Mapping[str, str] | None = None,
@@ -198,13 +199,21 @@ async def _open_loop(url: str, factory: RequestFactory, rate: float, warmup_s: f
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     window = _Window(warmup_s, duration_s)
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
     free = asyncio.Semaphore(max_connections)
     tasks: set[asyncio.Task[None]] = set()
 
+    async def connection() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        while idle:
+            reader, writer, since = idle.pop()
+            if time.perf_counter() - since < _KEEP_ALIVE_S:
+                return reader, writer
+            writer.close()  # the server may have closed it by now (uvicorn: after 5 s idle)
+        return await asyncio.open_connection(host, port)
+
     async def one(intended: float) -> None:
         async with free:
-            reader, writer = idle.pop() if idle else await asyncio.open_connection(host, port)
+            reader, writer = await connection()
             try:
                 writer.write(factory())
                 status = await _read_response(reader)
@@ -215,7 +224,7 @@ async def _open_loop(url: str, factory: RequestFactory, rate: float, warmup_s: f
             # Latency from the moment the request was due, not from when a connection was
             # free: a slow server must not hide its queue (no coordinated omission).
             window.record(intended, time.perf_counter(), status)
-            idle.append((reader, writer))
+            idle.append((reader, writer, time.perf_counter()))
 
     first = time.perf_counter()
     cpu0 = time.process_time()
@@ -242,7 +251,7 @@ async def _open_loop(url: str, factory: RequestFactory, rate: float, warmup_s: f
     srv1 = server_cpu_seconds(server_pid) if server_pid else (0.0, 0.0)
     if tasks:
         await asyncio.wait(tasks, timeout=30.0)
-    for _, writer in idle:
+    for _, writer, _ in idle:
         writer.close()
     ok = sum(k for s, k in window.statuses.items() if 200 <= s < 300)
     return LoadResult(
