@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Connection, select
 
+from analytics.mining import WindowCounts
 from analytics.mining.model import FailureRecord, Pattern
 
 from . import eventlog
@@ -21,9 +22,6 @@ from .schema import (
     pattern_snapshots,
     recorded_variables,
 )
-
-if TYPE_CHECKING:
-    from analytics.mining import WindowCounts
 
 MAX_STORED_TEXT = 4_000  # mining truncates further; this only bounds the read model
 
@@ -105,7 +103,6 @@ class ActivityProjection:
 def load_windows(conn: Connection, prompt: str, *, now: float, window_s: float,
                  n_windows: int) -> list[WindowCounts]:
     """Return activity of a prompt in ``n_windows`` windows ending at ``now``, oldest first."""
-    from analytics.mining import WindowCounts
     start = now - window_s * n_windows
     out = [WindowCounts(start + i * window_s, 0, 0, 0) for i in range(n_windows)]
     rows = conn.execute(select(activity).where(

@@ -16,11 +16,12 @@ from deploy.state import DeploymentState, start
 from deploy.stats import ArmStats
 
 from ..daemon import Daemon
-from ..deployments import apply_decision, new_deployment_id, run_command
+from ..deployments import new_deployment_id, run_command
 from ..rollout import (
     load_candidates,
     load_deployments,
     load_policy_overrides,
+    load_row,
     load_step_stats,
     load_timeline,
 )
@@ -82,10 +83,10 @@ def _policy(base: CanaryPolicy, overrides: dict[str, Any]) -> CanaryPolicy:
 
 def _deployment(daemon: Daemon, deployment_id: str) -> DeploymentState:
     with daemon.engine.connect() as conn:
-        for state in load_deployments(conn):
-            if state.deployment_id == deployment_id:
-                return state
-    raise ApiError(404, "not_found", f"unknown deployment {deployment_id!r}")
+        row = load_row(conn, deployment_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"unknown deployment {deployment_id!r}")
+    return row.state()
 
 
 def _arm_table(state: DeploymentState,
@@ -290,5 +291,3 @@ def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep,
                                  "actor": who.actor})
     return {"prompt": name, "overrides": body.overrides, "policy": policy.to_json()}
 
-
-__all__ = ["apply_decision", "router"]

@@ -144,7 +144,6 @@ class World:
                 template: str | None = None) -> Outcome:
         """Return the outcome of ``task`` with this rendered prompt of version ``template``."""
         addressed, penalty = self.addressed(rendered), self.harm(template or rendered)
-        prompt_text = rendered
         failed_mode = None
         for mode in MODES:
             if mode.name in task.modes:
@@ -157,7 +156,7 @@ class World:
         # Longer prompts cost more and take longer: guidance is not free.
         # The agent sends context with every call (history, retrieved documents), so the
         # prompt is a part of the input, as in real deployments.
-        input_tokens = len(prompt_text) // 4 + 600
+        input_tokens = len(rendered) // 4 + 600
         output_tokens = int(rng.lognormvariate(4.5, 0.4))
         latency = rng.lognormvariate(math.log(400 + 0.6 * input_tokens + 8 * output_tokens), 0.25)
         cost = input_tokens * 0.15e-6 + output_tokens * 0.6e-6
