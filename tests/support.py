@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 from prometheus_client import CollectorRegistry
 
-from service.daemon import Daemon
-from service.embedded import EmbeddedServer, free_port, wait_until_up
-from service.settings import Settings
+from service.runtime.daemon import Daemon
+from service.runtime.settings import Settings
+from service.server import EmbeddedServer, free_port, wait_until_up
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTD = str(Path(sys.executable).parent / "promptd")

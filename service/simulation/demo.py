@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..adminclient import AdminClient, CommandError
-from .fleet import ArmTally, Fleet, FleetConfig, FleetStats
-from .world import SIMULATION_TAG, World
+from service.cli.adminclient import AdminClient, CommandError
+from service.simulation.fleet import ArmTally, Fleet, FleetConfig, FleetStats
+from service.simulation.world import SIMULATION_TAG, World
 
 LOOP_PROMPT = "support/answer"
 GUARDED_PROMPT = "sales/reply"
@@ -219,7 +219,7 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
 def run_demo(*, duration_s: float, seed: int, data_dir: Path | None, agents: int,
              rate_per_s: float | None) -> int:
     """Start a daemon on a fresh SQLite folder, run the fleet against it, print the summary."""
-    from ..embedded import free_port, wait_until_up
+    from service.server import free_port, wait_until_up
 
     folder = (data_dir or Path("var") / time.strftime("demo-%Y%m%d-%H%M%S")).resolve()
     folder.mkdir(parents=True, exist_ok=True)

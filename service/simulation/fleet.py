@@ -9,8 +9,8 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from ..client import PromptdClient
-from .world import SIMULATION_TAG, Task, World
+from service.sdk import PromptdClient
+from service.simulation.world import SIMULATION_TAG, Task, World
 
 
 @dataclass

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from service.replay import replay
+from service.projections.replay import replay
 from tests.support import start_process
 
 TEMPLATE = "Answer {{ ticket }}"

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from deploy.assignment import assign
-from service.ids import uuid7
-from service.replay import replay
+from service.contract.ids import uuid7
+from service.projections.replay import replay
 from tests.support import DaemonProcess, start_process
 
 pytestmark = pytest.mark.slow

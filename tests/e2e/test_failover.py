@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from service.replay import replay
+from service.projections.replay import replay
 from tests.service.traffic import run_traffic
 from tests.support import DaemonProcess, start_process
 
@@ -25,7 +25,7 @@ POLICY = {"steps": [20, 60, 100], "min_samples_per_step": 40, "min_step_seconds"
 RATES = {1: 0.75, 2: 0.90}
 # A replica's read models trail the log by at most one refresh interval plus a fold.
 VISIBLE_WITHIN_S = 2.0
-LEADER_CHECK_S = 2.0  # service.scheduler.JobScheduler's default
+LEADER_CHECK_S = 2.0  # service.runtime.scheduler.JobScheduler's default
 TAKEOVER_WITHIN_S = LEADER_CHECK_S + 3.0
 
 

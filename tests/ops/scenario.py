@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from service.ids import uuid7
+from service.contract.ids import uuid7
 from tests.service.traffic import run_traffic
 from tests.support import LiveDaemon
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.ids import uuid7
-from service.metrics import MAX_CATEGORIES_PER_PROMPT
+from service.contract.ids import uuid7
+from service.runtime.metrics import MAX_CATEGORIES_PER_PROMPT
 from tests.ops.conftest import Exercised
 from tests.ops.scenario import PROMPT, UNKNOWN_PROMPT
 from tests.support import live_daemon

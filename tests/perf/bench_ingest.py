@@ -59,11 +59,11 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect  # noqa: E402
 from sqlalchemy.schema import CreateTable  # noqa: E402
 
 from service.contract import ExecutionIn, payload_of  # noqa: E402
-from service.daemon import Daemon  # noqa: E402
-from service.eventlog import encode_payload  # noqa: E402
-from service.ids import uuid7  # noqa: E402
-from service.logs import configure_logging  # noqa: E402
-from service.schema import events as events_table  # noqa: E402
+from service.contract.ids import uuid7  # noqa: E402
+from service.runtime.daemon import Daemon  # noqa: E402
+from service.runtime.logs import configure_logging  # noqa: E402
+from service.store.eventlog import encode_payload  # noqa: E402
+from service.store.schema import events as events_table  # noqa: E402
 from tests.support import PROMPTD, free_port, make_settings  # noqa: E402
 
 PROMPT = "bench/ingest"

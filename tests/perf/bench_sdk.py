@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import httpx
 
-from service.client import PromptdClient
-from service.ids import uuid7
+from service.contract.ids import uuid7
+from service.sdk import PromptdClient
 from tests.support import start_process
 
 PROMPT = "support/triage"

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.client import PromptdClient
-from service.ids import uuid7
+from service.contract.ids import uuid7
+from service.sdk import PromptdClient
 from tests.support import LiveDaemon, live_daemon
 
 PROMPT = "busy/prompt"

@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.backup import BackupError, backup, inspect_backup, restore
-from service.ids import uuid7
-from service.replay import replay
+from service.contract.ids import uuid7
+from service.projections.replay import replay
+from service.store.backup import BackupError, backup, inspect_backup, restore
 from tests.service.test_cli import run
 from tests.support import LiveDaemon
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from service.client import (
+from service.sdk import (
     AsyncPromptdClient,
     BufferFull,
     ClientClosed,

@@ -9,12 +9,12 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from service import eventlog
-from service.database import create_log_engine
-from service.eventlog import NewEvent
-from service.ids import uuid7
-from service.projections import Projector, default_projections
-from service.writer import EventWriter
+from service.contract.ids import uuid7
+from service.projections.projector import Projector, default_projections
+from service.store import eventlog
+from service.store.database import create_log_engine
+from service.store.eventlog import NewEvent
+from service.store.writer import EventWriter
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.ids import uuid7
+from service.contract.ids import uuid7
 from tests.service.test_cli import run
 from tests.support import LiveDaemon, live_daemon
 

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
-from service import eventlog
-from service.database import create_log_engine
-from service.eventlog import NewEvent
-from service.ids import uuid7
-from service.projections import Projector, default_projections
-from service.replay import replay
-from service.scheduler import Leadership
-from service.schema import version_counts
-from service.writer import EventWriter
+from service.contract.ids import uuid7
+from service.projections.projector import Projector, default_projections
+from service.projections.replay import replay
+from service.runtime.scheduler import Leadership
+from service.store import eventlog
+from service.store.database import create_log_engine
+from service.store.eventlog import NewEvent
+from service.store.schema import version_counts
+from service.store.writer import EventWriter
 from tests.support import live_daemon
 
 pytestmark = pytest.mark.postgres

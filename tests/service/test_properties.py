@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from service.api.errors import validation_details
 from service.contract import (
     MAX_TEXT,
     MAX_VERSION,
@@ -33,6 +32,7 @@ from service.contract import (
     ExecutionIn,
     payload_of,
 )
+from service.http.errors import validation_details
 from tests.support import LiveDaemon, live_daemon
 
 PROMPT = "support/triage"

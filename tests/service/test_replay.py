@@ -6,7 +6,7 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from service.replay import replay
+from service.projections.replay import replay
 from tests.support import LiveDaemon
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from service.settings import Settings
+from service.runtime.settings import Settings
 
 
 def test_defaults_keep_everything_local() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from service.ids import uuid7
+from service.contract.ids import uuid7
 
 
 def run_traffic(agent: httpx.Client, prompt: str, n: int, success_by_version: Mapping[int, float],

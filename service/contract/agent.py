@@ -1,0 +1,99 @@
+"""Events agents post (schema version 1): executions and corrections, alone or in batches.
+
+Everything an agent sends is validated here, before it can reach the log.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, JsonValue, field_validator, model_validator
+
+from .fields import (
+    MAX_VERSION,
+    SCHEMA_VERSION,
+    EventId,
+    FiniteFloat,
+    LongText,
+    PromptName,
+    ShortText,
+    Strict,
+)
+
+
+class ExecutionIn(Strict):
+    """What an agent reports after one run of a prompt."""
+
+    type: Literal["execution"] = "execution"
+    event_id: EventId | None = Field(None, description="idempotency key; UUIDv7 recommended")
+    prompt: PromptName
+    version: int = Field(ge=1, le=MAX_VERSION)
+    deployment: ShortText | None = None
+    arm: ShortText | None = None
+    step: int | None = Field(
+        None, ge=0, le=100,
+        description="the canary step the arm was assigned under (resolve returns it); "
+        "late reports then count in the step whose weights chose them")
+    subject: ShortText | None = None
+    success: bool | None = None
+    score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
+    latency_ms: Annotated[FiniteFloat, Field(ge=0.0, le=86_400_000)] | None = None
+    input_tokens: int | None = Field(None, ge=0, le=10_000_000)
+    output_tokens: int | None = Field(None, ge=0, le=10_000_000)
+    cost_usd: Annotated[FiniteFloat, Field(ge=0.0, le=1_000_000)] | None = None
+    error_type: ShortText | None = None
+    model: ShortText | None = None
+    input_text: LongText | None = None
+    output_text: LongText | None = None
+    variables: dict[str, JsonValue] | None = Field(
+        None, description="the variables the template was rendered with (lint replays them)"
+    )
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
+    occurred_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _has_outcome(self) -> ExecutionIn:
+        if self.success is None and self.score is None and self.error_type is None:
+            raise ValueError("an execution needs an outcome: success, score or error_type")
+        return self
+
+    @field_validator("metadata", "variables")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(value) > 64:
+            raise ValueError("at most 64 keys")
+        return value
+
+
+class CorrectionIn(Strict):
+    """What a person or checker reports about an execution's output."""
+
+    type: Literal["correction"] = "correction"
+    event_id: EventId | None = None
+    execution_id: EventId
+    prompt: PromptName
+    version: int = Field(ge=1, le=MAX_VERSION)
+    category: Annotated[str, Field(min_length=1, max_length=100)]
+    reason: LongText = ""
+    original_output: LongText | None = None
+    corrected_output: LongText | None = None
+    severity: Literal["low", "medium", "high", "critical"] = "medium"
+    author: ShortText | None = None
+    occurred_at: datetime | None = None
+
+
+AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]
+
+
+class EventBatch(Strict):
+    """A batch of agent events, stored atomically."""
+
+    events: list[AgentEvent] = Field(min_length=1)
+
+
+def payload_of(event: ExecutionIn | CorrectionIn) -> dict[str, Any]:
+    """Return the log payload of an agent event (no envelope fields, JSON-native values)."""
+    data = event.model_dump(mode="json", exclude={"type", "event_id"}, exclude_none=True)
+    data["schema_version"] = SCHEMA_VERSION
+    return data

@@ -1,0 +1,72 @@
+"""Request bodies of the admin and agent API besides events."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, JsonValue
+
+from .fields import MAX_TEMPLATE, PromptName, Strict
+
+
+class PromptCreate(Strict):
+    """Create a prompt with its first version, labelled `production`."""
+
+    name: PromptName
+    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)]
+    description: Annotated[str, Field(max_length=2000)] = ""
+
+
+class VersionCreate(Strict):
+    """Add a version to a prompt (optionally moving the `production` label to it)."""
+
+    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)]
+    rationale: Annotated[str, Field(max_length=5000)] = ""
+    parent: int | None = Field(None, ge=1)
+    make_production: bool = Field(False, description="move the production label now (no canary)")
+
+
+class RenderRequest(Strict):
+    """Variables to render a prompt version with."""
+
+    variables: dict[str, JsonValue] = Field(default_factory=dict)
+    version: int | None = Field(None, ge=1)
+    label: Annotated[str, Field(max_length=64)] = "production"
+
+
+class TokenIssue(Strict):
+    """Ask for a new API token."""
+
+    role: Literal["agent", "admin"]
+    name: Annotated[str, Field(max_length=128)] = ""
+
+
+class DeploymentCreate(Strict):
+    """Start a canary of 1-3 versions against the prompt's production version."""
+
+    prompt: str
+    versions: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=3)]
+    steps: list[float] | None = Field(None, description="percent steps, increasing, ending at 100")
+    policy: dict[str, Any] = Field(default_factory=dict, description="CanaryPolicy overrides")
+    requires_approval: bool | None = None
+
+
+class CommandBody(Strict):
+    """Options of an admin command on a deployment."""
+
+    full: bool = Field(False, description="promote: skip the remaining steps")
+    arm: str | None = Field(None, description="promote: the winning arm when several are live")
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+class RollbackBody(Strict):
+    """Roll a prompt back: stop its deployment and/or move production to an earlier version."""
+
+    to: int | None = Field(None, ge=1, description="version to make production (default: parent)")
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+class PolicyBody(Strict):
+    """Per-prompt canary policy overrides (partial CanaryPolicy)."""
+
+    overrides: dict[str, Any]

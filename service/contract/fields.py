@@ -1,0 +1,54 @@
+"""Field types and limits shared by every request body and event of the contract."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+PROMPT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+MAX_TEXT = 100_000
+MAX_TEMPLATE = 200_000
+MAX_VERSION = 2**31 - 1  # version columns are 32-bit INTEGER on PostgreSQL
+SEVERITY_WEIGHT = {"low": 1.0, "medium": 2.0, "high": 3.0, "critical": 5.0}
+
+
+def _prompt_name(value: str) -> str:
+    if not PROMPT_NAME_RE.match(value):
+        raise ValueError(
+            "prompt name must be lowercase letters, digits, '.', '_', '-' in '/'-separated parts"
+        )
+    return value
+
+
+PromptName = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_prompt_name)]
+ShortText = Annotated[str, Field(max_length=200)]
+LongText = Annotated[str, Field(max_length=MAX_TEXT)]
+EventId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+
+def _finite(value: float | None) -> float | None:
+    if value is not None and not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+FiniteFloat = Annotated[float, AfterValidator(_finite)]
+
+
+class Strict(BaseModel):
+    """A body that refuses unknown fields and NUL characters in any string."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Any:
+        # PostgreSQL text cannot hold NUL: refused here, it would fail the whole group commit.
+        # One pass per model, not a validator per field: this is the ingest hot path.
+        for name, value in self.__dict__.items():
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError(f"{name}: must not contain NUL (\\x00) characters")
+        return self

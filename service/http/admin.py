@@ -1,0 +1,85 @@
+"""Admin routes: tokens and daemon status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service import __version__
+from service.contract import TokenIssue
+from service.http.deps import Admin, DaemonDep
+from service.http.errors import ApiError, error_responses
+from service.store import eventlog
+
+router = APIRouter(prefix="/v1", tags=["admin"],
+                   responses=error_responses(401, 403, 413, 422))
+
+
+@router.post("/tokens", status_code=201, responses=error_responses(400, 503),
+             summary="Issue an API token (shown once)")
+def issue_token(body: TokenIssue, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+    """Append token.issued (hash only) and return the token; it cannot be shown again."""
+    token_id, token = daemon.issue_token(body.role, body.name, who.actor)
+    return {"token_id": token_id, "role": body.role, "name": body.name, "token": token}
+
+
+@router.get("/tokens", summary="List tokens (never the secrets)")
+def list_tokens(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return each token's id, role, name and whether it is revoked."""
+    return {"tokens": [
+        {"token_id": t.token_id, "role": t.role, "name": t.name, "revoked": t.revoked}
+        for t in sorted(daemon.tokens.values(), key=lambda t: t.token_id)
+    ]}
+
+
+@router.delete("/tokens/{token_id}", responses=error_responses(404, 409, 503),
+               summary="Revoke a token")
+def revoke_token(token_id: str, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+    """Append token.revoked; refuses to revoke the last active admin token."""
+    record = daemon.tokens.get(token_id)
+    if record is None:
+        raise ApiError(404, "not_found", f"unknown token {token_id!r}")
+    if record.revoked:
+        raise ApiError(409, "conflict", f"token {token_id} is already revoked")
+    active_admins = [t for t in daemon.tokens.values() if t.role == "admin" and not t.revoked]
+    if record.role == "admin" and len(active_admins) == 1:
+        raise ApiError(409, "conflict", "refusing to revoke the last active admin token")
+    daemon.record("token.revoked", {"token_id": token_id, "actor": who.actor})
+    return {"token_id": token_id, "revoked": True}
+
+
+@router.get("/status", summary="Daemon status")
+def status(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return version, backend, log head, projection lag, queue depth and counts."""
+    with daemon.engine.connect() as conn:
+        head = eventlog.head_position(conn)
+        lag = daemon.projector.lag(conn)
+    return {
+        "version": __version__,
+        "backend": "sqlite" if daemon.settings.is_sqlite else "postgresql",
+        "log_position": head,
+        "projection_lag": lag,
+        "writer_queue_depth": daemon.writer.queue_depth,
+        "prompts": len(daemon.registry.prompts),
+        "versions": len(daemon.registry.versions),
+        "uptime_s": round(daemon.clock() - daemon.started_at, 3),
+    }
+
+
+@router.post("/jobs/{job}", responses=error_responses(404, 409, 500),
+             summary="Run a scheduled job now (mine, improve, canary)")
+def run_job(job: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Run one job immediately on this process (it must lead); returns whether it succeeded."""
+    scheduler = daemon.scheduler
+    if job not in scheduler.jobs:
+        raise ApiError(404, "not_found",
+                       f"unknown job {job!r}; jobs are {', '.join(sorted(scheduler.jobs))}")
+    if not scheduler.is_leader:
+        scheduler.check_leadership()
+    if not scheduler.is_leader:
+        raise ApiError(409, "conflict", "another promptd process leads the scheduler")
+    ok = scheduler.run_job(job)
+    if not ok:
+        raise ApiError(500, "job_failed", f"job {job} failed; see the daemon log")
+    return {"job": job, "ok": True, "result": scheduler.last_result.get(job)}

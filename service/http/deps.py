@@ -1,0 +1,63 @@
+"""Dependencies shared by the routes: the daemon and the caller's role.
+
+They are coroutines although they never await: FastAPI runs a plain ``def`` dependency in
+its threadpool, and two thread hops per request cost more than the work itself.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from service.http.errors import ApiError
+from service.runtime.auth import Principal
+from service.runtime.daemon import Daemon
+
+
+def _daemon(request: Request) -> Daemon:
+    return request.app.state.daemon  # type: ignore[no-any-return]
+
+
+async def get_daemon(request: Request) -> Daemon:
+    """Return the daemon this app serves."""
+    return _daemon(request)
+
+
+def bearer_token(authorization: str) -> str | None:
+    """Return the token of an ``Authorization: Bearer ...`` header value, or None."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token.strip()
+
+
+def _principal(request: Request) -> Principal:
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
+        raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)",
+                       headers={"WWW-Authenticate": "Bearer"})
+    principal = _daemon(request).authenticate(token)
+    if principal is None:
+        raise ApiError(401, "unauthorized", "invalid or revoked token",
+                       headers={"WWW-Authenticate": "Bearer"})
+    request.state.principal = principal
+    return principal
+
+
+async def require_agent(request: Request) -> Principal:
+    """Return the caller if it holds any valid token (agent or admin)."""
+    return _principal(request)
+
+
+async def require_admin(request: Request) -> Principal:
+    """Return the caller if it holds an admin token; 403 for an agent token."""
+    principal = _principal(request)
+    if principal.role != "admin":
+        raise ApiError(403, "forbidden", "this route needs an admin token")
+    return principal
+
+
+DaemonDep = Annotated[Daemon, Depends(get_daemon)]
+Agent = Annotated[Principal, Depends(require_agent)]
+Admin = Annotated[Principal, Depends(require_admin)]

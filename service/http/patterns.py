@@ -1,0 +1,37 @@
+"""Mined failure patterns of a prompt (read side)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from service.http.deps import Admin, DaemonDep
+from service.http.errors import error_responses
+from service.http.prompts import NamePath, _prompt
+from service.projections.failures import load_snapshot
+
+router = APIRouter(prefix="/v1/prompts", tags=["patterns"],
+                   responses=error_responses(401, 403, 404, 413, 422))
+
+
+@router.get("/{name:path}/patterns", summary="Current failure patterns, ranked")
+def get_patterns(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return the latest mining snapshot: ranked patterns, resolved ones and anomalies."""
+    _prompt(daemon, name)
+    with daemon.engine.connect() as conn:
+        snap = load_snapshot(conn, name)
+    if snap is None:
+        return {"prompt": name, "mined_at": None, "patterns": [], "resolved": [],
+                "anomalies": []}
+    return {
+        "prompt": name, "mined_at": snap["mined_at"], "position": snap["position"],
+        "patterns": [_public(p.to_dict()) for p in snap["patterns"]],
+        "resolved": [_public(p.to_dict()) for p in snap["resolved"]],
+        "anomalies": snap["anomalies"],
+    }
+
+
+def _public(pattern: dict[str, Any]) -> dict[str, Any]:
+    # The centroid is for identity matching between runs, not for people.
+    return {k: v for k, v in pattern.items() if k != "centroid"}

@@ -1,0 +1,255 @@
+"""The prompt registry: create, version, diff, resolve and render prompts."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from improver.templates import (
+    MissingVariableError,
+    TemplateError,
+    render_template,
+    template_variables,
+)
+from service.contract import PromptCreate, RenderRequest, VersionCreate
+from service.http.deps import Admin, Agent, DaemonDep
+from service.http.errors import ApiError, error_responses
+from service.projections.views import PromptInfo, VersionInfo, load_counts
+from service.runtime.daemon import Daemon
+
+router = APIRouter(prefix="/v1/prompts", tags=["prompts"],
+                   responses=error_responses(401, 413, 422))
+NamePath = Annotated[str, Path(description="prompt name, e.g. support/triage")]
+_registry_lock = asyncio.Lock()  # version numbers are assigned one command at a time
+
+
+class RolloutArm(BaseModel):
+    """One arm of a live deployment."""
+
+    arm: str
+    version: int
+    template: str
+    variables: list[str]
+
+
+class RolloutConfig(BaseModel):
+    """What an SDK needs to assign subjects itself (``deploy.assignment.assign``)."""
+
+    deployment: str
+    step: int
+    weights: dict[str, int]
+    arms: list[RolloutArm]
+
+
+class Resolved(BaseModel):
+    """What an agent should use now."""
+
+    prompt: str
+    version: int
+    template: str
+    variables: list[str]
+    label: str
+    deployment: str | None = None
+    arm: str | None = None
+    step: int | None = None
+    rollout: RolloutConfig | None = Field(
+        None, description="the live deployment's weights and arms, so SDKs assign locally")
+
+
+def _prompt(daemon: Daemon, name: str) -> PromptInfo:
+    info = daemon.registry.prompts.get(name)
+    if info is None:
+        raise ApiError(404, "not_found", f"unknown prompt {name!r}")
+    return info
+
+
+def _version(daemon: Daemon, name: str, version: int) -> VersionInfo:
+    _prompt(daemon, name)
+    info = daemon.registry.versions.get((name, version))
+    if info is None:
+        raise ApiError(404, "not_found", f"prompt {name!r} has no version {version}")
+    return info
+
+
+def _variables_of(template: str) -> list[str]:
+    try:
+        return sorted(template_variables(template))
+    except TemplateError as exc:
+        raise ApiError(422, "invalid_template", f"template: {exc}",
+                       [{"field": "template", "message": str(exc)}]) from exc
+
+
+def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
+    """Return the JSON summary of a prompt."""
+    return {"name": info.name, "description": info.description, "created_at": info.created_at,
+            "created_by": info.created_by, "latest_version": info.latest_version,
+            "labels": info.labels}
+
+
+@router.post("", status_code=201, responses=error_responses(400, 403, 409, 503),
+             summary="Create a prompt with its first version")
+async def create_prompt(body: PromptCreate, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+    """Append prompt.created, version.created (v1) and label.moved (production -> 1)."""
+    variables = _variables_of(body.template)
+    async with _registry_lock:
+        if body.name in daemon.registry.prompts:
+            raise ApiError(409, "conflict", f"prompt {body.name!r} already exists")
+        actor = who.actor
+        await daemon.append([
+            daemon.new_event("prompt.created", {"prompt": body.name,
+                                                "description": body.description, "actor": actor}),
+            daemon.new_event("version.created", {
+                "prompt": body.name, "version": 1, "template": body.template,
+                "variables": variables, "parent": None, "author": actor, "strategy": "manual",
+                "rationale": "initial version", "addressed_patterns": [], "actor": actor}),
+            daemon.new_event("label.moved", {"prompt": body.name, "label": "production",
+                                             "version": 1, "previous": None, "actor": actor,
+                                             "reason": "prompt created"}),
+        ])
+    return prompt_summary(daemon, _prompt(daemon, body.name))
+
+
+@router.get("", responses=error_responses(403), summary="List prompts")
+def list_prompts(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return every prompt with its labels and latest version."""
+    return {"prompts": [prompt_summary(daemon, p)
+                        for _, p in sorted(daemon.registry.prompts.items())]}
+
+
+@router.post("/{name:path}/versions", status_code=201,
+             responses=error_responses(400, 403, 404, 503), summary="Add a version")
+async def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep,
+                      who: Admin) -> dict[str, Any]:
+    """Append version.created (and label.moved when make_production is set)."""
+    variables = _variables_of(body.template)
+    async with _registry_lock:
+        info = _prompt(daemon, name)
+        parent = body.parent or info.labels.get("production") or info.latest_version
+        _version(daemon, name, parent)
+        version = info.latest_version + 1
+        batch = [daemon.new_event("version.created", {
+            "prompt": name, "version": version, "template": body.template,
+            "variables": variables, "parent": parent, "author": who.actor, "strategy": "manual",
+            "rationale": body.rationale, "addressed_patterns": [], "actor": who.actor})]
+        if body.make_production:
+            batch.append(daemon.new_event("label.moved", {
+                "prompt": name, "label": "production", "version": version,
+                "previous": info.labels.get("production"), "actor": who.actor,
+                "reason": "version added with make_production"}))
+        await daemon.append(batch)
+    return _version(daemon, name, version).to_dict()
+
+
+@router.get("/{name:path}/versions/{version}", responses=error_responses(403, 404),
+            summary="Show one version")
+def get_version(name: NamePath, version: int, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return a version's template, variables and provenance."""
+    return _version(daemon, name, version).to_dict()
+
+
+@router.get("/{name:path}/diff", responses=error_responses(403, 404),
+            summary="Unified diff between two versions")
+def diff_versions(
+    name: NamePath, daemon: DaemonDep, _: Admin,
+    from_: int = Query(..., alias="from", ge=1), to: int = Query(..., ge=1),
+) -> dict[str, Any]:
+    """Return the unified diff from one version's template to another's, with the rationale."""
+    a, b = _version(daemon, name, from_), _version(daemon, name, to)
+    diff = "".join(difflib.unified_diff(
+        a.template.splitlines(keepends=True), b.template.splitlines(keepends=True),
+        fromfile=f"{name}@v{a.version}", tofile=f"{name}@v{b.version}"))
+    return {"prompt": name, "from": a.version, "to": b.version, "diff": diff,
+            "strategy": b.strategy, "rationale": b.rationale,
+            "addressed_patterns": list(b.addressed_patterns)}
+
+
+SUBJECT_MAX = 200  # bounds of resolve's query parameters (app.RequestGuard checks them too)
+LABEL_MAX = 64
+
+
+@router.get("/{name:path}/resolve", response_model=Resolved, responses=error_responses(404),
+            summary="The version an agent should use now")
+async def resolve(
+    name: NamePath, daemon: DaemonDep, _: Agent,
+    subject: str | None = Query(None, max_length=SUBJECT_MAX,
+                                description="sticky assignment key, e.g. a user or session id"),
+    label: str = Query("production", max_length=LABEL_MAX),
+) -> Resolved:
+    """Return the version (and deployment arm) to use for ``subject``."""
+    # A coroutine although it never awaits: a plain def would run in the threadpool.
+    # app.RequestGuard may call it directly (see there), with the same arguments.
+    started = time.perf_counter()
+    _prompt(daemon, name)
+    resolution = daemon.resolve(name, subject, label)
+    if resolution is None:
+        raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
+    version, deployment, arm = resolution
+    rollout = daemon.rollout_config(name) if deployment is not None else None
+    key = (name, label, id(version), deployment, arm, id(rollout))
+    cached = _answers.get(key)
+    if cached is not None and cached[0] is version and cached[1] is rollout:
+        answer = cached[2]
+    else:
+        answer = Resolved(prompt=name, version=version.version, template=version.template,
+                          variables=list(version.variables), label=label,
+                          deployment=deployment, arm=arm,
+                          step=rollout["step"] if rollout else None, rollout=rollout)
+        if len(_answers) >= _ANSWERS_KEPT:
+            _answers.clear()
+        _answers[key] = (version, rollout, answer)
+    daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
+    return answer
+
+
+# Answers by what decides them. The registry and deployment read models are immutable
+# values replaced on change, so an answer built from the same version and rollout objects
+# is the same answer (the objects are kept in the entry: their ids cannot be reused while
+# it lives). Saves validating the rollout config (a dozen fields, two templates) per call.
+_answers: dict[tuple[Any, ...], tuple[VersionInfo, dict[str, Any] | None, Resolved]] = {}
+_ANSWERS_KEPT = 4096
+
+
+@router.post("/{name:path}/render", responses=error_responses(400, 404),
+             summary="Render a version in the sandbox")
+def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> dict[str, Any]:
+    """Render a version (by number or label) with variables; a missing variable is a 422."""
+    if body.version is not None:
+        version = _version(daemon, name, body.version)
+    else:
+        _prompt(daemon, name)
+        found = daemon.registry.version_for(name, body.label)
+        if found is None:
+            raise ApiError(404, "not_found", f"prompt {name!r} has no label {body.label!r}")
+        version = found
+    try:
+        text = render_template(version.template, body.variables)
+    except MissingVariableError as exc:
+        raise ApiError(422, "missing_variable", f"variables.{exc.variable}: {exc}",
+                       [{"field": f"variables.{exc.variable}", "message": str(exc)}]) from exc
+    except TemplateError as exc:
+        raise ApiError(422, "render_error", str(exc),
+                       [{"field": "variables", "message": str(exc)}]) from exc
+    return {"prompt": name, "version": version.version, "text": text}
+
+
+@router.get("/{name:path}", responses=error_responses(403, 404),
+            summary="Show a prompt, its versions and their counts")
+def get_prompt(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return a prompt, its labels, versions (without templates) and per-version counts."""
+    info = _prompt(daemon, name)
+    with daemon.engine.connect() as conn:
+        counts = load_counts(conn, name)
+    out = prompt_summary(daemon, info)
+    out["versions"] = [
+        {"version": v.version, "parent": v.parent, "author": v.author, "strategy": v.strategy,
+         "rationale": v.rationale, "created_at": v.created_at,
+         "labels": sorted(lbl for lbl, n in info.labels.items() if n == v.version),
+         "counts": counts.get(v.version, {})}
+        for v in daemon.registry.versions_of(name)
+    ]
+    return out

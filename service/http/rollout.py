@@ -1,0 +1,258 @@
+"""Rollouts: deployments, admin decisions, manual rollback, history, candidates, policies."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter, Query
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from analytics.intervals import wilson_interval
+from deploy.canary import decide
+from deploy.decision import TransitionError
+from deploy.policy import CanaryPolicy, merge_policy
+from deploy.state import DeploymentState, start
+from deploy.stats import ArmStats
+from service.contract import CommandBody, DeploymentCreate, PolicyBody, RollbackBody
+from service.http.deps import Admin, DaemonDep
+from service.http.errors import ApiError, error_responses, refuse_nul, validation_details
+from service.http.prompts import NamePath, _prompt, _version
+from service.jobs.decisions import new_deployment_id, run_command
+from service.projections.rollout import (
+    load_candidates,
+    load_deployments,
+    load_policy_overrides,
+    load_row,
+    load_step_stats,
+    load_timeline,
+)
+from service.runtime.daemon import Daemon
+from service.store.schema import labels
+
+router = APIRouter(prefix="/v1", tags=["rollout"],
+                   responses=error_responses(401, 403, 413, 422))
+_COMMAND_ERRORS = error_responses(400, 404, 409, 503)
+
+
+def _policy(base: CanaryPolicy, overrides: dict[str, Any]) -> CanaryPolicy:
+    try:
+        return merge_policy(base, overrides)
+    except ValidationError as exc:
+        details = [{"field": f"policy.{d['field']}", "message": d["message"]}
+                   for d in validation_details(exc.errors())]
+        raise ApiError(422, "validation_error",
+                       "invalid policy: " + "; ".join(f"{d['field']}: {d['message']}"
+                                                      for d in details), details) from exc
+
+
+def _deployment(daemon: Daemon, deployment_id: str) -> DeploymentState:
+    with daemon.engine.connect() as conn:
+        row = load_row(conn, deployment_id)
+    if row is None:
+        raise ApiError(404, "not_found", f"unknown deployment {deployment_id!r}")
+    return row.state()
+
+
+def _arm_table(state: DeploymentState,
+               stats: dict[int, dict[str, ArmStats]]) -> list[dict[str, Any]]:
+    rows = []
+    for arm in state.arms:
+        total = ArmStats()
+        for per_arm in stats.values():
+            total = total + per_arm.get(arm.name, ArmStats())
+        n, successes = total.success.n, round(total.success.total)
+        lo, hi = wilson_interval(successes, n) if n else (0.0, 1.0)
+        rows.append({
+            "arm": arm.name, "version": arm.version, "executions": total.executions,
+            "success_rate": successes / n if n else None, "success_ci": [lo, hi],
+            "correction_rate": total.corrections / total.executions if total.executions else None,
+            "error_rate": total.errors.mean if total.errors.n else None,
+            "eliminated": arm.name in state.eliminated,
+            "weight": state.weights().get(arm.name, 0) / 10_000,
+        })
+    return rows
+
+
+def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> dict[str, Any]:
+    """Return a deployment's JSON, with per-arm statistics and the pending decision."""
+    out = state.to_json()
+    if not detail:
+        return out
+    with daemon.engine.connect() as conn:
+        stats = load_step_stats(conn, state.deployment_id)
+    out["arms_stats"] = _arm_table(state, dict(stats))
+    if not state.is_terminal:
+        preview = decide(state, stats, daemon.clock())
+        out["next_decision"] = {"event": preview.event_type, "reason": preview.reason,
+                                "evidence": preview.evidence}
+    return out
+
+
+@router.post("/deployments", status_code=201, responses=_COMMAND_ERRORS,
+             summary="Start a canary deployment")
+def create_deployment(body: DeploymentCreate, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+    """Append deployment.started for hand-picked versions; 409 if one is already running."""
+    _prompt(daemon, body.prompt)
+    overrides = dict(body.policy)
+    if body.steps is not None:
+        overrides["steps"] = body.steps
+    policy = _policy(daemon.policy_for(body.prompt), overrides)
+    with daemon.registry_lock:
+        active = daemon.deployments.get(body.prompt)
+        if active is not None:
+            raise ApiError(409, "conflict", f"prompt {body.prompt!r} already has deployment "
+                           f"{active.deployment_id} ({active.phase.value}); one at a time")
+        control = daemon.registry.version_for(body.prompt)
+        if control is None:
+            raise ApiError(409, "conflict", f"prompt {body.prompt!r} has no production version")
+        for v in body.versions:
+            _version(daemon, body.prompt, v)
+            if v == control.version:
+                raise ApiError(422, "validation_error",
+                               f"versions: v{v} is already production (the control arm)",
+                               [{"field": "versions", "message": "candidate equals control"}])
+        if len(set(body.versions)) != len(body.versions):
+            raise ApiError(422, "validation_error", "versions: each version at most once",
+                           [{"field": "versions", "message": "duplicate version"}])
+        d = start(new_deployment_id(body.prompt), body.prompt, control.version, body.versions,
+                  policy, actor=who.actor, now=daemon.clock(),
+                  requires_approval=body.requires_approval, machine_written=False)
+        assert d.event_type is not None
+        daemon.append_sync([daemon.new_event(d.event_type, d.payload)])
+    return deployment_view(daemon, daemon.deployments[body.prompt], detail=False)
+
+
+@router.get("/deployments", summary="List deployments")
+def list_deployments(daemon: DaemonDep, _: Admin,
+                     all: bool = Query(False, description="include ended ones"),
+                     prompt: str | None = Query(None)) -> dict[str, Any]:
+    """Return live deployments (or every deployment with all=true), newest last."""
+    refuse_nul(prompt=prompt)
+    with daemon.engine.connect() as conn:
+        states = load_deployments(conn, prompt=prompt, active_only=not all)
+    return {"deployments": [deployment_view(daemon, s, detail=False) for s in states]}
+
+
+@router.get("/deployments/{deployment_id}", responses=error_responses(404),
+            summary="Show a deployment with per-arm statistics")
+def show_deployment(deployment_id: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return the deployment, per-arm rates with intervals, and the decision a tick would take."""
+    return deployment_view(daemon, _deployment(daemon, deployment_id), detail=True)
+
+
+@router.post("/deployments/{deployment_id}/{action}", responses=_COMMAND_ERRORS,
+             summary="Admin decision on a deployment")
+def deployment_action(
+    deployment_id: str,
+    action: Literal["approve", "reject", "promote", "pause", "resume", "rollback"],
+    daemon: DaemonDep, who: Admin, body: CommandBody | None = None,
+) -> dict[str, Any]:
+    """Apply approve/reject/promote/pause/resume/rollback; 409 with the reason if not allowed."""
+    body = body or CommandBody()
+    with daemon.registry_lock:
+        state = _deployment(daemon, deployment_id)
+        try:
+            result = run_command(daemon, state, action, actor=who.actor, full=body.full,
+                                 arm=body.arm, reason=body.reason)
+        except TransitionError as exc:
+            raise ApiError(409, "conflict", exc.reason) from exc
+    result["deployment"] = deployment_view(daemon, _deployment(daemon, deployment_id),
+                                           detail=False)
+    return result
+
+
+def _previous_production(daemon: Daemon, prompt: str) -> int | None:
+    """Return what production pointed at before its last move (else the current's parent)."""
+    with daemon.engine.connect() as conn:
+        row = conn.execute(select(labels.c.version, labels.c.previous).where(
+            labels.c.prompt == prompt, labels.c.label == "production")).first()
+    if row is None:
+        return None
+    if row.previous is not None:
+        return int(row.previous)
+    return daemon.registry.versions[(prompt, row.version)].parent
+
+
+@router.post("/prompts/{name:path}/rollback", responses=_COMMAND_ERRORS,
+             summary="Roll a prompt back")
+def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
+                    who: Admin) -> dict[str, Any]:
+    """Roll back the live deployment if any; move production to ``to`` (default: undo the
+    last move of the production label)."""
+    info = _prompt(daemon, name)
+    done: dict[str, Any] = {"prompt": name, "deployment_rolled_back": None, "production": None}
+    with daemon.registry_lock:
+        if body.to is not None:
+            _version(daemon, name, body.to)
+        state = daemon.deployments.get(name)
+        if state is not None:
+            d = run_command(daemon, state, "rollback", actor=who.actor,
+                            reason=body.reason or "manual rollback")
+            done["deployment_rolled_back"] = d["deployment_id"]
+        current = info.labels.get("production")
+        target = body.to
+        if target is None and state is None:
+            target = _previous_production(daemon, name)
+            if target is None:
+                raise ApiError(409, "conflict", f"v{current} of {name!r} has no earlier version "
+                               "to roll back to; name one with --to")
+        if target is not None and target != current:
+            daemon.record("label.moved", {
+                "prompt": name, "label": "production", "version": target, "previous": current,
+                "actor": who.actor, "reason": body.reason or f"manual rollback to v{target}"})
+            done["production"] = target
+        elif target is not None:
+            raise ApiError(409, "conflict", f"v{target} is already production")
+    if done["production"] is None:
+        done["production"] = daemon.registry.prompts[name].labels.get("production")
+    return done
+
+
+@router.get("/prompts/{name:path}/history", responses=error_responses(404),
+            summary="Timeline of versions and decisions")
+def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
+                   limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
+    """Return versions, label moves, deployments and decisions, with who made each."""
+    _prompt(daemon, name)
+    with daemon.engine.connect() as conn:
+        return {"prompt": name, "history": load_timeline(conn, name, limit)}
+
+
+@router.get("/prompts/{name:path}/candidates", responses=error_responses(404),
+            summary="Candidate versions of a prompt")
+def prompt_candidates(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return the machine-written candidates of a prompt with their rationale and fate."""
+    _prompt(daemon, name)
+    with daemon.engine.connect() as conn:
+        return {"candidates": load_candidates(conn, name)}
+
+
+@router.get("/candidates", summary="Candidate versions of every prompt")
+def all_candidates(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return every machine-written candidate, newest first."""
+    with daemon.engine.connect() as conn:
+        return {"candidates": load_candidates(conn)}
+
+
+@router.get("/prompts/{name:path}/policy", responses=error_responses(404),
+            summary="The prompt's canary policy")
+def get_policy(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+    """Return the effective policy and the stored overrides."""
+    _prompt(daemon, name)
+    with daemon.engine.connect() as conn:
+        overrides = load_policy_overrides(conn, name)
+    return {"prompt": name, "overrides": overrides, "policy": daemon.policy_for(name).to_json()}
+
+
+@router.put("/prompts/{name:path}/policy", responses=error_responses(400, 404, 503),
+            summary="Set the prompt's canary policy overrides")
+def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep,
+               who: Admin) -> dict[str, Any]:
+    """Validate and store overrides (policy.set); they apply to the next deployment."""
+    _prompt(daemon, name)
+    policy = _policy(daemon.default_policy, body.overrides)
+    daemon.record("policy.set", {"prompt": name, "overrides": body.overrides,
+                                 "actor": who.actor})
+    return {"prompt": name, "overrides": body.overrides, "policy": policy.to_json()}
+

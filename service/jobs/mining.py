@@ -1,0 +1,76 @@
+"""The scheduled mining job: mine each prompt with new failures, append the snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING
+
+import structlog
+
+from analytics.mining import MiningConfig, detect_anomalies, mine_patterns
+from service.projections.failures import (
+    latest_failure_position,
+    load_failures,
+    load_snapshot,
+    load_windows,
+)
+
+if TYPE_CHECKING:
+    from service.runtime.daemon import Daemon
+
+log = structlog.get_logger("promptd.mining")
+
+
+def mining_config(daemon: Daemon) -> MiningConfig:
+    """Return the mining configuration the daemon's settings describe."""
+    s = daemon.settings
+    return MiningConfig(window_seconds=s.mining_window_s, n_windows=s.mining_windows)
+
+
+def mine_prompt(daemon: Daemon, prompt: str, now: float, *, force: bool = False) -> bool:
+    """Mine one prompt if it has failures the last snapshot has not seen; True if appended."""
+    cfg = mining_config(daemon)
+    with daemon.engine.connect() as conn:
+        latest = latest_failure_position(conn, prompt)
+        snapshot = load_snapshot(conn, prompt)
+        if latest == 0 or (not force and snapshot and snapshot["upto_position"] >= latest):
+            return False  # nothing new: append nothing
+        records = load_failures(conn, prompt, since=now - cfg.horizon_seconds)
+        windows = load_windows(conn, prompt, now=now, window_s=cfg.window_seconds,
+                               n_windows=cfg.n_windows)
+    # Resolved ones too: a complaint that comes back gets its old id (and trend) back.
+    previous = [*snapshot["patterns"], *snapshot["resolved"]] if snapshot else []
+    result = mine_patterns(records, now=now, executions_in_window=windows[-1].executions,
+                           previous=previous, config=cfg)
+    anomalies = detect_anomalies(windows, z_threshold=cfg.anomaly_z_threshold,
+                                 min_trailing=cfg.anomaly_min_trailing)
+    patterns = result.patterns[: daemon.settings.max_patterns]
+    daemon.record("patterns.mined", {
+        "prompt": prompt,
+        "upto_position": latest,
+        "records": len(records),
+        "window_s": cfg.window_seconds,
+        "patterns": [p.to_dict() for p in patterns],
+        "resolved": [p.to_dict() for p in result.resolved],
+        "anomalies": [asdict(a) for a in (*result.anomalies, *anomalies)],
+        "actor": "promptd",
+    })
+    daemon.metrics.patterns_active.labels(prompt).set(len(patterns))
+    log.info("patterns_mined", prompt=prompt, records=len(records), patterns=len(patterns),
+             anomalies=len(anomalies))
+    return True
+
+
+def run_mining(daemon: Daemon, now: float) -> int:
+    """Mine every prompt that has new failures; return how many snapshots were appended."""
+    appended, failed = 0, []
+    for prompt in sorted(daemon.registry.prompts):
+        try:
+            appended += mine_prompt(daemon, prompt, now)
+        except Exception:
+            # One prompt's bad data must not starve the others; the run still counts as failed.
+            log.exception("mining_failed", prompt=prompt)
+            failed.append(prompt)
+    if failed:
+        raise RuntimeError(f"mining failed for {', '.join(failed)}")
+    return appended

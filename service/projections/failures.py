@@ -1,0 +1,209 @@
+"""Read models for mining: failure records and the latest pattern snapshot per prompt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from analytics.mining import WindowCounts
+from analytics.mining.model import FailureRecord, Pattern
+from service.contract import SEVERITY_WEIGHT
+from service.projections.projector import execution_succeeded, upsert
+from service.store import eventlog
+from service.store.eventlog import StoredEvent, encode_payload
+from service.store.schema import (
+    RECORDED_VARIABLES_KEPT,
+    activity,
+    failure_records,
+    pattern_snapshots,
+    recorded_variables,
+)
+
+MAX_STORED_TEXT = 4_000  # mining truncates further; this only bounds the read model
+
+
+def _clip(text: str | None) -> str | None:
+    return text[:MAX_STORED_TEXT] if text else text
+
+
+class FailureProjection:
+    """Every correction and failed execution, with the fields mining needs."""
+
+    name = "failures"
+    types = frozenset({"execution", "correction"})
+    tables = (failure_records,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        rows: list[dict[str, Any]] = []
+        for e in batch:
+            p = e.payload
+            if e.type == "execution":
+                if execution_succeeded(p) and not p.get("error_type"):
+                    continue
+                rows.append({
+                    "position": e.position, "prompt": p["prompt"], "kind": "failure",
+                    "record_id": e.event_id, "version": p["version"],
+                    "recorded_at": e.recorded_at,
+                    "reason": p.get("error_type") or "unsuccessful execution",
+                    "category": None, "error_type": p.get("error_type"), "severity": 1.0,
+                    "input_text": _clip(p.get("input_text")),
+                    "output_text": _clip(p.get("output_text")), "corrected_output": None,
+                })
+            else:
+                execution = eventlog.find_before(conn, p["execution_id"], e.position)
+                ex = execution.payload if execution is not None else {}
+                rows.append({
+                    "position": e.position, "prompt": p["prompt"], "kind": "correction",
+                    "record_id": e.event_id, "version": p["version"],
+                    "recorded_at": e.recorded_at, "reason": p.get("reason", ""),
+                    "category": p.get("category"), "error_type": ex.get("error_type"),
+                    "severity": SEVERITY_WEIGHT.get(p.get("severity", "medium"), 2.0),
+                    "input_text": _clip(ex.get("input_text")),
+                    "output_text": _clip(p.get("original_output") or ex.get("output_text")),
+                    "corrected_output": _clip(p.get("corrected_output")),
+                })
+        if rows:
+            conn.execute(failure_records.insert(), rows)
+
+
+class ActivityProjection:
+    """Executions, failures and corrections per prompt per minute."""
+
+    name = "activity"
+    types = frozenset({"execution", "correction"})
+    tables = (activity,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        acc: dict[tuple[str, int], list[int]] = {}
+        for e in batch:
+            counts = acc.setdefault((e.payload["prompt"], int(e.recorded_at // 60)), [0, 0, 0])
+            if e.type == "execution":
+                counts[0] += 1
+                failed = not execution_succeeded(e.payload) or bool(e.payload.get("error_type"))
+                counts[1] += failed
+            else:
+                counts[2] += 1
+        for (prompt, minute), (ex, fa, co) in sorted(acc.items()):
+            key = (activity.c.prompt == prompt, activity.c.minute == minute)
+            row = conn.execute(select(activity).where(*key)).first()
+            if row is None:
+                conn.execute(activity.insert().values(prompt=prompt, minute=minute,
+                                                      executions=ex, failures=fa,
+                                                      corrections=co))
+            else:
+                conn.execute(activity.update().where(*key).values(
+                    executions=row.executions + ex, failures=row.failures + fa,
+                    corrections=row.corrections + co))
+
+
+def load_windows(conn: Connection, prompt: str, *, now: float, window_s: float,
+                 n_windows: int) -> list[WindowCounts]:
+    """Return activity of a prompt in ``n_windows`` windows ending at ``now``, oldest first."""
+    start = now - window_s * n_windows
+    out = [WindowCounts(start + i * window_s, 0, 0, 0) for i in range(n_windows)]
+    rows = conn.execute(select(activity).where(
+        activity.c.prompt == prompt, activity.c.minute >= int(start // 60)))
+    for r in rows:
+        i = int((r.minute * 60 - start) // window_s)
+        if 0 <= i < n_windows:
+            w = out[i]
+            out[i] = WindowCounts(w.window_start, w.executions + r.executions,
+                                  w.failures + r.failures, w.corrections + r.corrections)
+    return out
+
+
+class RecordedVariablesProjection:
+    """The newest variable sets each prompt was rendered with (a bounded window)."""
+
+    name = "recorded_variables"
+    types = frozenset({"execution"})
+    tables = (recorded_variables,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        touched: set[str] = set()
+        for e in batch:
+            variables = e.payload.get("variables")
+            if variables:
+                conn.execute(recorded_variables.insert().values(
+                    position=e.position, prompt=e.payload["prompt"],
+                    variables=encode_payload(variables)))
+                touched.add(e.payload["prompt"])
+        for prompt in sorted(touched):
+            keep = select(recorded_variables.c.position).where(
+                recorded_variables.c.prompt == prompt
+            ).order_by(recorded_variables.c.position.desc()).limit(RECORDED_VARIABLES_KEPT)
+            conn.execute(recorded_variables.delete().where(
+                recorded_variables.c.prompt == prompt,
+                recorded_variables.c.position.not_in(keep.scalar_subquery())))
+
+
+def load_recorded_variables(conn: Connection, prompt: str) -> list[dict[str, Any]]:
+    """Return the newest recorded variable sets of a prompt."""
+    rows = conn.execute(select(recorded_variables.c.variables)
+                        .where(recorded_variables.c.prompt == prompt)
+                        .order_by(recorded_variables.c.position.desc()))
+    return [json.loads(r.variables) for r in rows]
+
+
+class PatternProjection:
+    """The latest ``patterns.mined`` snapshot of each prompt."""
+
+    name = "patterns"
+    types = frozenset({"patterns.mined"})
+    tables = (pattern_snapshots,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        for e in batch:
+            p = e.payload
+            upsert(conn, pattern_snapshots, {"prompt": p["prompt"]}, {
+                "position": e.position, "mined_at": e.recorded_at,
+                "upto_position": p["upto_position"],
+                "snapshot": encode_payload({k: p[k] for k in
+                                            ("patterns", "resolved", "anomalies")}),
+            })
+
+
+def load_failures(conn: Connection, prompt: str, since: float) -> list[FailureRecord]:
+    """Return a prompt's failure records recorded at or after ``since``, oldest first."""
+    rows = conn.execute(
+        select(failure_records)
+        .where(failure_records.c.prompt == prompt, failure_records.c.recorded_at >= since)
+        .order_by(failure_records.c.position)
+    )
+    return [
+        FailureRecord(
+            record_id=r.record_id, kind=r.kind, occurred_at=r.recorded_at, version=r.version,
+            reason=r.reason or "", category=r.category, error_type=r.error_type,
+            severity=r.severity, input_text=r.input_text, output_text=r.output_text,
+            corrected_output=r.corrected_output,
+        )
+        for r in rows
+    ]
+
+
+def latest_failure_position(conn: Connection, prompt: str) -> int:
+    """Return the position of the prompt's newest failure record (0 if none)."""
+    row = conn.execute(
+        select(failure_records.c.position).where(failure_records.c.prompt == prompt)
+        .order_by(failure_records.c.position.desc()).limit(1)
+    ).first()
+    return int(row[0]) if row else 0
+
+
+def load_snapshot(conn: Connection, prompt: str) -> dict[str, Any] | None:
+    """Return the prompt's latest snapshot (patterns as ``Pattern``), or None."""
+    row = conn.execute(select(pattern_snapshots)
+                       .where(pattern_snapshots.c.prompt == prompt)).first()
+    if row is None:
+        return None
+    data = json.loads(row.snapshot)
+    return {
+        "prompt": prompt, "position": row.position, "mined_at": row.mined_at,
+        "upto_position": row.upto_position,
+        "patterns": [Pattern.from_dict(d) for d in data["patterns"]],
+        "resolved": [Pattern.from_dict(d) for d in data["resolved"]],
+        "anomalies": data["anomalies"],
+    }

@@ -1,0 +1,263 @@
+"""The single writer: group commit of queued appends, projections in the same transaction.
+
+Many requests hand their events to one thread. It drains whatever has queued up, appends it
+all in one transaction together with the projections' updates, commits once (one fsync for
+the whole group under ``synchronous=FULL``), and only then answers every request in the group.
+An HTTP 2xx therefore always means "on disk", and throughput comes from batching, not from
+weaker durability.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from sqlalchemy import Engine
+
+from service.projections.projector import Projector
+from service.store import eventlog
+from service.store.eventlog import AppendResult, EventLogError, NewEvent, StoredEvent
+
+log = structlog.get_logger("promptd.writer")
+
+ChangeListener = Callable[[list[StoredEvent], set[str], int], None]
+Outcome = tuple["asyncio.Future[list[AppendResult]]", Any, BaseException | None]
+
+# Agent events reach the log only through ``contract.payload_of`` (pydantic, mode="json"):
+# their payloads are JSON-native, so decoding their encoding gives an equal dict and the live
+# fold may use the dict as it came. Other (system) payloads may hold tuples or int keys and
+# are round-tripped, so the live fold sees exactly what replay will read.
+_JSON_NATIVE_TYPES = frozenset({"execution", "correction"})
+
+
+class WriterBusy(RuntimeError):
+    """The append queue is full; the caller should retry later (HTTP 503 + Retry-After)."""
+
+
+class WriterStopped(RuntimeError):
+    """The writer is shutting down and takes no more appends."""
+
+
+@dataclass(slots=True)
+class _Request:
+    """Events waiting for the writer, and who waits for them: a thread or an event loop."""
+
+    events: Sequence[NewEvent]
+    future: Future[list[AppendResult]] | None = None
+    waiter: asyncio.Future[list[AppendResult]] | None = None
+    loop: asyncio.AbstractEventLoop | None = None
+
+
+_STOP = object()
+
+
+class EventWriter:
+    """Owns all writes to the log of this process; see the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        projector: Projector,
+        *,
+        max_queue: int = 10_000,
+        max_group_events: int = 5_000,
+        on_commit: Callable[[int, int, float], None] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._projector = projector
+        self._queue: queue.Queue[_Request | object] = queue.Queue(maxsize=max_queue)
+        self._max_group = max_group_events
+        self._listeners: list[ChangeListener] = []
+        self._on_commit = on_commit
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.position = 0
+        # (head, positions) as of this writer's last commit or catch-up. While the head has
+        # not moved, no other process appended, so the projections are still exactly there
+        # and the next commit can skip reading them and the log (see ``_commit``).
+        self._folded: tuple[int, dict[str, int]] | None = None
+
+    def add_listener(self, listener: ChangeListener) -> None:
+        """Call ``listener(new_events, types_applied, head)`` after each commit or catch-up.
+
+        ``new_events`` are the events this process appended; ``types_applied`` also covers
+        events other processes appended that the projections just folded.
+        """
+        self._listeners.append(listener)
+
+    def start(self) -> None:
+        """Catch the projections up with the log, then start the writer thread."""
+        self.sync()
+        self._thread = threading.Thread(target=self._run, name="promptd-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish every queued append, then stop the thread."""
+        self._stopping = True
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join(timeout)
+            self._thread = None
+
+    def submit(self, batch: Sequence[NewEvent]) -> Future[list[AppendResult]]:
+        """Queue ``batch`` for the next group commit; the future resolves once it is durable."""
+        future: Future[list[AppendResult]] = Future()
+        self._enqueue(_Request(batch, future=future))
+        return future
+
+    def submit_async(self, batch: Sequence[NewEvent]) -> asyncio.Future[list[AppendResult]]:
+        """Queue ``batch`` from a coroutine; return an asyncio future resolved once durable.
+
+        The writer wakes each event loop once per group commit and resolves all of its
+        waiters in that one callback, instead of once per request (``asyncio.wrap_future``).
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[list[AppendResult]] = loop.create_future()
+        self._enqueue(_Request(batch, waiter=waiter, loop=loop))
+        return waiter
+
+    def _enqueue(self, request: _Request) -> None:
+        if self._stopping:
+            raise WriterStopped("promptd is shutting down")
+        try:
+            self._queue.put_nowait(request)
+        except queue.Full:
+            raise WriterBusy("append queue is full") from None
+
+    def append(self, batch: Sequence[NewEvent], timeout: float = 30.0) -> list[AppendResult]:
+        """Append ``batch`` and wait until it is durable (for callers on plain threads)."""
+        if self._thread is None:
+            return self._commit([_Request(batch)])[0]
+        return self.submit(batch).result(timeout)
+
+    def sync(self) -> int:
+        """Apply events other processes appended; return the head position."""
+        self._folded = None
+        with self._engine.begin() as conn:
+            positions, seen = self._projector.catch_up_in(conn)
+            seen |= eventlog.types_after(conn, self.position)
+            head = eventlog.head_position(conn)
+        self._folded = (head, positions)
+        self._notify([], seen, head)
+        return head
+
+    @property
+    def queue_depth(self) -> int:
+        """Return how many append requests are waiting."""
+        return self._queue.qsize()
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            group: list[_Request] = [first]  # type: ignore[list-item]
+            size = len(group[0].events)
+            stop_after = False
+            while size < self._max_group:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop_after = True
+                    break
+                group.append(nxt)  # type: ignore[arg-type]
+                size += len(nxt.events)  # type: ignore[union-attr]
+            try:
+                results = self._commit(group)
+            except Exception as exc:  # answer every waiter; the writer itself keeps running
+                err = eventlog.translate_errors(exc) or exc
+                log.error("group_commit_failed", events=size, error=str(err))
+                failure = err if isinstance(err, EventLogError) else EventLogError(str(err))
+                self._answer(group, [None] * len(group), failure)
+            else:
+                self._answer(group, results, None)
+            if stop_after:
+                return
+
+    @staticmethod
+    def _answer(group: Sequence[_Request], results: Sequence[list[AppendResult] | None],
+                error: BaseException | None) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
+        for req, res in zip(group, results, strict=True):
+            if req.future is not None:
+                if error is not None:
+                    req.future.set_exception(error)
+                else:
+                    req.future.set_result(res)  # type: ignore[arg-type]
+            elif req.loop is not None and req.waiter is not None:
+                by_loop.setdefault(req.loop, []).append((req.waiter, res, error))
+        for loop, outcomes in by_loop.items():
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, outcomes)
+
+    def _commit(self, group: Sequence[_Request]) -> list[list[AppendResult]]:
+        flat = [e for req in group for e in req.events]
+        started = time.perf_counter()
+        folded, self._folded = self._folded, None  # valid again only once this commits
+        with self._engine.begin() as conn:
+            eventlog.lock_for_writing(conn)
+            head = eventlog.head_position(conn)
+            if folded is not None and folded[0] == head:
+                # Nobody appended since our last commit: every projection is at the head.
+                positions, seen = folded[1], set()
+            else:
+                # Events other processes wrote since our last commit come first, so the
+                # projections stay in position order.
+                positions, seen = self._projector.catch_up_in(conn)
+                # The read models are shared: another process may already have folded its
+                # own events, yet this process's caches (registry, tokens, deployments) must
+                # hear of them too.
+                seen |= eventlog.types_after(conn, self.position)
+            results = eventlog.append(conn, flat, head=head)
+            stored = [
+                StoredEvent(r.position, e.event_id, e.type, e.stream, e.recorded_at,
+                            e.payload if e.type in _JSON_NATIVE_TYPES
+                            else json.loads(eventlog.encode_payload(e.payload)))
+                for e, r in zip(flat, results, strict=True)
+                if not r.duplicate
+            ]
+            positions = self._projector.apply(conn, stored, positions)
+            if stored:
+                head = stored[-1].position
+        self._folded = (head, positions)
+        seen.update(s.type for s in stored)
+        if self._on_commit is not None:
+            self._on_commit(len(flat), len(stored), time.perf_counter() - started)
+        self._notify(stored, seen, head)
+        out: list[list[AppendResult]] = []
+        i = 0
+        for req in group:
+            out.append(results[i : i + len(req.events)])
+            i += len(req.events)
+        return out
+
+    def _notify(self, stored: list[StoredEvent], seen: set[str], head: int) -> None:
+        self.position = max(self.position, head)
+        for listener in self._listeners:
+            try:
+                listener(stored, seen, head)
+            except Exception:
+                log.exception("change_listener_failed")
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    """Resolve the asyncio waiters of one group commit (runs on their event loop)."""
+    for waiter, result, error in outcomes:
+        if waiter.done():  # the request was cancelled (client went away)
+            continue
+        if error is not None:
+            waiter.set_exception(error)
+        else:
+            waiter.set_result(result)
