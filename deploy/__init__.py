@@ -2,18 +2,28 @@
 
 The service folds deployment events with ``evolve``, runs ``decide_many`` at every analysis
 tick and ``command`` for admins, and appends whatever ``Decision`` comes back; the SDK runs
-``assign`` locally from a deployment's ``weights()``.
+``assign`` locally from a deployment's ``weights()``. Names load on first use (PEP 562), so
+the SDK's ``deploy.assignment`` does not load numpy and scipy with the decision rules.
 """
 
 from __future__ import annotations
 
-from deploy.assignment import BUCKETS, assign, bucket, bucket_ranges
-from deploy.canary import COMMANDS, CommandName, decide, decide_many
-from deploy.commands import command
-from deploy.decision import AUTOMATIC_ACTOR, Decision, TransitionError
-from deploy.policy import CanaryPolicy, Guardrail, PolicyBook, merge_policy
-from deploy.state import EVENT_TYPES, Arm, DeploymentState, Phase, evolve, fold, start
-from deploy.stats import METRICS, ArmStats, StepStats
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "BUCKETS": "assignment", "assign": "assignment", "bucket": "assignment",
+    "bucket_ranges": "assignment",
+    "COMMANDS": "canary", "CommandName": "canary", "decide": "canary",
+    "decide_many": "canary",
+    "command": "commands",
+    "AUTOMATIC_ACTOR": "decision", "Decision": "decision", "TransitionError": "decision",
+    "CanaryPolicy": "policy", "Guardrail": "policy", "PolicyBook": "policy",
+    "merge_policy": "policy",
+    "EVENT_TYPES": "state", "Arm": "state", "DeploymentState": "state", "Phase": "state",
+    "evolve": "state", "fold": "state", "start": "state",
+    "METRICS": "stats", "ArmStats": "stats", "StepStats": "stats",
+}
 
 __all__ = [
     "AUTOMATIC_ACTOR",
@@ -43,3 +53,26 @@ __all__ = [
     "merge_policy",
     "start",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deploy' has no attribute {name!r}")
+    value = getattr(import_module(f"deploy.{module}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from deploy.assignment import BUCKETS, assign, bucket, bucket_ranges
+    from deploy.canary import COMMANDS, CommandName, decide, decide_many
+    from deploy.commands import command
+    from deploy.decision import AUTOMATIC_ACTOR, Decision, TransitionError
+    from deploy.policy import CanaryPolicy, Guardrail, PolicyBook, merge_policy
+    from deploy.state import EVENT_TYPES, Arm, DeploymentState, Phase, evolve, fold, start
+    from deploy.stats import METRICS, ArmStats, StepStats

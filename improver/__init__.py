@@ -1,33 +1,28 @@
-"""Pure candidate generation: sandboxed templates, edit strategies, lint, the LLM rewriter."""
+"""Pure candidate generation: sandboxed templates, edit strategies, lint, the LLM rewriter.
+
+Names load on first use (PEP 562): the agent SDK imports ``improver.templates`` to render,
+and must not pay for the strategies, which load scikit-learn through mining.
+"""
 
 from __future__ import annotations
 
-from improver.candidates import (
-    DEFAULT_PRIORITY,
-    STRATEGIES,
-    ImproverConfig,
-    propose_candidates,
-)
-from improver.lint import LintConfig, LintIssue, lint_candidate, normalised_hash
-from improver.model import BaseVersion, Candidate, Skipped, Strategy, StrategyConfig
-from improver.rewriter import (
-    LLM_REWRITER,
-    BudgetExhausted,
-    LLMRewriter,
-    RewriterConfig,
-    RewriterError,
-    Usage,
-)
-from improver.templates import (
-    MissingVariableError,
-    ParsedTemplate,
-    TemplateError,
-    TemplateSecurityError,
-    escape_literal,
-    parse_template,
-    render_template,
-    template_variables,
-)
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "DEFAULT_PRIORITY": "candidates", "STRATEGIES": "candidates", "ImproverConfig": "candidates",
+    "propose_candidates": "candidates",
+    "LintConfig": "lint", "LintIssue": "lint", "lint_candidate": "lint",
+    "normalised_hash": "lint",
+    "BaseVersion": "model", "Candidate": "model", "Skipped": "model", "Strategy": "model",
+    "StrategyConfig": "model",
+    "LLM_REWRITER": "rewriter", "BudgetExhausted": "rewriter", "LLMRewriter": "rewriter",
+    "RewriterConfig": "rewriter", "RewriterError": "rewriter", "Usage": "rewriter",
+    "MissingVariableError": "templates", "ParsedTemplate": "templates",
+    "TemplateError": "templates", "TemplateSecurityError": "templates",
+    "escape_literal": "templates", "parse_template": "templates",
+    "render_template": "templates", "template_variables": "templates",
+}
 
 __all__ = [
     "DEFAULT_PRIORITY",
@@ -58,3 +53,45 @@ __all__ = [
     "render_template",
     "template_variables",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'improver' has no attribute {name!r}")
+    value = getattr(import_module(f"improver.{module}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from improver.candidates import (
+        DEFAULT_PRIORITY,
+        STRATEGIES,
+        ImproverConfig,
+        propose_candidates,
+    )
+    from improver.lint import LintConfig, LintIssue, lint_candidate, normalised_hash
+    from improver.model import BaseVersion, Candidate, Skipped, Strategy, StrategyConfig
+    from improver.rewriter import (
+        LLM_REWRITER,
+        BudgetExhausted,
+        LLMRewriter,
+        RewriterConfig,
+        RewriterError,
+        Usage,
+    )
+    from improver.templates import (
+        MissingVariableError,
+        ParsedTemplate,
+        TemplateError,
+        TemplateSecurityError,
+        escape_literal,
+        parse_template,
+        render_template,
+        template_variables,
+    )

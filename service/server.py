@@ -1,4 +1,9 @@
-"""Serve a daemon on loopback from a thread of this process (the demo and the tests)."""
+"""The composition root: a daemon with its jobs, served by uvicorn (or from a thread).
+
+Everything below this module is given its collaborators; this is the one place that knows
+them all: the daemon (``service.runtime``), the scheduled jobs (``service.jobs``) and the
+HTTP app (``service.http``).
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,27 @@ import time
 
 import httpx
 import uvicorn
+from prometheus_client import CollectorRegistry
 
 from service.http.app import create_app
-from service.runtime.daemon import Daemon
+from service.jobs import scheduled_jobs
+from service.runtime.daemon import Clock, Daemon
+from service.runtime.settings import Settings
+
+
+def build_daemon(settings: Settings, *, registry: CollectorRegistry | None = None,
+                 clock: Clock = time.time) -> Daemon:
+    """Return a daemon with every scheduled job registered (not started)."""
+    daemon = Daemon(settings, registry=registry, clock=clock)
+    daemon.add_jobs(scheduled_jobs(daemon))
+    return daemon
+
+
+def serve(settings: Settings) -> None:
+    """Serve a daemon on ``settings.host:port`` until SIGINT/SIGTERM."""
+    daemon = build_daemon(settings)
+    uvicorn.run(create_app(daemon), host=settings.host, port=settings.port,
+                log_level="warning", access_log=False, lifespan="on")
 
 
 def free_port() -> int:

@@ -10,7 +10,6 @@ from service import __version__
 from service.contract import TokenIssue
 from service.http.deps import Admin, DaemonDep
 from service.http.errors import ApiError, error_responses
-from service.store import eventlog
 
 router = APIRouter(prefix="/v1", tags=["admin"],
                    responses=error_responses(401, 403, 413, 422))
@@ -20,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["admin"],
              summary="Issue an API token (shown once)")
 def issue_token(body: TokenIssue, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
     """Append token.issued (hash only) and return the token; it cannot be shown again."""
-    token_id, token = daemon.issue_token(body.role, body.name, who.actor)
+    token_id, token = daemon.tokens.issue(body.role, body.name, who.actor)
     return {"token_id": token_id, "role": body.role, "name": body.name, "token": token}
 
 
@@ -29,7 +28,7 @@ def list_tokens(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return each token's id, role, name and whether it is revoked."""
     return {"tokens": [
         {"token_id": t.token_id, "role": t.role, "name": t.name, "revoked": t.revoked}
-        for t in sorted(daemon.tokens.values(), key=lambda t: t.token_id)
+        for t in sorted(daemon.live.tokens.values(), key=lambda t: t.token_id)
     ]}
 
 
@@ -37,12 +36,12 @@ def list_tokens(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
                summary="Revoke a token")
 def revoke_token(token_id: str, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
     """Append token.revoked; refuses to revoke the last active admin token."""
-    record = daemon.tokens.get(token_id)
+    record = daemon.live.tokens.get(token_id)
     if record is None:
         raise ApiError(404, "not_found", f"unknown token {token_id!r}")
     if record.revoked:
         raise ApiError(409, "conflict", f"token {token_id} is already revoked")
-    active_admins = [t for t in daemon.tokens.values() if t.role == "admin" and not t.revoked]
+    active_admins = [t for t in daemon.live.tokens.values() if t.role == "admin" and not t.revoked]
     if record.role == "admin" and len(active_admins) == 1:
         raise ApiError(409, "conflict", "refusing to revoke the last active admin token")
     daemon.record("token.revoked", {"token_id": token_id, "actor": who.actor})
@@ -52,17 +51,15 @@ def revoke_token(token_id: str, daemon: DaemonDep, who: Admin) -> dict[str, Any]
 @router.get("/status", summary="Daemon status")
 def status(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return version, backend, log head, projection lag, queue depth and counts."""
-    with daemon.engine.connect() as conn:
-        head = eventlog.head_position(conn)
-        lag = daemon.projector.lag(conn)
+    head, lag = daemon.queries.head_and_lag()
     return {
         "version": __version__,
         "backend": "sqlite" if daemon.settings.is_sqlite else "postgresql",
         "log_position": head,
         "projection_lag": lag,
         "writer_queue_depth": daemon.writer.queue_depth,
-        "prompts": len(daemon.registry.prompts),
-        "versions": len(daemon.registry.versions),
+        "prompts": len(daemon.live.registry.prompts),
+        "versions": len(daemon.live.registry.versions),
         "uptime_s": round(daemon.clock() - daemon.started_at, 3),
     }
 

@@ -37,7 +37,7 @@ def _principal(request: Request) -> Principal:
     if token is None:
         raise ApiError(401, "unauthorized", "missing bearer token (Authorization: Bearer ...)",
                        headers={"WWW-Authenticate": "Bearer"})
-    principal = _daemon(request).authenticate(token)
+    principal = _daemon(request).tokens.authenticate(token)
     if principal is None:
         raise ApiError(401, "unauthorized", "invalid or revoked token",
                        headers={"WWW-Authenticate": "Bearer"})

@@ -14,7 +14,6 @@ from service.contract import CorrectionIn, EventBatch, ExecutionIn, payload_of
 from service.http.deps import Admin, Agent, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul
 from service.runtime.daemon import Daemon
-from service.store import eventlog
 from service.store.eventlog import NewEvent
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401, 413, 422))
@@ -43,9 +42,9 @@ def _check_against_registry(daemon: Daemon, events: Sequence[ExecutionIn | Corre
     for i, e in enumerate(events):
         where = f"{prefix}[{i}]" if prefix else ""
         dot = f"{where}." if where else ""
-        if e.prompt not in daemon.registry.prompts:
+        if e.prompt not in daemon.live.registry.prompts:
             problems.append({"field": f"{dot}prompt", "message": f"unknown prompt {e.prompt!r}"})
-        elif (e.prompt, e.version) not in daemon.registry.versions:
+        elif (e.prompt, e.version) not in daemon.live.registry.versions:
             problems.append({"field": f"{dot}version",
                              "message": f"prompt {e.prompt!r} has no version {e.version}"})
     if problems:
@@ -118,9 +117,7 @@ def get_events(
 ) -> dict[str, Any]:
     """Return events after a position, oldest first, and the position to continue from."""
     refuse_nul(type=type, stream=stream)
-    with daemon.engine.connect() as conn:
-        batch = eventlog.read(conn, after, limit, types=type, stream=stream)
-        head = eventlog.head_position(conn)
+    batch, head = daemon.queries.events(after, limit, types=type, stream=stream)
     return {
         "events": [e.to_dict() for e in batch],
         "next_after": batch[-1].position if batch else after,

@@ -22,7 +22,7 @@ def healthz() -> dict[str, str]:
 def readyz(daemon: DaemonDep, response: Response) -> dict[str, object]:
     """Return ready, or 503 with the reason."""
     try:
-        lag = daemon.projection_lag()
+        lag = daemon.queries.projection_lag()
     except Exception as exc:  # any database failure means "not ready", never a 500
         response.status_code = 503
         return error_body("not_ready", f"database unreachable: {exc.__class__.__name__}")

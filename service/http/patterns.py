@@ -9,7 +9,6 @@ from fastapi import APIRouter
 from service.http.deps import Admin, DaemonDep
 from service.http.errors import error_responses
 from service.http.prompts import NamePath, _prompt
-from service.projections.failures import load_snapshot
 
 router = APIRouter(prefix="/v1/prompts", tags=["patterns"],
                    responses=error_responses(401, 403, 404, 413, 422))
@@ -19,8 +18,7 @@ router = APIRouter(prefix="/v1/prompts", tags=["patterns"],
 def get_patterns(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the latest mining snapshot: ranked patterns, resolved ones and anomalies."""
     _prompt(daemon, name)
-    with daemon.engine.connect() as conn:
-        snap = load_snapshot(conn, name)
+    snap = daemon.queries.snapshot(name)
     if snap is None:
         return {"prompt": name, "mined_at": None, "patterns": [], "resolved": [],
                 "anomalies": []}

@@ -8,7 +8,6 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
 
 from improver.templates import (
     MissingVariableError,
@@ -17,9 +16,10 @@ from improver.templates import (
     template_variables,
 )
 from service.contract import PromptCreate, RenderRequest, VersionCreate
+from service.contract.responses import Resolved
 from service.http.deps import Admin, Agent, DaemonDep
 from service.http.errors import ApiError, error_responses
-from service.projections.views import PromptInfo, VersionInfo, load_counts
+from service.projections.views import PromptInfo, VersionInfo
 from service.runtime.daemon import Daemon
 
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"],
@@ -28,41 +28,8 @@ NamePath = Annotated[str, Path(description="prompt name, e.g. support/triage")]
 _registry_lock = asyncio.Lock()  # version numbers are assigned one command at a time
 
 
-class RolloutArm(BaseModel):
-    """One arm of a live deployment."""
-
-    arm: str
-    version: int
-    template: str
-    variables: list[str]
-
-
-class RolloutConfig(BaseModel):
-    """What an SDK needs to assign subjects itself (``deploy.assignment.assign``)."""
-
-    deployment: str
-    step: int
-    weights: dict[str, int]
-    arms: list[RolloutArm]
-
-
-class Resolved(BaseModel):
-    """What an agent should use now."""
-
-    prompt: str
-    version: int
-    template: str
-    variables: list[str]
-    label: str
-    deployment: str | None = None
-    arm: str | None = None
-    step: int | None = None
-    rollout: RolloutConfig | None = Field(
-        None, description="the live deployment's weights and arms, so SDKs assign locally")
-
-
 def _prompt(daemon: Daemon, name: str) -> PromptInfo:
-    info = daemon.registry.prompts.get(name)
+    info = daemon.live.registry.prompts.get(name)
     if info is None:
         raise ApiError(404, "not_found", f"unknown prompt {name!r}")
     return info
@@ -70,7 +37,7 @@ def _prompt(daemon: Daemon, name: str) -> PromptInfo:
 
 def _version(daemon: Daemon, name: str, version: int) -> VersionInfo:
     _prompt(daemon, name)
-    info = daemon.registry.versions.get((name, version))
+    info = daemon.live.registry.versions.get((name, version))
     if info is None:
         raise ApiError(404, "not_found", f"prompt {name!r} has no version {version}")
     return info
@@ -97,7 +64,7 @@ async def create_prompt(body: PromptCreate, daemon: DaemonDep, who: Admin) -> di
     """Append prompt.created, version.created (v1) and label.moved (production -> 1)."""
     variables = _variables_of(body.template)
     async with _registry_lock:
-        if body.name in daemon.registry.prompts:
+        if body.name in daemon.live.registry.prompts:
             raise ApiError(409, "conflict", f"prompt {body.name!r} already exists")
         actor = who.actor
         await daemon.append([
@@ -118,7 +85,7 @@ async def create_prompt(body: PromptCreate, daemon: DaemonDep, who: Admin) -> di
 def list_prompts(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return every prompt with its labels and latest version."""
     return {"prompts": [prompt_summary(daemon, p)
-                        for _, p in sorted(daemon.registry.prompts.items())]}
+                        for _, p in sorted(daemon.live.registry.prompts.items())]}
 
 
 @router.post("/{name:path}/versions", status_code=201,
@@ -182,36 +149,13 @@ async def resolve(
 ) -> Resolved:
     """Return the version (and deployment arm) to use for ``subject``."""
     # A coroutine although it never awaits: a plain def would run in the threadpool.
-    # app.RequestGuard may call it directly (see there), with the same arguments.
     started = time.perf_counter()
     _prompt(daemon, name)
-    resolution = daemon.resolve(name, subject, label)
-    if resolution is None:
+    answer = daemon.resolver.answer(name, subject, label)
+    if answer is None:
         raise ApiError(404, "not_found", f"prompt {name!r} has no label {label!r}")
-    version, deployment, arm = resolution
-    rollout = daemon.rollout_config(name) if deployment is not None else None
-    key = (name, label, id(version), deployment, arm, id(rollout))
-    cached = _answers.get(key)
-    if cached is not None and cached[0] is version and cached[1] is rollout:
-        answer = cached[2]
-    else:
-        answer = Resolved(prompt=name, version=version.version, template=version.template,
-                          variables=list(version.variables), label=label,
-                          deployment=deployment, arm=arm,
-                          step=rollout["step"] if rollout else None, rollout=rollout)
-        if len(_answers) >= _ANSWERS_KEPT:
-            _answers.clear()
-        _answers[key] = (version, rollout, answer)
     daemon.metrics.resolve_seconds.observe(time.perf_counter() - started)
     return answer
-
-
-# Answers by what decides them. The registry and deployment read models are immutable
-# values replaced on change, so an answer built from the same version and rollout objects
-# is the same answer (the objects are kept in the entry: their ids cannot be reused while
-# it lives). Saves validating the rollout config (a dozen fields, two templates) per call.
-_answers: dict[tuple[Any, ...], tuple[VersionInfo, dict[str, Any] | None, Resolved]] = {}
-_ANSWERS_KEPT = 4096
 
 
 @router.post("/{name:path}/render", responses=error_responses(400, 404),
@@ -222,7 +166,7 @@ def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> 
         version = _version(daemon, name, body.version)
     else:
         _prompt(daemon, name)
-        found = daemon.registry.version_for(name, body.label)
+        found = daemon.live.registry.version_for(name, body.label)
         if found is None:
             raise ApiError(404, "not_found", f"prompt {name!r} has no label {body.label!r}")
         version = found
@@ -242,14 +186,13 @@ def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> 
 def get_prompt(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return a prompt, its labels, versions (without templates) and per-version counts."""
     info = _prompt(daemon, name)
-    with daemon.engine.connect() as conn:
-        counts = load_counts(conn, name)
+    counts = daemon.queries.counts(name)
     out = prompt_summary(daemon, info)
     out["versions"] = [
         {"version": v.version, "parent": v.parent, "author": v.author, "strategy": v.strategy,
          "rationale": v.rationale, "created_at": v.created_at,
          "labels": sorted(lbl for lbl, n in info.labels.items() if n == v.version),
          "counts": counts.get(v.version, {})}
-        for v in daemon.registry.versions_of(name)
+        for v in daemon.live.registry.versions_of(name)
     ]
     return out

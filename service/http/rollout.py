@@ -14,19 +14,11 @@ from deploy.decision import TransitionError
 from deploy.policy import CanaryPolicy, merge_policy
 from deploy.state import DeploymentState, start
 from deploy.stats import ArmStats
+from service.commands.deployments import new_deployment_id, run_command
 from service.contract import CommandBody, DeploymentCreate, PolicyBody, RollbackBody
 from service.http.deps import Admin, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul, validation_details
 from service.http.prompts import NamePath, _prompt, _version
-from service.jobs.decisions import new_deployment_id, run_command
-from service.projections.rollout import (
-    load_candidates,
-    load_deployments,
-    load_policy_overrides,
-    load_row,
-    load_step_stats,
-    load_timeline,
-)
 from service.runtime.daemon import Daemon
 from service.store.schema import labels
 
@@ -47,11 +39,10 @@ def _policy(base: CanaryPolicy, overrides: dict[str, Any]) -> CanaryPolicy:
 
 
 def _deployment(daemon: Daemon, deployment_id: str) -> DeploymentState:
-    with daemon.engine.connect() as conn:
-        row = load_row(conn, deployment_id)
-    if row is None:
+    state = daemon.queries.deployment(deployment_id)
+    if state is None:
         raise ApiError(404, "not_found", f"unknown deployment {deployment_id!r}")
-    return row.state()
+    return state
 
 
 def _arm_table(state: DeploymentState,
@@ -79,8 +70,7 @@ def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> 
     out = state.to_json()
     if not detail:
         return out
-    with daemon.engine.connect() as conn:
-        stats = load_step_stats(conn, state.deployment_id)
+    stats = daemon.queries.step_stats(state.deployment_id)
     out["arms_stats"] = _arm_table(state, dict(stats))
     if not state.is_terminal:
         preview = decide(state, stats, daemon.clock())
@@ -99,11 +89,11 @@ def create_deployment(body: DeploymentCreate, daemon: DaemonDep, who: Admin) -> 
         overrides["steps"] = body.steps
     policy = _policy(daemon.policy_for(body.prompt), overrides)
     with daemon.registry_lock:
-        active = daemon.deployments.get(body.prompt)
+        active = daemon.live.deployments.get(body.prompt)
         if active is not None:
             raise ApiError(409, "conflict", f"prompt {body.prompt!r} already has deployment "
                            f"{active.deployment_id} ({active.phase.value}); one at a time")
-        control = daemon.registry.version_for(body.prompt)
+        control = daemon.live.registry.version_for(body.prompt)
         if control is None:
             raise ApiError(409, "conflict", f"prompt {body.prompt!r} has no production version")
         for v in body.versions:
@@ -120,7 +110,7 @@ def create_deployment(body: DeploymentCreate, daemon: DaemonDep, who: Admin) -> 
                   requires_approval=body.requires_approval, machine_written=False)
         assert d.event_type is not None
         daemon.append_sync([daemon.new_event(d.event_type, d.payload)])
-    return deployment_view(daemon, daemon.deployments[body.prompt], detail=False)
+    return deployment_view(daemon, daemon.live.deployments[body.prompt], detail=False)
 
 
 @router.get("/deployments", summary="List deployments")
@@ -129,8 +119,7 @@ def list_deployments(daemon: DaemonDep, _: Admin,
                      prompt: str | None = Query(None)) -> dict[str, Any]:
     """Return live deployments (or every deployment with all=true), newest last."""
     refuse_nul(prompt=prompt)
-    with daemon.engine.connect() as conn:
-        states = load_deployments(conn, prompt=prompt, active_only=not all)
+    states = daemon.queries.deployments(prompt=prompt, active_only=not all)
     return {"deployments": [deployment_view(daemon, s, detail=False) for s in states]}
 
 
@@ -171,7 +160,7 @@ def _previous_production(daemon: Daemon, prompt: str) -> int | None:
         return None
     if row.previous is not None:
         return int(row.previous)
-    return daemon.registry.versions[(prompt, row.version)].parent
+    return daemon.live.registry.versions[(prompt, row.version)].parent
 
 
 @router.post("/prompts/{name:path}/rollback", responses=_COMMAND_ERRORS,
@@ -185,7 +174,7 @@ def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
     with daemon.registry_lock:
         if body.to is not None:
             _version(daemon, name, body.to)
-        state = daemon.deployments.get(name)
+        state = daemon.live.deployments.get(name)
         if state is not None:
             d = run_command(daemon, state, "rollback", actor=who.actor,
                             reason=body.reason or "manual rollback")
@@ -205,7 +194,7 @@ def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
         elif target is not None:
             raise ApiError(409, "conflict", f"v{target} is already production")
     if done["production"] is None:
-        done["production"] = daemon.registry.prompts[name].labels.get("production")
+        done["production"] = daemon.live.registry.prompts[name].labels.get("production")
     return done
 
 
@@ -215,8 +204,7 @@ def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
                    limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
     """Return versions, label moves, deployments and decisions, with who made each."""
     _prompt(daemon, name)
-    with daemon.engine.connect() as conn:
-        return {"prompt": name, "history": load_timeline(conn, name, limit)}
+    return {"prompt": name, "history": daemon.queries.timeline(name, limit)}
 
 
 @router.get("/prompts/{name:path}/candidates", responses=error_responses(404),
@@ -224,15 +212,13 @@ def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
 def prompt_candidates(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the machine-written candidates of a prompt with their rationale and fate."""
     _prompt(daemon, name)
-    with daemon.engine.connect() as conn:
-        return {"candidates": load_candidates(conn, name)}
+    return {"candidates": daemon.queries.candidates(name)}
 
 
 @router.get("/candidates", summary="Candidate versions of every prompt")
 def all_candidates(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return every machine-written candidate, newest first."""
-    with daemon.engine.connect() as conn:
-        return {"candidates": load_candidates(conn)}
+    return {"candidates": daemon.queries.candidates()}
 
 
 @router.get("/prompts/{name:path}/policy", responses=error_responses(404),
@@ -240,8 +226,7 @@ def all_candidates(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
 def get_policy(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the effective policy and the stored overrides."""
     _prompt(daemon, name)
-    with daemon.engine.connect() as conn:
-        overrides = load_policy_overrides(conn, name)
+    overrides = daemon.queries.policy_overrides(name)
     return {"prompt": name, "overrides": overrides, "policy": daemon.policy_for(name).to_json()}
 
 

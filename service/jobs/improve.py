@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import httpx
 import structlog
 
@@ -12,16 +10,12 @@ from deploy.state import start
 from improver import BaseVersion, Candidate, propose_candidates
 from improver.lint import normalised_hash
 from improver.rewriter import LLMRewriter, RewriterConfig
-from service.jobs.decisions import new_deployment_id
-from service.projections.failures import load_recorded_variables, load_snapshot
-from service.projections.rollout import load_candidates, load_deployments, rejected_hashes
+from service.commands.deployments import new_deployment_id
+from service.runtime.daemon import SYSTEM_ACTOR, Daemon
 from service.store.eventlog import NewEvent
 
-if TYPE_CHECKING:
-    from service.runtime.daemon import Daemon
-
 log = structlog.get_logger("promptd.improver")
-IMPROVER_ACTOR = "promptd"
+IMPROVER_ACTOR = SYSTEM_ACTOR
 
 
 def strong_patterns(daemon: Daemon, patterns: list[Pattern], version: int) -> list[Pattern]:
@@ -50,20 +44,20 @@ def _rewriter_candidates(daemon: Daemon, base: BaseVersion, patterns: list[Patte
 def improve_prompt(daemon: Daemon, prompt: str, now: float) -> list[int]:
     """Propose candidates for one prompt and start their canary; return the new versions."""
     s = daemon.settings
-    if prompt in daemon.deployments:
+    if prompt in daemon.live.deployments:
         return []  # one deployment at a time per prompt
-    with daemon.engine.connect() as conn:
-        history = load_deployments(conn, prompt=prompt)
-        snapshot = load_snapshot(conn, prompt)
-        recorded = load_recorded_variables(conn, prompt)
-        rejected = rejected_hashes(conn, prompt)
-        pending = [c for c in load_candidates(conn, prompt) if c["status"] == "proposed"]
+    q = daemon.queries
+    history = q.deployments(prompt=prompt)
+    snapshot = q.snapshot(prompt)
+    recorded = q.recorded_variables(prompt)
+    rejected = q.rejected_hashes(prompt)
+    pending = [c for c in q.candidates(prompt) if c["status"] == "proposed"]
     if pending:
         return []  # candidates waiting for an admin: do not pile more on
     last_end = max((d.ended_at or 0.0 for d in history), default=0.0)
     if now - last_end < s.improve_cooldown_s:
         return []
-    current = daemon.registry.version_for(prompt)
+    current = daemon.live.registry.version_for(prompt)
     if snapshot is None or current is None:
         return []
     strong = strong_patterns(daemon, snapshot["patterns"], current.version)
@@ -85,7 +79,7 @@ def _propose(daemon: Daemon, prompt: str, base: BaseVersion, proposed: list[Cand
              now: float) -> list[int]:
     s = daemon.settings
     with daemon.registry_lock:
-        first = daemon.registry.prompts[prompt].latest_version + 1
+        first = daemon.live.registry.prompts[prompt].latest_version + 1
         batch: list[NewEvent] = []
         versions: list[int] = []
         for i, cand in enumerate(proposed):
@@ -127,7 +121,7 @@ def _variables(template: str) -> frozenset[str]:
 def run_improve(daemon: Daemon, now: float) -> int:
     """Run the improver for every prompt; return how many candidates were proposed."""
     proposed, failed = 0, []
-    for prompt in sorted(daemon.registry.prompts):
+    for prompt in sorted(daemon.live.registry.prompts):
         try:
             proposed += len(improve_prompt(daemon, prompt, now))
         except Exception:

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import TYPE_CHECKING
 
 import structlog
 
 from analytics.mining import MiningConfig, detect_anomalies, mine_patterns
-from service.projections.failures import (
-    latest_failure_position,
-    load_failures,
-    load_snapshot,
-    load_windows,
-)
-
-if TYPE_CHECKING:
-    from service.runtime.daemon import Daemon
+from service.runtime.daemon import SYSTEM_ACTOR, Daemon
 
 log = structlog.get_logger("promptd.mining")
 
@@ -30,14 +21,11 @@ def mining_config(daemon: Daemon) -> MiningConfig:
 def mine_prompt(daemon: Daemon, prompt: str, now: float, *, force: bool = False) -> bool:
     """Mine one prompt if it has failures the last snapshot has not seen; True if appended."""
     cfg = mining_config(daemon)
-    with daemon.engine.connect() as conn:
-        latest = latest_failure_position(conn, prompt)
-        snapshot = load_snapshot(conn, prompt)
-        if latest == 0 or (not force and snapshot and snapshot["upto_position"] >= latest):
-            return False  # nothing new: append nothing
-        records = load_failures(conn, prompt, since=now - cfg.horizon_seconds)
-        windows = load_windows(conn, prompt, now=now, window_s=cfg.window_seconds,
-                               n_windows=cfg.n_windows)
+    latest, snapshot, records, windows = daemon.queries.mining_input(
+        prompt, since=now - cfg.horizon_seconds, now=now, window_s=cfg.window_seconds,
+        n_windows=cfg.n_windows, force=force)
+    if not windows:
+        return False  # nothing new: append nothing
     # Resolved ones too: a complaint that comes back gets its old id (and trend) back.
     previous = [*snapshot["patterns"], *snapshot["resolved"]] if snapshot else []
     result = mine_patterns(records, now=now, executions_in_window=windows[-1].executions,
@@ -53,7 +41,7 @@ def mine_prompt(daemon: Daemon, prompt: str, now: float, *, force: bool = False)
         "patterns": [p.to_dict() for p in patterns],
         "resolved": [p.to_dict() for p in result.resolved],
         "anomalies": [asdict(a) for a in (*result.anomalies, *anomalies)],
-        "actor": "promptd",
+        "actor": SYSTEM_ACTOR,
     })
     daemon.metrics.patterns_active.labels(prompt).set(len(patterns))
     log.info("patterns_mined", prompt=prompt, records=len(records), patterns=len(patterns),
@@ -64,7 +52,7 @@ def mine_prompt(daemon: Daemon, prompt: str, now: float, *, force: bool = False)
 def run_mining(daemon: Daemon, now: float) -> int:
     """Mine every prompt that has new failures; return how many snapshots were appended."""
     appended, failed = 0, []
-    for prompt in sorted(daemon.registry.prompts):
+    for prompt in sorted(daemon.live.registry.prompts):
         try:
             appended += mine_prompt(daemon, prompt, now)
         except Exception:

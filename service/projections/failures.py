@@ -11,7 +11,8 @@ from sqlalchemy import Connection, select
 from analytics.mining import WindowCounts
 from analytics.mining.model import FailureRecord, Pattern
 from service.contract import SEVERITY_WEIGHT
-from service.projections.projector import execution_succeeded, upsert
+from service.projections.counts import execution_succeeded
+from service.projections.projector import upsert
 from service.store import eventlog
 from service.store.eventlog import StoredEvent, encode_payload
 from service.store.schema import (

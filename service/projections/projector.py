@@ -1,4 +1,4 @@
-"""Read models folded from the log, each tracking the position it has applied.
+"""The projector: folds the log into read models, each tracking the position it applied.
 
 A projection is a plain object with a ``name``, the event ``types`` it cares about and
 ``apply(conn, events)``; it writes only its own tables, inside the transaction the
@@ -8,23 +8,15 @@ the projection exactly at a committed position, and a restart resumes exactly on
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Float, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from service.store import eventlog
 from service.store.eventlog import StoredEvent
 from service.store.schema import (
-    labels,
     projection_positions,
-    prompts,
-    tokens,
-    version_counts,
-    versions,
 )
 
 
@@ -47,164 +39,9 @@ def upsert(conn: Connection, table: Table, key: dict[str, Any], values: dict[str
         conn.execute(table.insert().values(**key, **values))
 
 
-def _exists(conn: Connection, table: Table, **key: Any) -> bool:
+def exists(conn: Connection, table: Table, **key: Any) -> bool:
     where = [table.c[k] == v for k, v in key.items()]
     return conn.execute(select(table.c[next(iter(key))]).where(*where)).first() is not None
-
-
-class RegistryProjection:
-    """Prompts, their versions and labels (which version is `production`)."""
-
-    name = "registry"
-    types = frozenset({"prompt.created", "version.created", "label.moved"})
-    tables = (prompts, versions, labels)
-
-    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
-        for e in batch:
-            p = e.payload
-            if e.type == "prompt.created":
-                # First one wins: two replicas racing to create the same name must not stop
-                # the fold (and replay makes the same choice).
-                if _exists(conn, prompts, name=p["prompt"]):
-                    continue
-                conn.execute(
-                    prompts.insert().values(
-                        name=p["prompt"], description=p.get("description", ""),
-                        created_at=e.recorded_at, created_by=p.get("actor", "unknown"),
-                        latest_version=0,
-                    )
-                )
-            elif e.type == "version.created":
-                if _exists(conn, versions, prompt=p["prompt"], version=p["version"]):
-                    continue
-                conn.execute(
-                    versions.insert().values(
-                        prompt=p["prompt"], version=p["version"], template=p["template"],
-                        variables=json.dumps(sorted(p.get("variables", []))),
-                        parent=p.get("parent"), author=p.get("author", p.get("actor", "unknown")),
-                        strategy=p.get("strategy", "manual"), rationale=p.get("rationale", ""),
-                        addressed_patterns=json.dumps(list(p.get("addressed_patterns", []))),
-                        created_at=e.recorded_at, position=e.position,
-                    )
-                )
-                conn.execute(
-                    update(prompts).where(prompts.c.name == p["prompt"])
-                    .values(latest_version=p["version"])
-                )
-            elif e.type == "label.moved":
-                upsert(conn, labels, {"prompt": p["prompt"], "label": p["label"]},
-                        {"version": p["version"], "previous": p.get("previous"),
-                         "moved_at": e.recorded_at,
-                         "moved_by": p.get("actor", "unknown")})
-
-
-@dataclass
-class _Counts:
-    executions: int = 0
-    successes: int = 0
-    failures: int = 0
-    errors: int = 0
-    corrections: int = 0
-    latency_us_sum: int = 0
-    cost_nanousd_sum: int = 0
-    last_execution_at: float | None = None
-
-
-class VersionCountsProjection:
-    """Per prompt version: executions, successes, failures, errors, corrections, sums."""
-
-    name = "version_counts"
-    types = frozenset({"execution", "correction"})
-    tables = (version_counts,)
-
-    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
-        # Aggregate the batch first: one statement per version instead of one per event.
-        acc: dict[tuple[str, int], _Counts] = defaultdict(_Counts)
-        for e in batch:
-            p = e.payload
-            c = acc[(p["prompt"], p["version"])]
-            if e.type == "execution":
-                c.executions += 1
-                if execution_succeeded(p):
-                    c.successes += 1
-                else:
-                    c.failures += 1
-                if p.get("error_type"):
-                    c.errors += 1
-                c.latency_us_sum += round((p.get("latency_ms") or 0.0) * 1000)
-                c.cost_nanousd_sum += round((p.get("cost_usd") or 0.0) * 1e9)
-                c.last_execution_at = e.recorded_at
-            else:
-                c.corrections += 1
-        for (prompt, version), c in sorted(acc.items()):
-            # Increments in place: one statement per version; integer sums stay associative.
-            params = {"p_prompt": prompt, "p_version": version, "d_executions": c.executions,
-                      "d_successes": c.successes, "d_failures": c.failures,
-                      "d_errors": c.errors, "d_corrections": c.corrections,
-                      "d_latency_us_sum": c.latency_us_sum,
-                      "d_cost_nanousd_sum": c.cost_nanousd_sum,
-                      "d_last_execution_at": c.last_execution_at}
-            driver = eventlog.sqlite_driver(conn)
-            if driver is not None:
-                updated = driver.execute(_SQLITE_ADD_COUNTS, (
-                    c.executions, c.successes, c.failures, c.errors, c.corrections,
-                    c.latency_us_sum, c.cost_nanousd_sum, c.last_execution_at, prompt, version,
-                )).rowcount
-            else:
-                updated = conn.execute(_ADD_COUNTS, params).rowcount
-            if updated == 0:
-                conn.execute(version_counts.insert().values(
-                    prompt=prompt, version=version, executions=c.executions,
-                    successes=c.successes, failures=c.failures, errors=c.errors,
-                    corrections=c.corrections, latency_us_sum=c.latency_us_sum,
-                    cost_nanousd_sum=c.cost_nanousd_sum, last_execution_at=c.last_execution_at,
-                ))
-
-
-_COUNTED = ("executions", "successes", "failures", "errors", "corrections", "latency_us_sum",
-            "cost_nanousd_sum")
-_SQLITE_ADD_COUNTS = (
-    "UPDATE version_counts SET " + ", ".join(f"{name} = {name} + ?" for name in _COUNTED)
-    + ", last_execution_at = coalesce(?, last_execution_at) WHERE prompt = ? AND version = ?"
-)
-_ADD_COUNTS = update(version_counts).where(
-    version_counts.c.prompt == bindparam("p_prompt"),
-    version_counts.c.version == bindparam("p_version"),
-).values(
-    **{name: version_counts.c[name] + bindparam(f"d_{name}") for name in _COUNTED},
-    last_execution_at=func.coalesce(bindparam("d_last_execution_at", type_=Float),
-                                    version_counts.c.last_execution_at),
-)
-
-
-def execution_succeeded(payload: dict[str, Any]) -> bool:
-    """Return whether an execution counts as a success (explicit flag, else score >= 0.5)."""
-    success = payload.get("success")
-    if success is not None:
-        return bool(success)
-    score = payload.get("score")
-    return score is not None and score >= 0.5
-
-
-class TokenProjection:
-    """API tokens: id, role, hash, revocation. The token itself is never stored."""
-
-    name = "tokens"
-    types = frozenset({"token.issued", "token.revoked"})
-    tables = (tokens,)
-
-    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
-        for e in batch:
-            p = e.payload
-            if e.type == "token.issued":
-                conn.execute(tokens.insert().values(
-                    token_id=p["token_id"], role=p["role"], name=p.get("name", ""),
-                    token_hash=p["token_hash"], issued_at=e.recorded_at,
-                    issued_by=p.get("actor", "unknown"), revoked_at=None,
-                ))
-            else:
-                conn.execute(update(tokens).where(tokens.c.token_id == p["token_id"])
-                             .values(revoked_at=e.recorded_at))
 
 
 class Projector:
@@ -309,27 +146,3 @@ _MOVE_POSITIONS = update(projection_positions).where(
 
 def _position(e: StoredEvent) -> int:
     return e.position
-
-
-def default_projections() -> list[Projection]:
-    """Return a fresh instance of every projection the daemon keeps."""
-    from service.projections.failures import (
-        ActivityProjection,
-        FailureProjection,
-        PatternProjection,
-        RecordedVariablesProjection,
-    )
-    from service.projections.rollout import (
-        ArmStatsProjection,
-        CandidateProjection,
-        DeploymentProjection,
-        PolicyProjection,
-        TimelineProjection,
-    )
-
-    # Order matters within a batch: deployments before the projections that read them.
-    return [RegistryProjection(), VersionCountsProjection(), TokenProjection(),
-            FailureProjection(), ActivityProjection(), PatternProjection(),
-            RecordedVariablesProjection(),
-            DeploymentProjection(), ArmStatsProjection(), CandidateProjection(),
-            TimelineProjection(), PolicyProjection()]

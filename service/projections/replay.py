@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, select
 
-from service.projections.projector import Projection, Projector, default_projections
+from service.projections import Projection, Projector, default_projections
 from service.store import eventlog
 from service.store.database import create_log_engine
 

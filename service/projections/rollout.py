@@ -17,7 +17,8 @@ from sqlalchemy import Connection, select
 from analytics.moments import Moments
 from deploy.state import EVENT_TYPES, TERMINAL, DeploymentState, fold
 from deploy.stats import ArmStats, StepStats
-from service.projections.projector import execution_succeeded, upsert
+from service.projections.counts import execution_succeeded
+from service.projections.projector import upsert
 from service.store import eventlog
 from service.store.eventlog import StoredEvent
 from service.store.schema import (

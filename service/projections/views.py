@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, select
 
-from service.runtime.auth import TokenRecord
+from service.projections.tokens import TokenRecord
 from service.store.schema import labels, prompts, tokens, version_counts, versions
 
 

@@ -6,21 +6,10 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from typing import Literal
 
-Role = Literal["agent", "admin"]
+from service.projections.tokens import Role, TokenRecord
+
 TOKEN_PREFIX = "pd"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    """A token as the registry knows it: never the secret itself."""
-
-    token_id: str
-    role: Role
-    name: str
-    token_hash: str
-    revoked: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from service.cli.adminclient import AdminClient, CommandError
+from service.sdk import AdminClient, AdminError
 from service.simulation.fleet import ArmTally, Fleet, FleetConfig, FleetStats
 from service.simulation.world import SIMULATION_TAG, World
 
@@ -123,7 +123,7 @@ class Progress:
         rate = (n - self._last_n) / max(now - self._last_t, 1e-9)
         try:
             loop = read_loop(self.admin, self.prompts)
-        except CommandError as exc:
+        except AdminError as exc:
             say(f"(daemon not answering: {exc})")
             return
         promoted = sum(d["phase"] == "promoted" for d in loop.deployments)

@@ -10,20 +10,18 @@ from SQLite to PostgreSQL). PostgreSQL itself is backed up with ``pg_dump`` (ops
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sqlite3
-import sys
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.projections.projector import Projector, default_projections
 from service.store import eventlog
 from service.store.database import create_log_engine, sqlite_path
 from service.store.eventlog import StoredEvent
+from service.store.writer import Folder
 
 _CHUNK = 5000
 PG_DUMP_HINT = ("back up PostgreSQL with pg_dump, e.g. `pg_dump --format=custom --file "
@@ -152,7 +150,7 @@ def _restore_sqlite(source: Path, url: str, force: bool) -> None:
     create_log_engine(url).dispose()  # WAL, synchronous=FULL, guards: as the daemon opens it
 
 
-def _restore_postgres(source: Path, url: str, force: bool) -> None:
+def _restore_postgres(source: Path, url: str, force: bool, folder: Folder) -> None:
     engine = create_log_engine(url)
     try:
         with engine.connect() as conn:
@@ -161,28 +159,29 @@ def _restore_postgres(source: Path, url: str, force: bool) -> None:
             hint = " (--force cannot empty an append-only log: drop and recreate the database)"
             raise BackupError(f"the target database already holds events up to position "
                               f"{present}{hint if force else '; restore into an empty one'}")
-        projector = Projector(default_projections())
         with engine.connect() as conn:
-            positions = projector.positions(conn)
+            positions = folder.positions(conn)
         with closing(_connect_ro(source)) as src:
             for batch in _stored_events(src):
                 with engine.begin() as conn:
                     eventlog.lock_for_writing(conn)
                     eventlog.copy_events(conn, batch)
-                    positions = projector.apply(conn, batch, positions)
+                    positions = folder.apply(conn, batch, positions)
     finally:
         engine.dispose()
 
 
-def restore(path: str | Path, url: str, *, force: bool = False) -> BackupReport:
+def restore(path: str | Path, url: str, *, folder: Folder, force: bool = False) -> BackupReport:
     """Load the backup at ``path`` into the database at ``url``; report what it now holds.
 
-    Refuses a target that already holds events unless ``force`` (SQLite only: a PostgreSQL
+    ``folder`` (the read models, ``service.projections.Projector``) folds the events as they
+    are copied into PostgreSQL; a SQLite backup already holds its read models. Refuses a target
+    that already holds events unless ``force`` (SQLite only: a PostgreSQL
     log is append-only and must be recreated empty). Stop the daemon before restoring.
     """
     report = inspect_backup(path)
     if url.startswith("postgresql"):
-        _restore_postgres(report.path, url, force)
+        _restore_postgres(report.path, url, force, folder)
     else:
         _restore_sqlite(report.path, url, force)
     engine = create_log_engine(url, for_writing=False)
@@ -195,43 +194,3 @@ def restore(path: str | Path, url: str, *, force: bool = False) -> BackupReport:
         raise BackupError(f"restore ended at position {position}, the backup at "
                           f"{report.position}")
     return report
-
-
-# -- command line (registered in service/cli.py) ---------------------------------------------
-
-def _url(args: argparse.Namespace) -> str:
-    from service.runtime.settings import Settings
-
-    return str(args.database_url or Settings().database_url)
-
-
-def _print(args: argparse.Namespace, verb: str, report: BackupReport, where: str) -> None:
-    if args.json:
-        print(json.dumps({"path": str(report.path), "events": report.events,
-                          "position": report.position, "bytes": report.size_bytes}))
-    else:
-        print(f"{verb} {report.events} events (up to position {report.position}, "
-              f"{report.size_bytes} bytes) {where}")
-
-
-def cmd_backup(args: argparse.Namespace) -> int:
-    """Copy the SQLite log to PATH while the daemon keeps running."""
-    try:
-        report = backup(_url(args), args.path)
-    except BackupError as exc:
-        print(f"promptd backup: {exc}", file=sys.stderr)
-        return 1
-    _print(args, "backed up", report, f"to {report.path}")
-    return 0
-
-
-def cmd_restore(args: argparse.Namespace) -> int:
-    """Load a backup file into an empty database (stop the daemon first)."""
-    url = _url(args)
-    try:
-        report = restore(args.path, url, force=args.force)
-    except BackupError as exc:
-        print(f"promptd restore: {exc}", file=sys.stderr)
-        return 1
-    _print(args, "restored", report, f"from {report.path}")
-    return 0

@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from service.projections.projector import Projector
 from service.store import eventlog
 from service.store.eventlog import AppendResult, EventLogError, NewEvent, StoredEvent
 
@@ -37,6 +36,27 @@ Outcome = tuple["asyncio.Future[list[AppendResult]]", Any, BaseException | None]
 # fold may use the dict as it came. Other (system) payloads may hold tuples or int keys and
 # are round-tripped, so the live fold sees exactly what replay will read.
 _JSON_NATIVE_TYPES = frozenset({"execution", "correction"})
+
+
+class Folder(Protocol):
+    """What the writer needs of the read models: fold events inside its transaction.
+
+    ``service.projections.Projector`` is the one implementation; the store does not import
+    it, so the log sits below the read models.
+    """
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent],
+              positions: dict[str, int]) -> dict[str, int]:
+        """Fold ``batch`` past ``positions``; return the new positions."""
+        ...
+
+    def positions(self, conn: Connection, *, lock: bool = False) -> dict[str, int]:
+        """Return each read model's applied position."""
+        ...
+
+    def catch_up_in(self, conn: Connection) -> tuple[dict[str, int], set[str]]:
+        """Fold every event not yet applied; return positions and the types applied."""
+        ...
 
 
 class WriterBusy(RuntimeError):
@@ -66,7 +86,7 @@ class EventWriter:
     def __init__(
         self,
         engine: Engine,
-        projector: Projector,
+        projector: Folder,
         *,
         max_queue: int = 10_000,
         max_group_events: int = 5_000,

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.cli.adminclient import AdminClient
+from service.sdk import AdminClient
 from service.simulation.demo import (
     BASE_TEMPLATES,
     GUARDED_PROMPT,

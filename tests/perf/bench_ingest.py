@@ -60,8 +60,8 @@ from sqlalchemy.schema import CreateTable  # noqa: E402
 
 from service.contract import ExecutionIn, payload_of  # noqa: E402
 from service.contract.ids import uuid7  # noqa: E402
-from service.runtime.daemon import Daemon  # noqa: E402
 from service.runtime.logs import configure_logging  # noqa: E402
+from service.server import build_daemon  # noqa: E402
 from service.store.eventlog import encode_payload  # noqa: E402
 from service.store.schema import events as events_table  # noqa: E402
 from tests.support import PROMPTD, free_port, make_settings  # noqa: E402
@@ -184,7 +184,7 @@ def measure_writer(data_dir: Path, events_per_commit: int, commits: int) -> Writ
     Same log, projections and metrics as the daemon, one caller, one group per commit: this
     splits the gap between (a) and (b) into the writer's share and the HTTP layer's share.
     """
-    daemon = Daemon(make_settings(data_dir), registry=CollectorRegistry())
+    daemon = build_daemon(make_settings(data_dir), registry=CollectorRegistry())
     daemon.start()
     try:
         payload = payload_of(ExecutionIn.model_validate(EXECUTION))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from service.cli.adminclient import AdminClient
+from service.sdk import AdminClient
 from service.simulation.demo import BASE_TEMPLATES, LOOP_PROMPT, ensure_prompts, fast_env
 from service.simulation.fleet import Fleet, FleetConfig
 from service.simulation.world import SIMULATION_TAG, World

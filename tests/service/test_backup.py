@@ -13,10 +13,13 @@ import httpx
 import pytest
 
 from service.contract.ids import uuid7
+from service.projections import Projector, default_projections
 from service.projections.replay import replay
 from service.store.backup import BackupError, backup, inspect_backup, restore
 from tests.service.test_cli import run
 from tests.support import LiveDaemon
+
+FOLDER = Projector(default_projections())  # the read models a PostgreSQL restore folds
 
 PROMPT = "backup/prompt"
 
@@ -96,11 +99,11 @@ def test_restore_refuses_a_log_that_already_holds_events_unless_forced(
     second = backup(live.settings.database_url, tmp_path / "second.db")
     assert second.position > first.position
     target = f"sqlite:///{tmp_path / 'target.db'}"
-    restore(tmp_path / "second.db", target)
+    restore(tmp_path / "second.db", target, folder=FOLDER)
     with pytest.raises(BackupError, match="already holds"):
-        restore(tmp_path / "first.db", target)
+        restore(tmp_path / "first.db", target, folder=FOLDER)
     assert inspect_backup(tmp_path / "target.db").position == second.position
-    restore(tmp_path / "first.db", target, force=True)
+    restore(tmp_path / "first.db", target, folder=FOLDER, force=True)
     assert inspect_backup(tmp_path / "target.db").position == first.position
     assert replay(target).equal
 
@@ -108,13 +111,13 @@ def test_restore_refuses_a_log_that_already_holds_events_unless_forced(
 def test_restore_rejects_a_file_that_is_not_a_promptd_log(tmp_path: Path) -> None:
     (tmp_path / "junk.db").write_bytes(b"not a database at all" * 100)
     with pytest.raises(BackupError, match="not a SQLite file"):
-        restore(tmp_path / "junk.db", f"sqlite:///{tmp_path / 't.db'}")
+        restore(tmp_path / "junk.db", f"sqlite:///{tmp_path / 't.db'}", folder=FOLDER)
     with closing(sqlite3.connect(tmp_path / "other.db")) as conn:
         conn.execute("CREATE TABLE unrelated (x)")
     with pytest.raises(BackupError, match="no events table"):
-        restore(tmp_path / "other.db", f"sqlite:///{tmp_path / 't.db'}")
+        restore(tmp_path / "other.db", f"sqlite:///{tmp_path / 't.db'}", folder=FOLDER)
     with pytest.raises(BackupError, match="no such backup"):
-        restore(tmp_path / "missing.db", f"sqlite:///{tmp_path / 't.db'}")
+        restore(tmp_path / "missing.db", f"sqlite:///{tmp_path / 't.db'}", folder=FOLDER)
 
 
 @pytest.mark.postgres
@@ -134,8 +137,8 @@ def test_a_sqlite_backup_restores_into_an_empty_postgresql_database(
         while len(acked) < 200:
             threading.Event().wait(0.02)
     snap = backup(live.settings.database_url, tmp_path / "snap.db")
-    restored = restore(tmp_path / "snap.db", pg_url)
+    restored = restore(tmp_path / "snap.db", pg_url, folder=FOLDER)
     assert restored.position == snap.position == snap.events
     assert replay(pg_url).equal
     with pytest.raises(BackupError, match="already holds"):
-        restore(tmp_path / "snap.db", pg_url, force=True)
+        restore(tmp_path / "snap.db", pg_url, folder=FOLDER, force=True)

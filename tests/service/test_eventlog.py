@@ -10,7 +10,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from service.contract.ids import uuid7
-from service.projections.projector import Projector, default_projections
+from service.projections import Projector, default_projections
 from service.store import eventlog
 from service.store.database import create_log_engine
 from service.store.eventlog import NewEvent

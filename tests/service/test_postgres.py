@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from service.contract.ids import uuid7
-from service.projections.projector import Projector, default_projections
+from service.projections import Projector, default_projections
 from service.projections.replay import replay
 from service.runtime.scheduler import Leadership
 from service.store import eventlog

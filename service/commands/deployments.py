@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
-from deploy.canary import command, decide_many
+from deploy.canary import command
 from deploy.decision import Decision
-from deploy.state import SERVING, DeploymentState
-from service.contract.ids import uuid7
-from service.projections.rollout import load_deployments, load_step_stats
+from deploy.state import DeploymentState
+from service.contract import uuid7
+from service.runtime.daemon import SYSTEM_ACTOR, Daemon
 from service.store.eventlog import NewEvent
-
-if TYPE_CHECKING:
-    from service.runtime.daemon import Daemon
 
 log = structlog.get_logger("promptd.canary")
 
@@ -25,10 +22,10 @@ def decision_events(daemon: Daemon, state: DeploymentState, d: Decision) -> list
     batch = [daemon.new_event(d.event_type, {**d.payload, "prompt": state.prompt})]
     if d.event_type == "deployment.promoted":
         winner = str(d.payload["winner"])
-        previous = daemon.registry.prompts[state.prompt].labels.get("production")
+        previous = daemon.live.registry.prompts[state.prompt].labels.get("production")
         batch.append(daemon.new_event("label.moved", {
             "prompt": state.prompt, "label": "production", "version": state.version_of(winner),
-            "previous": previous, "actor": d.payload.get("actor", "promptd"),
+            "previous": previous, "actor": d.payload.get("actor", SYSTEM_ACTOR),
             "reason": f"deployment {state.deployment_id} promoted {winner}",
             "deployment_id": state.deployment_id}))
     return batch
@@ -40,12 +37,13 @@ def apply_decision(daemon: Daemon, state: DeploymentState, d: Decision) -> None:
         return
     daemon.append_sync(decision_events(daemon, state, d))
     trigger = str(d.payload.get("trigger") or d.payload.get("actor", "admin"))
+    metrics = daemon.metrics
     if d.event_type == "deployment.promoted":
-        daemon.metrics.promotions.labels(state.prompt, _bounded(trigger)).inc()
+        metrics.promotions.labels(state.prompt, _bounded(trigger)).inc()
     elif d.event_type in ("deployment.rolled_back", "deployment.rejected"):
-        daemon.metrics.rollbacks.labels(state.prompt, _bounded(trigger)).inc()
+        metrics.rollbacks.labels(state.prompt, _bounded(trigger)).inc()
         if trigger == "srm":
-            daemon.metrics.srm_detected.labels(state.prompt).inc()
+            metrics.srm_detected.labels(state.prompt).inc()
     log.info("deployment_decision", deployment_id=state.deployment_id, prompt=state.prompt,
              event_type=d.event_type, reason=d.reason)
 
@@ -57,24 +55,6 @@ _TRIGGERS = {"harm", "srm", "improvement", "non_inferior", "inconclusive", "elim
 def _bounded(trigger: str) -> str:
     # Admin actors are token ids: never a label value.
     return trigger if trigger in _TRIGGERS else "admin"
-
-
-def run_canary(daemon: Daemon, now: float) -> int:
-    """Analyse every serving deployment whose interval has passed; return decisions applied."""
-    with daemon.engine.connect() as conn:
-        states = [s for s in load_deployments(conn, active_only=True) if s.phase in SERVING]
-        due = [s for s in states
-               if now - daemon.last_analysis.get(s.deployment_id, 0.0)
-               >= s.policy.analysis_interval_seconds]
-        pairs = [(s, load_step_stats(conn, s.deployment_id)) for s in due]
-    applied = 0
-    for (state, _), d in zip(pairs, decide_many(pairs, now), strict=True):
-        daemon.last_analysis[state.deployment_id] = now
-        if d.changes_state:
-            apply_decision(daemon, state, d)
-            applied += 1
-    daemon.refresh_deployment_metrics()
-    return applied
 
 
 def run_command(daemon: Daemon, state: DeploymentState, name: str, *, actor: str,

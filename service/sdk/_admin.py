@@ -1,4 +1,6 @@
-"""The admin side of the CLI: a thin httpx client that turns errors into one-line reasons."""
+"""The admin client: a thin httpx client of the admin API that turns errors into one line.
+
+The CLI and the simulation use it; it needs nothing of the server."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import httpx
 DEFAULT_URL = "http://127.0.0.1:8077"
 
 
-class CommandError(Exception):
-    """A CLI command failed; the message is the one line the user sees."""
+class AdminError(Exception):
+    """An admin call failed; the message is the one line a person sees."""
 
 
 def default_token(token_file: str | os.PathLike[str] = "var/admin.token") -> str | None:
@@ -42,13 +44,13 @@ class AdminClient:
         self._http.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Send a request and return the decoded JSON; raise CommandError with the reason."""
+        """Send a request and return the decoded JSON; raise AdminError with the reason."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
-            raise CommandError(f"cannot reach promptd at {self.url}: {exc}") from exc
+            raise AdminError(f"cannot reach promptd at {self.url}: {exc}") from exc
         if response.status_code >= 400:
-            raise CommandError(f"{response.status_code}: {_reason(response)}")
+            raise AdminError(f"{response.status_code}: {_reason(response)}")
         if not response.content:
             return None
         return response.json()

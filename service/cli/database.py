@@ -1,0 +1,131 @@
+"""Commands that work on the database itself: serve, replay, backup, restore."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from service.cli.base import AddCommand
+from service.cli.output import emit, table
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGINT/SIGTERM."""
+    from service.runtime.logs import configure_logging
+    from service.runtime.settings import Settings
+    from service.server import serve
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
+                                   ("database_url", args.database_url)) if v is not None}
+    settings = Settings(**overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    print(f"promptd serving http://{settings.host}:{settings.port} "
+          f"(log: {settings.database_url}; docs: /docs; metrics: /metrics)", file=sys.stderr)
+    serve(settings)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Rebuild every projection from position 0 and compare it with the live database."""
+    from service.projections.replay import replay
+    from service.runtime.settings import Settings
+
+    url = args.database_url or Settings().database_url
+    last = [0.0]
+
+    def progress(position: int, upto: int) -> None:
+        now = time.monotonic()
+        if now - last[0] > 0.5 and not args.json:
+            print(f"  replayed {position}/{upto} events", file=sys.stderr)
+            last[0] = now
+
+    report = replay(url, into_url=args.into, progress=progress)
+    data = {"position": report.position, "events": report.events, "equal": report.equal,
+            "tables": [{"table": t.table, "live_rows": t.live_rows,
+                        "replayed_rows": t.replayed_rows, "equal": t.equal}
+                       for t in report.tables]}
+    emit(args, data, lambda d: table(
+        [(t["table"], t["live_rows"], t["replayed_rows"], "yes" if t["equal"] else "NO")
+         for t in d["tables"]], ["table", "live rows", "replayed rows", "equal"])
+        + f"\nreplayed {d['events']} events up to position {d['position']}: "
+        + ("projections EQUAL the live ones" if d["equal"] else "projections DIFFER"))
+    return 0 if report.equal else 1
+
+
+def _url(args: argparse.Namespace) -> str:
+    from service.runtime.settings import Settings
+
+    return str(args.database_url or Settings().database_url)
+
+
+def _print(args: argparse.Namespace, verb: str, report: Any, where: str) -> None:
+    if args.json:
+        print(json.dumps({"path": str(report.path), "events": report.events,
+                          "position": report.position, "bytes": report.size_bytes}))
+    else:
+        print(f"{verb} {report.events} events (up to position {report.position}, "
+              f"{report.size_bytes} bytes) {where}")
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the SQLite log to PATH while the daemon keeps running."""
+    from service.store.backup import BackupError, backup
+
+    try:
+        report = backup(_url(args), args.path)
+    except BackupError as exc:
+        print(f"promptd backup: {exc}", file=sys.stderr)
+        return 1
+    _print(args, "backed up", report, f"to {report.path}")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Load a backup file into an empty database (stop the daemon first)."""
+    from service.projections import Projector, default_projections
+    from service.store.backup import BackupError, restore
+
+    url = _url(args)
+    try:
+        report = restore(args.path, url, folder=Projector(default_projections()),
+                         force=args.force)
+    except BackupError as exc:
+        print(f"promptd restore: {exc}", file=sys.stderr)
+        return 1
+    _print(args, "restored", report, f"from {report.path}")
+    return 0
+
+
+def _settings_help() -> str:
+    # The admin commands work with the SDK alone (httpx); the daemon needs the server extra.
+    try:
+        from service.runtime.settings import settings_help
+    except ImportError:
+        return "the daemon needs the server extra: pip install 'promptd[server]'"
+    return settings_help()
+
+
+def register(sub: Any, add: AddCommand) -> None:
+    """Add serve, replay, backup and restore."""
+    p = add("serve", cmd_serve, "run the daemon", epilog=_settings_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--host", default=None)
+    p.add_argument("--port", type=int, default=None)
+    p.add_argument("--database-url", default=None)
+
+    p = add("replay", cmd_replay, "rebuild projections from position 0 and compare with live")
+    p.add_argument("--database-url", default=None, help="live database (default: settings)")
+    p.add_argument("--into", default=None, help="rebuild into this URL (default: temp SQLite)")
+
+    p = add("backup", cmd_backup, "copy the SQLite log to PATH while the daemon runs")
+    p.add_argument("path")
+    p.add_argument("--database-url", default=None, help="live database (default: settings)")
+    p = add("restore", cmd_restore,
+            "load a backup into an empty database (SQLite or PostgreSQL); stop the daemon first")
+    p.add_argument("path")
+    p.add_argument("--database-url", default=None, help="target database (default: settings)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a SQLite log that already holds events")

@@ -1,0 +1,1 @@
+"""Decisions promptd writes into the log: every one goes through a command here."""

@@ -1,0 +1,139 @@
+"""Metrics that follow from the log: traffic per prompt, version and arm, and rollout state.
+
+Called after every group commit with the events this process appended, and after every
+reload of the live read models. Label values stay bounded: a version is a label value only
+while it is production or in a deployment ("other" otherwise), arms are control/c1..c3.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+from service.projections.counts import execution_succeeded
+from service.runtime.live import LiveState
+from service.runtime.metrics import DEPLOYMENT_STATES, Metrics
+from service.store.eventlog import StoredEvent
+
+_ARMS = frozenset({"control", "c1", "c2", "c3"})
+_RECENT_KEPT = 100_000
+Labels = tuple[str, str, str]
+
+
+class MetricsExporter:
+    """Keeps the Prometheus series in step with the log and the live read models."""
+
+    def __init__(self, metrics: Metrics, live: LiveState, clock: Callable[[], float]) -> None:
+        self._metrics = metrics
+        self._live = live
+        self._clock = clock
+        self._exported: set[Labels] = set()
+        # The arm each recent execution was counted in: a correction names its execution,
+        # not the arm, and is counted in the same series.
+        self._recent_arms: dict[str, Labels] = {}
+
+    def on_reload(self) -> None:
+        """Export rollout state and drop series of versions that stopped being live."""
+        self.export_deployments()
+        self._retire_labels()
+
+    def export_deployments(self) -> None:
+        """Export weights, phase, step and step age of every prompt's deployment."""
+        m = self._metrics
+        now = self._clock()
+        deployments = self._live.deployments
+        for prompt in self._live.registry.prompts:
+            state = deployments.get(prompt)
+            current = state.phase.value if state is not None else "none"
+            for phase in DEPLOYMENT_STATES:
+                m.deployment_state.labels(prompt, phase).set(1 if phase == current else 0)
+            weights = state.weights() if state is not None else {"control": 10_000}
+            for arm in ("control", "c1", "c2", "c3"):
+                m.deployment_weight.labels(prompt, arm).set(weights.get(arm, 0) / 10_000)
+            m.deployment_step.labels(prompt).set(state.step_index if state else 0)
+            m.deployment_step_age.labels(prompt).set(
+                now - state.step_started_at if state else 0)
+
+    def count(self, stored: list[StoredEvent]) -> None:
+        """Count the executions and corrections of one group commit."""
+        # Tallied per group commit, then one inc() per series: label lookups take a lock and
+        # validate values, which per event cost more than the rest of the fold.
+        m = self._metrics
+        keys: dict[tuple[str, int, str | None], Labels] = {}
+        tallies: dict[Labels, list[int]] = {}  # executions, successes, errors
+        latencies: dict[tuple[str, str], list[float]] = {}
+        costs: dict[tuple[str, str], float] = {}
+        recent = self._recent_arms
+        for e in stored:
+            p = e.payload
+            if e.type == "execution":
+                raw = (p["prompt"], p["version"], p.get("arm"))
+                labels = keys.get(raw)
+                if labels is None:
+                    labels = keys[raw] = self._labels(*raw)
+                recent[e.event_id] = labels
+                tally = tallies.get(labels)
+                if tally is None:
+                    tally = tallies[labels] = [0, 0, 0]
+                tally[0] += 1
+                tally[1] += execution_succeeded(p)
+                tally[2] += bool(p.get("error_type"))
+                latency_ms = p.get("latency_ms")
+                if latency_ms is not None:
+                    latencies.setdefault((labels[0], labels[2]), []).append(latency_ms / 1000.0)
+                if p.get("cost_usd"):
+                    series = (labels[0], labels[2])
+                    costs[series] = costs.get(series, 0.0) + p["cost_usd"]
+            elif e.type == "correction":
+                known = recent.get(p["execution_id"])
+                arm = known[2] if known and known[1] == str(p["version"]) else None
+                m.corrections.labels(*self._labels(p["prompt"], p["version"], arm)).inc()
+                m.corrections_by_category.labels(
+                    p["prompt"], m.category_label(p["prompt"], p["category"])).inc()
+        while len(recent) > _RECENT_KEPT:  # bounded: oldest first out
+            del recent[next(iter(recent))]
+        for labels, (executions, successes, errors) in tallies.items():
+            m.executions.labels(*labels).inc(executions)
+            if successes:
+                m.successes.labels(*labels).inc(successes)
+            if errors:
+                m.errors.labels(*labels).inc(errors)
+        for series, values in latencies.items():
+            histogram = m.execution_latency.labels(*series)
+            for value in values:
+                histogram.observe(value)
+        for series, cost in costs.items():
+            m.execution_cost.labels(*series).inc(cost)
+
+    def observe_commit(self, received: int, stored: int, seconds: float) -> None:
+        """Record one group commit's size and duration."""
+        if received == 0:
+            return  # a catch-up with nothing appended is not a group commit
+        self._metrics.group_commit_events.observe(received)
+        self._metrics.group_commit_seconds.observe(seconds)
+
+    def _live_versions(self, prompt: str) -> set[int]:
+        info = self._live.registry.prompts.get(prompt)
+        live = {info.labels["production"]} if info and "production" in info.labels else set()
+        state = self._live.deployments.get(prompt)
+        if state is not None:
+            live.update(arm.version for arm in state.arms)
+        return live
+
+    def _labels(self, prompt: str, version: int, arm: str | None) -> Labels:
+        v = str(version) if version in self._live_versions(prompt) else "other"
+        a = arm if arm in _ARMS else ("none" if arm in (None, "", "none") else "other")
+        key = (prompt, v, a)
+        self._exported.add(key)
+        return key
+
+    def _retire_labels(self) -> None:
+        m = self._metrics
+        for key in list(self._exported):
+            prompt, version, _ = key
+            if version == "other" or int(version) in self._live_versions(prompt):
+                continue
+            self._exported.discard(key)
+            for counter in (m.executions, m.successes, m.errors, m.corrections):
+                with contextlib.suppress(KeyError):
+                    counter.remove(*key)
