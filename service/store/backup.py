@@ -21,6 +21,7 @@ from pathlib import Path
 from service.store import eventlog
 from service.store.database import create_log_engine, sqlite_path
 from service.store.eventlog import StoredEvent
+from service.store.ownership import DatabaseInUse, DatabaseLock
 from service.store.writer import Folder
 
 _CHUNK = 5000
@@ -122,11 +123,11 @@ def _stored_events(conn: sqlite3.Connection) -> Iterator[list[StoredEvent]]:
     after = 0
     while True:
         rows = conn.execute(
-            "SELECT position, event_id, type, stream, recorded_at, payload FROM events "
-            "WHERE position > ? ORDER BY position LIMIT ?", (after, _CHUNK)).fetchall()
+            "SELECT position, event_id, type, stream, recorded_at, payload, stream_version "
+            "FROM events WHERE position > ? ORDER BY position LIMIT ?", (after, _CHUNK)).fetchall()
         if not rows:
             return
-        yield [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
+        yield [StoredEvent(r[0], r[1], r[2], r[3], r[4], json.loads(r[5]), r[6]) for r in rows]
         after = rows[-1][0]
 
 
@@ -134,6 +135,21 @@ def _restore_sqlite(source: Path, url: str, force: bool) -> None:
     target = _sqlite_file(url, "the target")
     if target.exists() and target.resolve() == source.resolve():
         raise BackupError("cannot restore a backup onto itself")
+    # A daemon serving the target would keep answering from a log that is being replaced
+    # under it (and lose what it acknowledged meanwhile): never, with or without --force.
+    claim = DatabaseLock(target)
+    try:
+        claim.acquire()
+    except DatabaseInUse as exc:
+        raise BackupError(f"{target} is in use by promptd (pid {exc.pid or 'unknown'}): stop "
+                          "it before restoring, with or without --force") from None
+    try:
+        _replace_sqlite(source, target, url, force)
+    finally:
+        claim.release()
+
+
+def _replace_sqlite(source: Path, target: Path, url: str, force: bool) -> None:
     if target.exists() and target.stat().st_size > 0:
         with closing(sqlite3.connect(target, timeout=30)) as conn:
             events = _log_extent(conn)[0] if _has_events_table(conn) else 0

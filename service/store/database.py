@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 
 from service.store.schema import metadata
@@ -48,6 +48,20 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+class SchemaMismatch(RuntimeError):
+    """The database holds a promptd log this version cannot append to; the message says why."""
+
+
+def _check_log_columns(conn: Any) -> None:
+    # A log written before decisions carried stream versions cannot take expected-version
+    # appends, and its rows may not be rewritten (the log is append-only): refuse to start.
+    columns = {c["name"] for c in inspect(conn).get_columns("events")}
+    if "stream_version" not in columns:
+        raise SchemaMismatch(
+            "this database holds a log written by an older promptd (its events carry no "
+            "stream versions); serve it with that version, or start a new database")
+
+
 def _create_schema(engine: Engine) -> None:
     postgres = engine.dialect.name == "postgresql"
     with engine.connect() as conn:
@@ -60,6 +74,7 @@ def _create_schema(engine: Engine) -> None:
                 # Replicas starting together would race to create the same tables.
                 conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SCHEMA_LOCK_KEY})
             metadata.create_all(conn)
+            _check_log_columns(conn)
             for stmt in _PG_GUARDS if postgres else _SQLITE_GUARDS:
                 conn.execute(text(stmt))
 

@@ -1,10 +1,11 @@
-"""The append-only event log: append (idempotent by event id) and read by position."""
+"""The append-only event log: append (idempotent by event id, guarded by stream versions)
+and read by position or by stream."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,31 @@ _ID_CHUNK = 500  # stays under SQLite's bound-parameter limit
 _HEAD = select(func.coalesce(func.max(events.c.position), 0))
 _EXISTING = select(events.c.event_id, events.c.position).where(
     events.c.event_id.in_(bindparam("ids", expanding=True)))
+_VERSIONS = select(events.c.stream, func.max(events.c.stream_version)).where(
+    events.c.stream.in_(bindparam("streams", expanding=True))).group_by(events.c.stream)
 _INSERT = events.insert()
 
 
 class EventLogError(RuntimeError):
     """The log could not be read or written (database unreachable, locked, full)."""
+
+
+class StreamConflict(Exception):
+    """A decision was made on a stream version that is no longer current.
+
+    The caller reloads the stream and decides again, or answers 409 naming what changed.
+    """
+
+    def __init__(self, stream: str, expected: int, actual: int) -> None:
+        super().__init__(f"{stream} is at version {actual}, not {expected}: "
+                         "it changed since the decision was made")
+        self.stream = stream
+        self.expected = expected
+        self.actual = actual
+
+
+# stream -> the version the decision was made on (0: the stream must not exist yet)
+Expected = Mapping[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +55,9 @@ class NewEvent:
     stream: str
     payload: dict[str, Any]
     recorded_at: float
+    # False for agent traffic: it takes no stream version (it decides nothing, and must
+    # never make a decision on the same stream conflict).
+    versioned: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +70,7 @@ class StoredEvent:
     stream: str
     recorded_at: float
     payload: dict[str, Any]
+    stream_version: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return the event as a JSON-ready dict (the API's wire form)."""
@@ -54,6 +79,7 @@ class StoredEvent:
             "event_id": self.event_id,
             "type": self.type,
             "stream": self.stream,
+            "stream_version": self.stream_version,
             "recorded_at": self.recorded_at,
             "payload": self.payload,
         }
@@ -66,6 +92,7 @@ class AppendResult:
     event_id: str
     position: int
     duplicate: bool
+    stream_version: int | None = None
 
 
 # One encoder for the process: json.dumps with options builds a new encoder on every call.
@@ -115,20 +142,98 @@ def lock_for_writing(conn: Connection) -> None:
         conn.execute(text("LOCK TABLE events IN EXCLUSIVE MODE"))
 
 
-def append(conn: Connection, batch: Sequence[NewEvent], *,
-           head: int | None = None) -> list[AppendResult]:
+def stream_versions(conn: Connection, streams: Iterable[str]) -> dict[str, int]:
+    """Return the current version of each stream (0 for a stream with no versioned event)."""
+    wanted = sorted(set(streams))
+    found: dict[str, int] = dict.fromkeys(wanted, 0)
+    driver = sqlite_driver(conn)
+    for start in range(0, len(wanted), _ID_CHUNK):
+        chunk = wanted[start : start + _ID_CHUNK]
+        if driver is not None:
+            rows = driver.execute("SELECT stream, max(stream_version) FROM events WHERE stream "
+                                  "IN (" + ", ".join("?" * len(chunk)) + ") GROUP BY stream",
+                                  chunk).fetchall()
+        else:
+            rows = conn.execute(_VERSIONS, {"streams": chunk}).all()
+        found.update({stream: int(v or 0) for stream, v in rows})
+    return found
+
+
+Request = tuple[Sequence[NewEvent], "Expected | None"]
+
+
+def append(conn: Connection, batch: Sequence[NewEvent], *, head: int | None = None,
+           expected: Expected | None = None) -> list[AppendResult]:
     """Append ``batch`` inside the caller's transaction; existing event ids are no-ops.
+
+    ``expected`` maps streams to the version the caller decided on; if any stream has moved
+    on, nothing is appended and ``StreamConflict`` is raised. See ``append_group``.
+    """
+    outcome = append_group(conn, [(batch, expected)], head=head)[0]
+    if isinstance(outcome, StreamConflict):
+        raise outcome
+    return outcome
+
+
+def append_group(conn: Connection, requests: Sequence[Request], *,
+                 head: int | None = None) -> list[list[AppendResult] | StreamConflict]:
+    """Append several requests in the caller's transaction; each succeeds or conflicts alone.
 
     Positions are ``head + 1, head + 2, ...`` taken under an exclusive lock, so they are dense
     and equal commit order: a reader tailing by position can never see a gap that fills in
     later (the bug pyeventsourcing guards against the same way). A caller that already took
     ``lock_for_writing`` and read ``head_position`` in this transaction passes ``head``.
+
+    Every versioned event takes its stream's next version. A request whose ``expected``
+    versions are not the streams' current ones appends nothing and gets a ``StreamConflict``
+    instead of results (unless all its events are already in the log: a retry that
+    succeeded before is answered as duplicates). The unique ``(stream, stream_version)``
+    index stands behind the check: two writers that both passed it cannot both commit.
     """
-    if not batch:
-        return []
+    if not any(batch for batch, _ in requests):
+        return [[] for _ in requests]
     if head is None:
         lock_for_writing(conn)
-    ids = list(dict.fromkeys(e.event_id for e in batch))
+    existing = _existing(conn, [e.event_id for batch, _ in requests for e in batch])
+    streams = {e.stream for batch, _ in requests for e in batch
+               if e.versioned and e.event_id not in existing}
+    for _, expected in requests:
+        streams.update(expected or ())
+    versions = stream_versions(conn, streams) if streams else {}
+    position = head_position(conn) if head is None else head
+    rows: list[tuple[Any, ...]] = []
+    outcomes: list[list[AppendResult] | StreamConflict] = []
+    for batch, expected in requests:
+        if expected and any(e.event_id not in existing for e in batch):
+            moved = next(((s, v) for s, v in expected.items() if versions.get(s, 0) != v), None)
+            if moved is not None:
+                outcomes.append(StreamConflict(moved[0], moved[1], versions.get(moved[0], 0)))
+                continue
+        results: list[AppendResult] = []
+        for e in batch:
+            if e.event_id in existing:
+                results.append(AppendResult(e.event_id, existing[e.event_id], True))
+                continue
+            position += 1
+            existing[e.event_id] = position
+            stream_version = None
+            if e.versioned:
+                stream_version = versions[e.stream] = versions.get(e.stream, 0) + 1
+            rows.append((position, e.event_id, e.type, e.stream, stream_version, e.recorded_at,
+                         1, encode_payload(e.payload)))
+            results.append(AppendResult(e.event_id, position, False, stream_version))
+        outcomes.append(results)
+    if rows:
+        driver = sqlite_driver(conn)
+        if driver is not None:
+            driver.executemany(_SQLITE_INSERT, rows)
+        else:
+            conn.execute(_INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+    return outcomes
+
+
+def _existing(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
+    ids = list(dict.fromkeys(event_ids))
     existing: dict[str, int] = {}
     driver = sqlite_driver(conn)
     for start in range(0, len(ids), _ID_CHUNK):
@@ -139,27 +244,11 @@ def append(conn: Connection, batch: Sequence[NewEvent], *,
         else:
             found = conn.execute(_EXISTING, {"ids": chunk}).all()
         existing.update({event_id: position for event_id, position in found})
-    position = head_position(conn) if head is None else head
-    results: list[AppendResult] = []
-    rows: list[tuple[Any, ...]] = []
-    for e in batch:
-        if e.event_id in existing:
-            results.append(AppendResult(e.event_id, existing[e.event_id], True))
-            continue
-        position += 1
-        existing[e.event_id] = position
-        rows.append((position, e.event_id, e.type, e.stream, e.recorded_at, 1,
-                     encode_payload(e.payload)))
-        results.append(AppendResult(e.event_id, position, False))
-    if rows:
-        if driver is not None:
-            driver.executemany(_SQLITE_INSERT, rows)
-        else:
-            conn.execute(_INSERT, [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
-    return results
+    return existing
 
 
-_COLUMNS = ("position", "event_id", "type", "stream", "recorded_at", "schema_version", "payload")
+_COLUMNS = ("position", "event_id", "type", "stream", "stream_version", "recorded_at",
+            "schema_version", "payload")
 _SQLITE_INSERT = (f"INSERT INTO events ({', '.join(_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 
@@ -169,7 +258,8 @@ def copy_events(conn: Connection, batch: Sequence[StoredEvent]) -> None:
     if batch:
         conn.execute(events.insert(), [
             {"position": e.position, "event_id": e.event_id, "type": e.type, "stream": e.stream,
-             "recorded_at": e.recorded_at, "schema_version": 1,
+             "stream_version": e.stream_version, "recorded_at": e.recorded_at,
+             "schema_version": 1,
              "payload": encode_payload(e.payload)}
             for e in batch
         ])
@@ -195,6 +285,7 @@ def _row_to_event(row: Any) -> StoredEvent:
         stream=row.stream,
         recorded_at=row.recorded_at,
         payload=json.loads(row.payload),
+        stream_version=row.stream_version,
     )
 
 
@@ -216,6 +307,14 @@ def read(
     if stream:
         query = query.where(events.c.stream == stream)
     query = query.order_by(events.c.position).limit(limit)
+    return [_row_to_event(row) for row in conn.execute(query)]
+
+
+def read_stream(conn: Connection, stream: str, after_version: int = 0) -> list[StoredEvent]:
+    """Return a stream's versioned events after ``after_version``, in stream order."""
+    query = select(events).where(events.c.stream == stream,
+                                 events.c.stream_version > after_version
+                                 ).order_by(events.c.stream_version)
     return [_row_to_event(row) for row in conn.execute(query)]
 
 

@@ -11,12 +11,13 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
 
 # The log. position is assigned by the writer under a lock, so it is dense and equals
-# commit order on every backend (see eventlog.EventLog.append).
+# commit order on every backend (see eventlog.append).
 events = Table(
     "events",
     metadata,
@@ -25,9 +26,15 @@ events = Table(
     Column("event_id", String(64), nullable=False, unique=True),
     Column("type", String(64), nullable=False),
     Column("stream", String(200), nullable=False),
+    # The event's place in its stream (1, 2, ...): a decision is appended with the stream
+    # version it was decided on, and the unique index makes a second decision on the same
+    # version fail in the database itself, across threads, processes and replicas. NULL for
+    # agent traffic, which decides nothing (NULLs never collide in a unique index).
+    Column("stream_version", Integer, nullable=True),
     Column("recorded_at", Float, nullable=False),
     Column("schema_version", Integer, nullable=False, default=1),
     Column("payload", Text, nullable=False),
+    UniqueConstraint("stream", "stream_version", name="events_stream_version"),
 )
 
 # --- read models (projections); every one is rebuilt bit-for-bit by `promptd replay` -------

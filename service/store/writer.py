@@ -24,7 +24,14 @@ import structlog
 from sqlalchemy import Connection, Engine
 
 from service.store import eventlog
-from service.store.eventlog import AppendResult, EventLogError, NewEvent, StoredEvent
+from service.store.eventlog import (
+    AppendResult,
+    EventLogError,
+    Expected,
+    NewEvent,
+    StoredEvent,
+    StreamConflict,
+)
 
 log = structlog.get_logger("promptd.writer")
 
@@ -72,6 +79,7 @@ class _Request:
     """Events waiting for the writer, and who waits for them: a thread or an event loop."""
 
     events: Sequence[NewEvent]
+    expected: Expected | None = None
     future: Future[list[AppendResult]] | None = None
     waiter: asyncio.Future[list[AppendResult]] | None = None
     loop: asyncio.AbstractEventLoop | None = None
@@ -128,13 +136,20 @@ class EventWriter:
             self._thread.join(timeout)
             self._thread = None
 
-    def submit(self, batch: Sequence[NewEvent]) -> Future[list[AppendResult]]:
-        """Queue ``batch`` for the next group commit; the future resolves once it is durable."""
+    def submit(self, batch: Sequence[NewEvent],
+               expected: Expected | None = None) -> Future[list[AppendResult]]:
+        """Queue ``batch`` for the next group commit; the future resolves once it is durable.
+
+        With ``expected`` (stream -> the version the batch was decided on) the future fails
+        with ``StreamConflict`` instead if any of those streams has moved on; the other
+        requests of the same group commit are not affected.
+        """
         future: Future[list[AppendResult]] = Future()
-        self._enqueue(_Request(batch, future=future))
+        self._enqueue(_Request(batch, expected, future=future))
         return future
 
-    def submit_async(self, batch: Sequence[NewEvent]) -> asyncio.Future[list[AppendResult]]:
+    def submit_async(self, batch: Sequence[NewEvent], expected: Expected | None = None
+                     ) -> asyncio.Future[list[AppendResult]]:
         """Queue ``batch`` from a coroutine; return an asyncio future resolved once durable.
 
         The writer wakes each event loop once per group commit and resolves all of its
@@ -142,7 +157,7 @@ class EventWriter:
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[AppendResult]] = loop.create_future()
-        self._enqueue(_Request(batch, waiter=waiter, loop=loop))
+        self._enqueue(_Request(batch, expected, waiter=waiter, loop=loop))
         return waiter
 
     def _enqueue(self, request: _Request) -> None:
@@ -153,11 +168,18 @@ class EventWriter:
         except queue.Full:
             raise WriterBusy("append queue is full") from None
 
-    def append(self, batch: Sequence[NewEvent], timeout: float = 30.0) -> list[AppendResult]:
-        """Append ``batch`` and wait until it is durable (for callers on plain threads)."""
+    def append(self, batch: Sequence[NewEvent], expected: Expected | None = None,
+               timeout: float = 30.0) -> list[AppendResult]:
+        """Append ``batch`` and wait until it is durable (for callers on plain threads).
+
+        Raises ``StreamConflict`` when ``expected`` no longer holds.
+        """
         if self._thread is None:
-            return self._commit([_Request(batch)])[0]
-        return self.submit(batch).result(timeout)
+            outcome = self._commit([_Request(batch, expected)])[0]
+            if isinstance(outcome, StreamConflict):
+                raise outcome
+            return outcome
+        return self.submit(batch, expected).result(timeout)
 
     def sync(self) -> int:
         """Apply events other processes appended; return the head position."""
@@ -206,10 +228,17 @@ class EventWriter:
                 return
 
     @staticmethod
-    def _answer(group: Sequence[_Request], results: Sequence[list[AppendResult] | None],
+    def _answer(group: Sequence[_Request],
+                results: Sequence[list[AppendResult] | StreamConflict | None],
                 error: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
         for req, res in zip(group, results, strict=True):
+            if isinstance(res, StreamConflict):  # this request alone: the rest committed
+                if req.future is not None:
+                    req.future.set_exception(res)
+                elif req.loop is not None and req.waiter is not None:
+                    by_loop.setdefault(req.loop, []).append((req.waiter, None, res))
+                continue
             if req.future is not None:
                 if error is not None:
                     req.future.set_exception(error)
@@ -222,8 +251,8 @@ class EventWriter:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, outcomes)
 
-    def _commit(self, group: Sequence[_Request]) -> list[list[AppendResult]]:
-        flat = [e for req in group for e in req.events]
+    def _commit(self, group: Sequence[_Request]) -> list[list[AppendResult] | StreamConflict]:
+        flat_count = sum(len(req.events) for req in group)
         started = time.perf_counter()
         folded, self._folded = self._folded, None  # valid again only once this commits
         with self._engine.begin() as conn:
@@ -240,12 +269,16 @@ class EventWriter:
                 # own events, yet this process's caches (registry, tokens, deployments) must
                 # hear of them too.
                 seen |= eventlog.types_after(conn, self.position)
-            results = eventlog.append(conn, flat, head=head)
+            outcomes = eventlog.append_group(conn, [(req.events, req.expected) for req in group],
+                                             head=head)
             stored = [
                 StoredEvent(r.position, e.event_id, e.type, e.stream, e.recorded_at,
                             e.payload if e.type in _JSON_NATIVE_TYPES
-                            else json.loads(eventlog.encode_payload(e.payload)))
-                for e, r in zip(flat, results, strict=True)
+                            else json.loads(eventlog.encode_payload(e.payload)),
+                            r.stream_version)
+                for req, results in zip(group, outcomes, strict=True)
+                if not isinstance(results, StreamConflict)
+                for e, r in zip(req.events, results, strict=True)
                 if not r.duplicate
             ]
             positions = self._projector.apply(conn, stored, positions)
@@ -254,14 +287,9 @@ class EventWriter:
         self._folded = (head, positions)
         seen.update(s.type for s in stored)
         if self._on_commit is not None:
-            self._on_commit(len(flat), len(stored), time.perf_counter() - started)
+            self._on_commit(flat_count, len(stored), time.perf_counter() - started)
         self._notify(stored, seen, head)
-        out: list[list[AppendResult]] = []
-        i = 0
-        for req in group:
-            out.append(results[i : i + len(req.events)])
-            i += len(req.events)
-        return out
+        return outcomes
 
     def _notify(self, stored: list[StoredEvent], seen: set[str], head: int) -> None:
         self.position = max(self.position, head)

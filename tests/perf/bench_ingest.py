@@ -61,7 +61,7 @@ from sqlalchemy.schema import CreateTable  # noqa: E402
 from service.contract import ExecutionIn, payload_of  # noqa: E402
 from service.contract.ids import uuid7  # noqa: E402
 from service.runtime.logs import configure_logging  # noqa: E402
-from service.server import build_daemon  # noqa: E402
+from service.server import build  # noqa: E402
 from service.store.eventlog import encode_payload  # noqa: E402
 from service.store.schema import events as events_table  # noqa: E402
 from tests.support import PROMPTD, free_port, make_settings  # noqa: E402
@@ -135,13 +135,14 @@ def measure_raw_sqlite(path: Path, rows: int) -> RawResult:
     payload = encode_payload(payload_of(ExecutionIn.model_validate(EXECUTION)))
     stream, recorded_at = f"prompt:{PROMPT}", time.time()
     # Rows are built before the clock starts: (a) measures SQLite alone.
-    table = [(i + 1, uuid7(), "execution", stream, recorded_at, 1, payload) for i in range(rows)]
+    table = [(i + 1, uuid7(), "execution", stream, None, recorded_at, 1, payload)
+             for i in range(rows)]
     conn = sqlite3.connect(path, isolation_level=None)
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute(ddl)
-        insert = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)"
+        insert = "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         started = time.perf_counter()
         for start in range(0, rows, BATCH):
             conn.execute("BEGIN IMMEDIATE")
@@ -184,15 +185,15 @@ def measure_writer(data_dir: Path, events_per_commit: int, commits: int) -> Writ
     Same log, projections and metrics as the daemon, one caller, one group per commit: this
     splits the gap between (a) and (b) into the writer's share and the HTTP layer's share.
     """
-    daemon = build_daemon(make_settings(data_dir), registry=CollectorRegistry())
+    daemon = build(make_settings(data_dir), registry=CollectorRegistry()).daemon
     daemon.start()
     try:
         payload = payload_of(ExecutionIn.model_validate(EXECUTION))
-        groups = [[daemon.new_event("execution", payload, uuid7())
+        groups = [[daemon.agent_event("execution", payload, uuid7())
                    for _ in range(events_per_commit)] for _ in range(commits)]
         cpu, started = time.process_time(), time.perf_counter()
         for group in groups:
-            daemon.append_sync(group)
+            daemon.writer.append(group)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     finally:
         daemon.stop()
