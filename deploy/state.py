@@ -30,9 +30,10 @@ class Phase(StrEnum):
     PAUSED = "paused"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled_back"
+    SUPERSEDED = "superseded"  # replaced by an admin's deployment; production unchanged
 
 
-TERMINAL = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK})
+TERMINAL = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.SUPERSEDED})
 # Phases in which candidates serve traffic, so the safety rules must keep watching.
 SERVING = frozenset({Phase.RUNNING, Phase.PAUSED, Phase.AWAITING_PROMOTION})
 
@@ -117,7 +118,7 @@ class DeploymentState:
     def _weights(self) -> dict[str, int]:
         if self.phase == Phase.PROMOTED and self.winner is not None:
             return {self.winner: BUCKETS}
-        if self.phase in (Phase.PENDING_APPROVAL, Phase.ROLLED_BACK):
+        if self.phase in (Phase.PENDING_APPROVAL, Phase.ROLLED_BACK, Phase.SUPERSEDED):
             return {CONTROL: BUCKETS}
         return self.weights_at(self.step_index, self.eliminated)
 
@@ -302,6 +303,12 @@ def _rejected(state: DeploymentState, payload: Payload, at: float) -> Next:
     return _ended(state, Phase.ROLLED_BACK, payload, at, winner=None)
 
 
+def _superseded(state: DeploymentState, payload: Payload, at: float) -> Next:
+    if state.is_terminal:
+        return None
+    return _ended(state, Phase.SUPERSEDED, payload, at, winner=None)
+
+
 def _ended(
     state: DeploymentState,
     phase: Phase,
@@ -325,6 +332,7 @@ _FOLDS = {
     "deployment.promoted": _promoted,
     "deployment.rolled_back": _rolled_back,
     "deployment.rejected": _rejected,
+    "deployment.superseded": _superseded,
 }
 
 EVENT_TYPES = ("deployment.started", *_FOLDS)

@@ -10,29 +10,48 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import dataclass
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
+from service.commands import Commands
 from service.http.app import create_app
-from service.jobs import scheduled_jobs
+from service.jobs import JobContext, scheduled_jobs
 from service.runtime.daemon import Clock, Daemon
 from service.runtime.settings import Settings
 
 
-def build_daemon(settings: Settings, *, registry: CollectorRegistry | None = None,
-                 clock: Clock = time.time) -> Daemon:
-    """Return a daemon with every scheduled job registered (not started)."""
+@dataclass(frozen=True)
+class Service:
+    """A daemon and the command path its routes and jobs share."""
+
+    daemon: Daemon
+    commands: Commands
+
+    def app(self) -> FastAPI:
+        """Return the ASGI app; it starts and stops the daemon with its lifespan."""
+        return create_app(self.daemon, self.commands)
+
+
+def build(settings: Settings, *, registry: CollectorRegistry | None = None,
+          clock: Clock = time.time) -> Service:
+    """Return a daemon with its commands and every scheduled job registered (not started).
+
+    On SQLite this claims the database file: ``DatabaseInUse`` if another process has it.
+    """
     daemon = Daemon(settings, registry=registry, clock=clock)
-    daemon.add_jobs(scheduled_jobs(daemon))
-    return daemon
+    commands = Commands(daemon)
+    daemon.add_jobs(scheduled_jobs(JobContext.of(daemon, commands)))
+    return Service(daemon, commands)
 
 
-def serve(settings: Settings) -> None:
-    """Serve a daemon on ``settings.host:port`` until SIGINT/SIGTERM."""
-    daemon = build_daemon(settings)
-    uvicorn.run(create_app(daemon), host=settings.host, port=settings.port,
+def run(service: Service) -> None:
+    """Serve ``service`` on its settings' host and port until SIGINT/SIGTERM."""
+    settings = service.daemon.settings
+    uvicorn.run(service.app(), host=settings.host, port=settings.port,
                 log_level="warning", access_log=False, lifespan="on")
 
 
@@ -60,11 +79,12 @@ def wait_until_up(url: str, timeout: float = 20.0) -> None:
 class EmbeddedServer:
     """A daemon behind a real uvicorn on loopback, in a background thread."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        settings = daemon.settings
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.daemon = service.daemon
+        settings = service.daemon.settings
         self.url = f"http://{settings.host}:{settings.port}"
-        config = uvicorn.Config(create_app(daemon), host=settings.host, port=settings.port,
+        config = uvicorn.Config(service.app(), host=settings.host, port=settings.port,
                                 log_level="warning", access_log=False, lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="promptd-uvicorn",

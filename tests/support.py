@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from service.runtime.daemon import Daemon
 from service.runtime.settings import Settings
-from service.server import EmbeddedServer, build_daemon, free_port, wait_until_up
+from service.server import EmbeddedServer, build, free_port, wait_until_up
 
 REPO = Path(__file__).resolve().parent.parent
 PROMPTD = str(Path(sys.executable).parent / "promptd")
@@ -77,8 +77,9 @@ def make_settings(tmp: Path, **overrides: Any) -> Settings:
 def live_daemon(tmp: Path, **overrides: Any) -> Iterator[LiveDaemon]:
     """Serve a fresh daemon on loopback for the duration of the block."""
     settings = make_settings(tmp, **overrides)
-    daemon = build_daemon(settings, registry=CollectorRegistry())
-    server = EmbeddedServer(daemon).start()
+    service = build(settings, registry=CollectorRegistry())
+    daemon = service.daemon
+    server = EmbeddedServer(service).start()
     live = LiveDaemon(server.url, settings.token_file.read_text().strip(), daemon, settings,
                       server)
     try:

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from service.cli.base import AddCommand
+from service.cli.base import AddCommand, CommandError
 from service.cli.output import emit, table
 
 
@@ -16,15 +16,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     """Run the daemon until SIGINT/SIGTERM."""
     from service.runtime.logs import configure_logging
     from service.runtime.settings import Settings
-    from service.server import serve
+    from service.server import build, run
+    from service.store.ownership import DatabaseInUse
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
                                    ("database_url", args.database_url)) if v is not None}
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        service = build(settings)
+    except DatabaseInUse as exc:
+        raise CommandError(str(exc)) from None
     print(f"promptd serving http://{settings.host}:{settings.port} "
           f"(log: {settings.database_url}; docs: /docs; metrics: /metrics)", file=sys.stderr)
-    serve(settings)
+    run(service)
     return 0
 
 

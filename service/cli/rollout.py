@@ -85,14 +85,25 @@ def _action(name: str) -> Handler:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    """Roll a prompt back: stop its deployment and/or move production to an earlier version."""
+    """Roll a prompt back: stop its running deployment, or move production one step back.
+
+    Safe to repeat: once the newest change is rolled back, running it again changes nothing
+    (``--from N`` with the current version goes back one step further on purpose).
+    """
     body: dict[str, Any] = {"reason": args.reason}
     if args.to is not None:
         body["to"] = args.to
+    if args.from_ is not None:
+        body["from"] = args.from_
     data = client(args).post(f"/v1/prompts/{args.prompt}/rollback", body)
-    emit(args, data, lambda d: (
-        (f"rolled back deployment {d['deployment_rolled_back']}; "
-         if d["deployment_rolled_back"] else "") + f"production is v{d['production']}"))
+
+    def human(d: dict[str, Any]) -> str:
+        if not d.get("changed", True):
+            return f"nothing to do ({d['note']}); production is v{d['production']}"
+        return ((f"rolled back deployment {d['deployment_rolled_back']}; "
+                 if d["deployment_rolled_back"] else "") + f"production is v{d['production']}")
+
+    emit(args, data, human)
     return 0
 
 
@@ -182,6 +193,10 @@ def register(sub: Any, add: AddCommand) -> None:
     p = add("rollback", cmd_rollback, "roll a prompt back (deployment and/or production)")
     p.add_argument("prompt")
     p.add_argument("--to", type=int, help="version to make production")
+    p.add_argument("--from", dest="from_", type=int, metavar="N",
+                   help="the production version you are rolling back: if it was already "
+                        "rolled back, nothing happens; if it is still production, it goes "
+                        "back one more step of the label's history")
     p.add_argument("--reason", default="")
 
     p = add("history", cmd_history, "timeline of versions, deployments and decisions")

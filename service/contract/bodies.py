@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue
+from pydantic import ConfigDict, Field, JsonValue
 
 from .fields import MAX_TEMPLATE, PromptName, Strict
 
@@ -60,9 +60,17 @@ class CommandBody(Strict):
 
 
 class RollbackBody(Strict):
-    """Roll a prompt back: stop its deployment and/or move production to an earlier version."""
+    """Roll a prompt back: stop its deployment, or move production one step back."""
 
-    to: int | None = Field(None, ge=1, description="version to make production (default: parent)")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    to: int | None = Field(None, ge=1, description="version to make production (default: the "
+                           "one production had before its current version)")
+    from_: int | None = Field(None, alias="from", ge=1, description=(
+        "the production version you saw: if production was already rolled back from it, "
+        "nothing more happens (a retried rollback never goes back twice)"))
+    deployment: str | None = Field(None, max_length=200, description=(
+        "the deployment you saw running: if it has ended already, nothing more happens"))
     reason: Annotated[str, Field(max_length=1000)] = ""
 
 

@@ -154,7 +154,7 @@ class DeploymentStarted(_PromptEvent):
     TYPE = "deployment.started"
     deployment_id: str
     arms: list[ArmSpec]
-    policy: dict[str, JsonValue]
+    policy: dict[str, Any]
     requires_approval: bool = False
     machine_written: bool = True
     reason: str = ""
@@ -164,7 +164,7 @@ class _DeploymentDecision(_PromptEvent):
     deployment_id: str
     reason: str = ""
     trigger: str | None = None
-    evidence: dict[str, JsonValue] | None = None
+    evidence: dict[str, Any] | None = None
 
 
 class DeploymentApproved(_DeploymentDecision):
@@ -248,10 +248,11 @@ class PatternsMined(SystemEvent):
     upto_position: int
     records: int = 0
     window_s: float | None = None
-    patterns: list[dict[str, JsonValue]] = Field(default_factory=list)
-    resolved: list[dict[str, JsonValue]] = Field(default_factory=list)
-    anomalies: list[dict[str, JsonValue]] = Field(default_factory=list)
-    window: dict[str, JsonValue] | None = None
+    # Snapshots of analytics' frozen dataclasses (tuples inside): stored as JSON.
+    patterns: list[dict[str, Any]] = Field(default_factory=list)
+    resolved: list[dict[str, Any]] = Field(default_factory=list)
+    anomalies: list[dict[str, Any]] = Field(default_factory=list)
+    window: dict[str, Any] | None = None
 
     def stream(self) -> str:
         return f"patterns:{self.prompt}"
@@ -295,6 +296,12 @@ DEPLOYMENT_EVENT_TYPES = frozenset(t for t in EVENT_MODELS if t.startswith("depl
 def parse(event_type: str, payload: dict[str, Any]) -> SystemEvent:
     """Return the typed event of a stored system event; ``KeyError`` for an unknown type."""
     return EVENT_MODELS[event_type].from_log(payload)
+
+
+def actor_of(event_type: str, payload: dict[str, Any]) -> str:
+    """Return who decided a stored system event ("unknown" for a type this version lacks)."""
+    model = EVENT_MODELS.get(event_type)
+    return model.from_log(payload).actor if model is not None else "unknown"
 
 
 def from_decision(prompt: str, event_type: str, payload: dict[str, Any]) -> SystemEvent:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from service import __version__
 from service.contract import TokenIssue
-from service.http.deps import Admin, DaemonDep
+from service.http.deps import Admin, CommandsDep, DaemonDep
 from service.http.errors import ApiError, error_responses
 
 router = APIRouter(prefix="/v1", tags=["admin"],
@@ -17,9 +17,9 @@ router = APIRouter(prefix="/v1", tags=["admin"],
 
 @router.post("/tokens", status_code=201, responses=error_responses(400, 503),
              summary="Issue an API token (shown once)")
-def issue_token(body: TokenIssue, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+def issue_token(body: TokenIssue, commands: CommandsDep, who: Admin) -> dict[str, Any]:
     """Append token.issued (hash only) and return the token; it cannot be shown again."""
-    token_id, token = daemon.tokens.issue(body.role, body.name, who.actor)
+    token_id, token = commands.issue_token(body.role, body.name, who.actor)
     return {"token_id": token_id, "role": body.role, "name": body.name, "token": token}
 
 
@@ -34,17 +34,9 @@ def list_tokens(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
 
 @router.delete("/tokens/{token_id}", responses=error_responses(404, 409, 503),
                summary="Revoke a token")
-def revoke_token(token_id: str, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+def revoke_token(token_id: str, commands: CommandsDep, who: Admin) -> dict[str, Any]:
     """Append token.revoked; refuses to revoke the last active admin token."""
-    record = daemon.live.tokens.get(token_id)
-    if record is None:
-        raise ApiError(404, "not_found", f"unknown token {token_id!r}")
-    if record.revoked:
-        raise ApiError(409, "conflict", f"token {token_id} is already revoked")
-    active_admins = [t for t in daemon.live.tokens.values() if t.role == "admin" and not t.revoked]
-    if record.role == "admin" and len(active_admins) == 1:
-        raise ApiError(409, "conflict", "refusing to revoke the last active admin token")
-    daemon.record("token.revoked", {"token_id": token_id, "actor": who.actor})
+    commands.revoke_token(token_id, who.actor)
     return {"token_id": token_id, "revoked": True}
 
 

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from service import __version__
+from service.commands import Commands
 from service.http import admin, events, health, patterns, prompts, rollout
 from service.http.guard import RequestGuard
 from service.http.handlers import install_error_handlers
@@ -18,7 +19,8 @@ from service.runtime.daemon import Daemon
 log = structlog.get_logger("promptd.http")
 
 
-def create_app(daemon: Daemon, *, manage_lifecycle: bool = True) -> FastAPI:
+def create_app(daemon: Daemon, commands: Commands, *,
+               manage_lifecycle: bool = True) -> FastAPI:
     """Return the ASGI app serving ``daemon``; it starts and stops the daemon with the app."""
 
     @asynccontextmanager
@@ -38,6 +40,7 @@ def create_app(daemon: Daemon, *, manage_lifecycle: bool = True) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.daemon = daemon
+    app.state.commands = commands
     install_error_handlers(app)
     # Routes under /v1/prompts/{name}/... come before the prompts router's catch-all
     # GET /v1/prompts/{name}, since names may contain slashes.

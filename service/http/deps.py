@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from service.commands import Commands
 from service.http.errors import ApiError
 from service.runtime.auth import Principal
 from service.runtime.daemon import Daemon
@@ -22,6 +23,11 @@ def _daemon(request: Request) -> Daemon:
 async def get_daemon(request: Request) -> Daemon:
     """Return the daemon this app serves."""
     return _daemon(request)
+
+
+async def get_commands(request: Request) -> Commands:
+    """Return the command path every decision of this app goes through."""
+    return request.app.state.commands  # type: ignore[no-any-return]
 
 
 def bearer_token(authorization: str) -> str | None:
@@ -59,5 +65,6 @@ async def require_admin(request: Request) -> Principal:
 
 
 DaemonDep = Annotated[Daemon, Depends(get_daemon)]
+CommandsDep = Annotated[Commands, Depends(get_commands)]
 Agent = Annotated[Principal, Depends(require_agent)]
 Admin = Annotated[Principal, Depends(require_admin)]

@@ -59,7 +59,7 @@ async def _ingest(daemon: Daemon, events: Sequence[ExecutionIn | CorrectionIn], 
     started = time.perf_counter()
     _check_against_registry(daemon, events, prefix)
     batch: list[NewEvent] = [
-        daemon.new_event(e.type, payload_of(e), event_id=e.event_id) for e in events
+        daemon.agent_event(e.type, payload_of(e), event_id=e.event_id) for e in events
     ]
     # Straight to the writer's asyncio future: its event loop is woken once per group commit,
     # not once per request as ``Daemon.append`` (``asyncio.wrap_future``) does.

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.commands import CommandRefused
 from service.http.deps import require_admin, require_agent
 from service.http.errors import ApiError, count_rejected, error_body, validation_details
 from service.store.eventlog import EventLogError
@@ -61,6 +62,10 @@ def install_error_handlers(app: FastAPI) -> None:
                 403: "forbidden"}.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), exc.status_code,
                             headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(CommandRefused)
+    async def _refused(_: Request, exc: CommandRefused) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), exc.status)
 
     @app.exception_handler(WriterBusy)
     async def _busy(_: Request, exc: WriterBusy) -> JSONResponse:

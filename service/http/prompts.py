@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import time
 from typing import Annotated, Any
@@ -17,7 +16,7 @@ from improver.templates import (
 )
 from service.contract import PromptCreate, RenderRequest, VersionCreate
 from service.contract.responses import Resolved
-from service.http.deps import Admin, Agent, DaemonDep
+from service.http.deps import Admin, Agent, CommandsDep, DaemonDep
 from service.http.errors import ApiError, error_responses
 from service.projections.views import PromptInfo, VersionInfo
 from service.runtime.daemon import Daemon
@@ -25,7 +24,6 @@ from service.runtime.daemon import Daemon
 router = APIRouter(prefix="/v1/prompts", tags=["prompts"],
                    responses=error_responses(401, 413, 422))
 NamePath = Annotated[str, Path(description="prompt name, e.g. support/triage")]
-_registry_lock = asyncio.Lock()  # version numbers are assigned one command at a time
 
 
 def _prompt(daemon: Daemon, name: str) -> PromptInfo:
@@ -60,24 +58,11 @@ def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
 
 @router.post("", status_code=201, responses=error_responses(400, 403, 409, 503),
              summary="Create a prompt with its first version")
-async def create_prompt(body: PromptCreate, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
+def create_prompt(body: PromptCreate, daemon: DaemonDep, commands: CommandsDep,
+                  who: Admin) -> dict[str, Any]:
     """Append prompt.created, version.created (v1) and label.moved (production -> 1)."""
     variables = _variables_of(body.template)
-    async with _registry_lock:
-        if body.name in daemon.live.registry.prompts:
-            raise ApiError(409, "conflict", f"prompt {body.name!r} already exists")
-        actor = who.actor
-        await daemon.append([
-            daemon.new_event("prompt.created", {"prompt": body.name,
-                                                "description": body.description, "actor": actor}),
-            daemon.new_event("version.created", {
-                "prompt": body.name, "version": 1, "template": body.template,
-                "variables": variables, "parent": None, "author": actor, "strategy": "manual",
-                "rationale": "initial version", "addressed_patterns": [], "actor": actor}),
-            daemon.new_event("label.moved", {"prompt": body.name, "label": "production",
-                                             "version": 1, "previous": None, "actor": actor,
-                                             "reason": "prompt created"}),
-        ])
+    commands.create_prompt(body.name, body.template, variables, body.description, who.actor)
     return prompt_summary(daemon, _prompt(daemon, body.name))
 
 
@@ -89,27 +74,19 @@ def list_prompts(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
 
 
 @router.post("/{name:path}/versions", status_code=201,
-             responses=error_responses(400, 403, 404, 503), summary="Add a version")
-async def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep,
-                      who: Admin) -> dict[str, Any]:
-    """Append version.created (and label.moved when make_production is set)."""
+             responses=error_responses(400, 403, 404, 409, 503), summary="Add a version")
+def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep, commands: CommandsDep,
+                who: Admin) -> dict[str, Any]:
+    """Append version.created with the next number (and label.moved with make_production).
+
+    The number comes from the prompt's stream: two callers adding at once get two numbers,
+    and each answer is the version holding its own template.
+    """
     variables = _variables_of(body.template)
-    async with _registry_lock:
-        info = _prompt(daemon, name)
-        parent = body.parent or info.labels.get("production") or info.latest_version
-        _version(daemon, name, parent)
-        version = info.latest_version + 1
-        batch = [daemon.new_event("version.created", {
-            "prompt": name, "version": version, "template": body.template,
-            "variables": variables, "parent": parent, "author": who.actor, "strategy": "manual",
-            "rationale": body.rationale, "addressed_patterns": [], "actor": who.actor})]
-        if body.make_production:
-            batch.append(daemon.new_event("label.moved", {
-                "prompt": name, "label": "production", "version": version,
-                "previous": info.labels.get("production"), "actor": who.actor,
-                "reason": "version added with make_production"}))
-        await daemon.append(batch)
-    return _version(daemon, name, version).to_dict()
+    outcome = commands.add_version(name, body.template, variables, rationale=body.rationale,
+                                   parent=body.parent, make_production=body.make_production,
+                                   actor=who.actor)
+    return _version(daemon, name, int(outcome.answer)).to_dict()
 
 
 @router.get("/{name:path}/versions/{version}", responses=error_responses(403, 404),

@@ -6,21 +6,17 @@ from typing import Any, Literal
 
 from fastapi import APIRouter, Query
 from pydantic import ValidationError
-from sqlalchemy import select
 
 from analytics.intervals import wilson_interval
 from deploy.canary import decide
-from deploy.decision import TransitionError
 from deploy.policy import CanaryPolicy, merge_policy
-from deploy.state import DeploymentState, start
+from deploy.state import DeploymentState
 from deploy.stats import ArmStats
-from service.commands.deployments import new_deployment_id, run_command
 from service.contract import CommandBody, DeploymentCreate, PolicyBody, RollbackBody
-from service.http.deps import Admin, DaemonDep
+from service.http.deps import Admin, CommandsDep, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul, validation_details
-from service.http.prompts import NamePath, _prompt, _version
+from service.http.prompts import NamePath, _prompt
 from service.runtime.daemon import Daemon
-from service.store.schema import labels
 
 router = APIRouter(prefix="/v1", tags=["rollout"],
                    responses=error_responses(401, 403, 413, 422))
@@ -81,36 +77,21 @@ def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> 
 
 @router.post("/deployments", status_code=201, responses=_COMMAND_ERRORS,
              summary="Start a canary deployment")
-def create_deployment(body: DeploymentCreate, daemon: DaemonDep, who: Admin) -> dict[str, Any]:
-    """Append deployment.started for hand-picked versions; 409 if one is already running."""
+def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: CommandsDep,
+                      who: Admin) -> dict[str, Any]:
+    """Append deployment.started for hand-picked versions.
+
+    409 if a deployment is already running, unless it is machine-written: a person's
+    deployment supersedes it (it ends as superseded, in the same append).
+    """
     _prompt(daemon, body.prompt)
     overrides = dict(body.policy)
     if body.steps is not None:
         overrides["steps"] = body.steps
-    policy = _policy(daemon.policy_for(body.prompt), overrides)
-    with daemon.registry_lock:
-        active = daemon.live.deployments.get(body.prompt)
-        if active is not None:
-            raise ApiError(409, "conflict", f"prompt {body.prompt!r} already has deployment "
-                           f"{active.deployment_id} ({active.phase.value}); one at a time")
-        control = daemon.live.registry.version_for(body.prompt)
-        if control is None:
-            raise ApiError(409, "conflict", f"prompt {body.prompt!r} has no production version")
-        for v in body.versions:
-            _version(daemon, body.prompt, v)
-            if v == control.version:
-                raise ApiError(422, "validation_error",
-                               f"versions: v{v} is already production (the control arm)",
-                               [{"field": "versions", "message": "candidate equals control"}])
-        if len(set(body.versions)) != len(body.versions):
-            raise ApiError(422, "validation_error", "versions: each version at most once",
-                           [{"field": "versions", "message": "duplicate version"}])
-        d = start(new_deployment_id(body.prompt), body.prompt, control.version, body.versions,
-                  policy, actor=who.actor, now=daemon.clock(),
-                  requires_approval=body.requires_approval, machine_written=False)
-        assert d.event_type is not None
-        daemon.append_sync([daemon.new_event(d.event_type, d.payload)])
-    return deployment_view(daemon, daemon.live.deployments[body.prompt], detail=False)
+    policy = _policy(commands.policy_for(body.prompt), overrides)
+    outcome = commands.deploy(body.prompt, body.versions, policy, actor=who.actor,
+                              requires_approval=body.requires_approval)
+    return deployment_view(daemon, _deployment(daemon, str(outcome.answer)), detail=False)
 
 
 @router.get("/deployments", summary="List deployments")
@@ -135,67 +116,41 @@ def show_deployment(deployment_id: str, daemon: DaemonDep, _: Admin) -> dict[str
 def deployment_action(
     deployment_id: str,
     action: Literal["approve", "reject", "promote", "pause", "resume", "rollback"],
-    daemon: DaemonDep, who: Admin, body: CommandBody | None = None,
+    daemon: DaemonDep, commands: CommandsDep, who: Admin, body: CommandBody | None = None,
 ) -> dict[str, Any]:
-    """Apply approve/reject/promote/pause/resume/rollback; 409 with the reason if not allowed."""
+    """Apply approve/reject/promote/pause/resume/rollback; 409 with the reason if not allowed.
+
+    Decided on the deployment as it is now: a tick or another admin that changed it first
+    makes this one decide again (and answer 409 if the change forbids it).
+    """
     body = body or CommandBody()
-    with daemon.registry_lock:
-        state = _deployment(daemon, deployment_id)
-        try:
-            result = run_command(daemon, state, action, actor=who.actor, full=body.full,
-                                 arm=body.arm, reason=body.reason)
-        except TransitionError as exc:
-            raise ApiError(409, "conflict", exc.reason) from exc
-    result["deployment"] = deployment_view(daemon, _deployment(daemon, deployment_id),
-                                           detail=False)
-    return result
-
-
-def _previous_production(daemon: Daemon, prompt: str) -> int | None:
-    """Return what production pointed at before its last move (else the current's parent)."""
-    with daemon.engine.connect() as conn:
-        row = conn.execute(select(labels.c.version, labels.c.previous).where(
-            labels.c.prompt == prompt, labels.c.label == "production")).first()
-    if row is None:
-        return None
-    if row.previous is not None:
-        return int(row.previous)
-    return daemon.live.registry.versions[(prompt, row.version)].parent
+    outcome = commands.deployment_command(deployment_id, action, actor=who.actor,
+                                          full=body.full, arm=body.arm, reason=body.reason)
+    d = outcome.answer
+    return {"deployment_id": deployment_id, "event": d.event_type, "reason": d.reason,
+            "deployment": deployment_view(daemon, _deployment(daemon, deployment_id),
+                                          detail=False)}
 
 
 @router.post("/prompts/{name:path}/rollback", responses=_COMMAND_ERRORS,
              summary="Roll a prompt back")
 def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
-                    who: Admin) -> dict[str, Any]:
-    """Roll back the live deployment if any; move production to ``to`` (default: undo the
-    last move of the production label)."""
-    info = _prompt(daemon, name)
-    done: dict[str, Any] = {"prompt": name, "deployment_rolled_back": None, "production": None}
-    with daemon.registry_lock:
-        if body.to is not None:
-            _version(daemon, name, body.to)
-        state = daemon.live.deployments.get(name)
-        if state is not None:
-            d = run_command(daemon, state, "rollback", actor=who.actor,
-                            reason=body.reason or "manual rollback")
-            done["deployment_rolled_back"] = d["deployment_id"]
-        current = info.labels.get("production")
-        target = body.to
-        if target is None and state is None:
-            target = _previous_production(daemon, name)
-            if target is None:
-                raise ApiError(409, "conflict", f"v{current} of {name!r} has no earlier version "
-                               "to roll back to; name one with --to")
-        if target is not None and target != current:
-            daemon.record("label.moved", {
-                "prompt": name, "label": "production", "version": target, "previous": current,
-                "actor": who.actor, "reason": body.reason or f"manual rollback to v{target}"})
-            done["production"] = target
-        elif target is not None:
-            raise ApiError(409, "conflict", f"v{target} is already production")
-    if done["production"] is None:
-        done["production"] = daemon.live.registry.prompts[name].labels.get("production")
-    return done
+                    commands: CommandsDep, who: Admin) -> dict[str, Any]:
+    """Stop the running deployment, or move production back one step of its history.
+
+    With no deployment running, production goes to the version it had before the move that
+    made the current one current (twice goes back twice; it never toggles). ``from`` (the
+    production version the caller saw) and ``deployment`` (the deployment it saw running)
+    make a repeated rollback a no-op instead of a second step back; ``to`` names a version.
+    """
+    _prompt(daemon, name)
+    outcome = commands.rollback(name, to=body.to, expected_from=body.from_,
+                                deployment_id=body.deployment,
+                                reason=body.reason, actor=who.actor)
+    answer = outcome.answer
+    return {"prompt": name, "deployment_rolled_back": answer["deployment"],
+            "production": answer["production"], "changed": bool(outcome.events),
+            "note": answer.get("already")}
 
 
 @router.get("/prompts/{name:path}/history", responses=error_responses(404),
@@ -223,21 +178,22 @@ def all_candidates(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
 
 @router.get("/prompts/{name:path}/policy", responses=error_responses(404),
             summary="The prompt's canary policy")
-def get_policy(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
+def get_policy(name: NamePath, daemon: DaemonDep, commands: CommandsDep,
+               _: Admin) -> dict[str, Any]:
     """Return the effective policy and the stored overrides."""
     _prompt(daemon, name)
     overrides = daemon.queries.policy_overrides(name)
-    return {"prompt": name, "overrides": overrides, "policy": daemon.policy_for(name).to_json()}
+    policy = commands.policy_for(name).to_json()
+    return {"prompt": name, "overrides": overrides, "policy": policy}
 
 
 @router.put("/prompts/{name:path}/policy", responses=error_responses(400, 404, 503),
             summary="Set the prompt's canary policy overrides")
-def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep,
+def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep, commands: CommandsDep,
                who: Admin) -> dict[str, Any]:
     """Validate and store overrides (policy.set); they apply to the next deployment."""
     _prompt(daemon, name)
     policy = _policy(daemon.default_policy, body.overrides)
-    daemon.record("policy.set", {"prompt": name, "overrides": body.overrides,
-                                 "actor": who.actor})
+    commands.set_policy(name, body.overrides, who.actor)
     return {"prompt": name, "overrides": body.overrides, "policy": policy.to_json()}
 

@@ -4,30 +4,33 @@ from __future__ import annotations
 
 from deploy.canary import decide_many
 from deploy.state import SERVING
-from service.commands.deployments import apply_decision
-from service.runtime.daemon import Daemon
+from service.jobs.context import JobContext
 
 
 class CanaryJob:
     """Ticks deployments; remembers when it last analysed each (in this process)."""
 
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
+    def __init__(self, ctx: JobContext) -> None:
+        self._ctx = ctx
         self.last_analysis: dict[str, float] = {}
 
     def __call__(self, now: float) -> int:
-        """Analyse every due deployment; return how many decisions were applied."""
-        daemon = self._daemon
-        states = [s for s in daemon.queries.deployments(active_only=True) if s.phase in SERVING]
+        """Analyse every due deployment; return how many decisions were appended.
+
+        Each decision is appended only if its deployment is still in the state the tick
+        read: a concurrent admin command or another replica's tick wins, and this decision
+        is dropped, to be made again on the new state at the next tick.
+        """
+        ctx = self._ctx
+        states = [s for s in ctx.queries.deployments(active_only=True) if s.phase in SERVING]
         due = [s for s in states
                if now - self.last_analysis.get(s.deployment_id, 0.0)
                >= s.policy.analysis_interval_seconds]
-        pairs = daemon.queries.stats_of(due)
+        pairs = ctx.queries.stats_of(due)
         applied = 0
         for (state, _), d in zip(pairs, decide_many(pairs, now), strict=True):
             self.last_analysis[state.deployment_id] = now
-            if d.changes_state:
-                apply_decision(daemon, state, d)
+            if d.changes_state and ctx.commands.apply_tick(state, d):
                 applied += 1
-        daemon.exporter.export_deployments()
+        ctx.exporter.export_deployments()
         return applied

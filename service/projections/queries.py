@@ -8,6 +8,7 @@ nor makes one wait).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
@@ -112,20 +113,32 @@ class Queries:
             return failures.load_recorded_variables(conn, prompt)
 
     def mining_input(self, prompt: str, *, since: float, now: float, window_s: float,
-                     n_windows: int, force: bool = False) -> tuple[int, dict[str, Any] | None,
-                                              list[FailureRecord], list[WindowCounts]]:
-        """Return what mining reads, in one transaction.
-
-        (latest failure position, last snapshot, failure records since ``since``, windows);
-        records and windows are empty when the snapshot has seen every failure (unless
-        ``force``).
-        """
+                     n_windows: int, force: bool = False) -> MiningInput:
+        """Return what mining reads, in one transaction (see ``MiningInput``)."""
         with self._engine.connect() as conn:
+            stream = f"patterns:{prompt}"
+            version = eventlog.stream_versions(conn, [stream])[stream]
             latest = failures.latest_failure_position(conn, prompt)
             snapshot = failures.load_snapshot(conn, prompt)
             if latest == 0 or (not force and snapshot and snapshot["upto_position"] >= latest):
-                return latest, snapshot, [], []
+                return MiningInput(latest, snapshot, version, [], [])
             records = failures.load_failures(conn, prompt, since=since)
             windows = failures.load_windows(conn, prompt, now=now, window_s=window_s,
                                             n_windows=n_windows)
-        return latest, snapshot, records, windows
+        return MiningInput(latest, snapshot, version, records, windows)
+
+
+@dataclass(frozen=True)
+class MiningInput:
+    """What one mining run of a prompt reads.
+
+    ``records`` and ``windows`` are empty when the last snapshot has seen every failure.
+    ``stream_version`` is the version of the prompt's ``patterns:`` stream the snapshot was
+    read at: the new snapshot is appended at it, so two miners never both append one.
+    """
+
+    latest_failure: int
+    snapshot: dict[str, Any] | None
+    stream_version: int
+    records: list[FailureRecord]
+    windows: list[WindowCounts]

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, update
 
+from service.contract import system
 from service.projections.projector import exists, upsert
 from service.store.eventlog import StoredEvent
 from service.store.schema import labels, prompts, versions
@@ -21,38 +22,27 @@ class RegistryProjection:
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
         for e in batch:
-            p = e.payload
-            if e.type == "prompt.created":
+            event = system.parse(e.type, e.payload)
+            if isinstance(event, system.PromptCreated):
                 # First one wins: two replicas racing to create the same name must not stop
                 # the fold (and replay makes the same choice).
-                if exists(conn, prompts, name=p["prompt"]):
+                if exists(conn, prompts, name=event.prompt):
                     continue
-                conn.execute(
-                    prompts.insert().values(
-                        name=p["prompt"], description=p.get("description", ""),
-                        created_at=e.recorded_at, created_by=p.get("actor", "unknown"),
-                        latest_version=0,
-                    )
-                )
-            elif e.type == "version.created":
-                if exists(conn, versions, prompt=p["prompt"], version=p["version"]):
+                conn.execute(prompts.insert().values(
+                    name=event.prompt, description=event.description,
+                    created_at=e.recorded_at, created_by=event.actor, latest_version=0))
+            elif isinstance(event, system.VersionCreated):
+                if exists(conn, versions, prompt=event.prompt, version=event.version):
                     continue
-                conn.execute(
-                    versions.insert().values(
-                        prompt=p["prompt"], version=p["version"], template=p["template"],
-                        variables=json.dumps(sorted(p.get("variables", []))),
-                        parent=p.get("parent"), author=p.get("author", p.get("actor", "unknown")),
-                        strategy=p.get("strategy", "manual"), rationale=p.get("rationale", ""),
-                        addressed_patterns=json.dumps(list(p.get("addressed_patterns", []))),
-                        created_at=e.recorded_at, position=e.position,
-                    )
-                )
-                conn.execute(
-                    update(prompts).where(prompts.c.name == p["prompt"])
-                    .values(latest_version=p["version"])
-                )
-            elif e.type == "label.moved":
-                upsert(conn, labels, {"prompt": p["prompt"], "label": p["label"]},
-                        {"version": p["version"], "previous": p.get("previous"),
-                         "moved_at": e.recorded_at,
-                         "moved_by": p.get("actor", "unknown")})
+                conn.execute(versions.insert().values(
+                    prompt=event.prompt, version=event.version, template=event.template,
+                    variables=json.dumps(sorted(event.variables)), parent=event.parent,
+                    author=event.author, strategy=event.strategy, rationale=event.rationale,
+                    addressed_patterns=json.dumps(list(event.addressed_patterns)),
+                    created_at=e.recorded_at, position=e.position))
+                conn.execute(update(prompts).where(prompts.c.name == event.prompt)
+                             .values(latest_version=event.version))
+            elif isinstance(event, system.LabelMoved):
+                upsert(conn, labels, {"prompt": event.prompt, "label": event.label},
+                       {"version": event.version, "previous": event.previous,
+                        "moved_at": e.recorded_at, "moved_by": event.actor})

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select
 from analytics.moments import Moments
 from deploy.state import EVENT_TYPES, TERMINAL, DeploymentState, fold
 from deploy.stats import ArmStats, StepStats
+from service.contract import system
 from service.projections.counts import execution_succeeded
 from service.projections.projector import upsert
 from service.store import eventlog
@@ -239,14 +240,15 @@ class CandidateProjection:
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
         for e in batch:
             p = e.payload
-            if e.type == "candidate.proposed":
+            if e.type == system.CandidateProposed.TYPE:
+                c = system.CandidateProposed.from_log(p)
+                assert isinstance(c, system.CandidateProposed)
                 conn.execute(candidates.insert().values(
-                    prompt=p["prompt"], version=p["version"], strategy=p["strategy"],
-                    rationale=p.get("rationale", ""),
-                    addressed_patterns=_json(p.get("addressed_patterns", [])),
-                    text_hash=p["text_hash"], status="proposed", deployment_id=None,
+                    prompt=c.prompt, version=c.version, strategy=c.strategy,
+                    rationale=c.rationale, addressed_patterns=_json(c.addressed_patterns),
+                    text_hash=c.text_hash, status="proposed", deployment_id=None,
                     proposed_at=e.recorded_at, updated_at=e.recorded_at))
-            elif e.type == "candidate.rejected":
+            elif e.type == system.CandidateRejected.TYPE:
                 self._set(conn, p["prompt"], p["version"], "rejected", None, e.recorded_at)
             else:
                 row = load_row(conn, str(p.get("deployment_id", "")))
@@ -272,8 +274,8 @@ def _status(state: DeploymentState, arm: str) -> str:
         return "eliminated"
     if state.phase.value == "promoted":
         return "promoted" if arm == state.winner else "lost"
-    if state.phase.value == "rolled_back":
-        return "rolled_back"
+    if state.phase.value in ("rolled_back", "superseded"):
+        return state.phase.value
     return "in_canary"
 
 
@@ -331,7 +333,7 @@ class TimelineProjection:
                 summary["top"] = [x["label"] for x in p.get("patterns", [])[:3]]
             conn.execute(timeline.insert().values(
                 position=e.position, prompt=prompt, type=e.type,
-                actor=str(p.get("actor", "unknown")), recorded_at=e.recorded_at,
+                actor=system.actor_of(e.type, p), recorded_at=e.recorded_at,
                 summary=_json(summary)))
 
 
@@ -352,8 +354,10 @@ class PolicyProjection:
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
         for e in batch:
-            upsert(conn, prompt_policies, {"prompt": e.payload["prompt"]},
-                   {"overrides": _json(e.payload["overrides"]), "updated_at": e.recorded_at})
+            event = system.PolicySet.from_log(e.payload)
+            assert isinstance(event, system.PolicySet)
+            upsert(conn, prompt_policies, {"prompt": event.prompt},
+                   {"overrides": _json(event.overrides), "updated_at": e.recorded_at})
 
 
 def load_policy_overrides(conn: Connection, prompt: str) -> dict[str, Any]:

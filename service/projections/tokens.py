@@ -8,6 +8,7 @@ from typing import Literal
 
 from sqlalchemy import Connection, update
 
+from service.contract import system
 from service.store.eventlog import StoredEvent
 from service.store.schema import tokens
 
@@ -34,13 +35,13 @@ class TokenProjection:
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
         for e in batch:
-            p = e.payload
-            if e.type == "token.issued":
+            event = system.parse(e.type, e.payload)
+            if isinstance(event, system.TokenIssued):
                 conn.execute(tokens.insert().values(
-                    token_id=p["token_id"], role=p["role"], name=p.get("name", ""),
-                    token_hash=p["token_hash"], issued_at=e.recorded_at,
-                    issued_by=p.get("actor", "unknown"), revoked_at=None,
+                    token_id=event.token_id, role=event.role, name=event.name,
+                    token_hash=event.token_hash, issued_at=e.recorded_at,
+                    issued_by=event.actor, revoked_at=None,
                 ))
-            else:
-                conn.execute(update(tokens).where(tokens.c.token_id == p["token_id"])
+            elif isinstance(event, system.TokenRevoked):
+                conn.execute(update(tokens).where(tokens.c.token_id == event.token_id)
                              .values(revoked_at=e.recorded_at))

@@ -8,7 +8,6 @@ jobs are given to the daemon by whoever builds it (``service.server``).
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from deploy.policy import CanaryPolicy, merge_policy
 from service.contract import uuid7
+from service.contract.system import traffic_stream
 from service.projections import Projection, Projector, default_projections
 from service.projections.queries import Queries
 from service.projections.rollout import DEPLOYMENT_TYPES
@@ -30,27 +30,16 @@ from service.runtime.resolver import Resolver
 from service.runtime.scheduler import Job, JobScheduler
 from service.runtime.settings import Settings
 from service.runtime.tokens import TokenBook
-from service.store.database import create_log_engine
-from service.store.eventlog import AppendResult, NewEvent, StoredEvent
+from service.store.database import create_log_engine, sqlite_path
+from service.store.eventlog import NewEvent, StoredEvent
+from service.store.ownership import DatabaseLock
 from service.store.writer import EventWriter
 
 log = structlog.get_logger("promptd.daemon")
 
-SYSTEM_ACTOR = "promptd"
 Clock = Callable[[], float]
 _REGISTRY_TYPES = frozenset({"prompt.created", "version.created", "label.moved"})
 _TOKEN_TYPES = frozenset({"token.issued", "token.revoked"})
-
-
-def stream_of(event_type: str, payload: dict[str, Any]) -> str:
-    """Return the stream an event belongs to (its prompt, deployment or token)."""
-    if "deployment_id" in payload and event_type.startswith("deployment."):
-        return f"deployment:{payload['deployment_id']}"
-    if "prompt" in payload:
-        return f"prompt:{payload['prompt']}"
-    if "token_id" in payload:
-        return f"token:{payload['token_id']}"
-    return "promptd"
 
 
 class Daemon:
@@ -67,16 +56,26 @@ class Daemon:
         self.settings = settings
         self.clock = clock
         self.metrics = Metrics(registry, backend="sqlite" if settings.is_sqlite else "postgresql")
-        # Writes go through one engine (BEGIN IMMEDIATE on SQLite: writers queue for the lock);
-        # everything that only reads (routes, jobs, views) uses deferred transactions, which
-        # in WAL mode never wait for a group commit nor make one wait.
-        self.write_engine = create_log_engine(settings.database_url)
-        self.engine = create_log_engine(settings.database_url, for_writing=False)
+        # One daemon per SQLite file, claimed before the file is even opened.
+        database = sqlite_path(settings.database_url)
+        self.ownership = DatabaseLock(database) if database is not None else None
+        if self.ownership is not None:
+            self.ownership.acquire()
+        try:
+            # Writes go through one engine (BEGIN IMMEDIATE on SQLite: writers queue for the
+            # lock); everything that only reads (routes, jobs, views) uses deferred
+            # transactions, which in WAL mode never wait for a group commit nor make one wait.
+            self.write_engine = create_log_engine(settings.database_url)
+            self.engine = create_log_engine(settings.database_url, for_writing=False)
+        except BaseException:
+            if self.ownership is not None:
+                self.ownership.release()
+            raise
         self.projector = Projector([*default_projections(), *extra_projections])
         self.queries = Queries(self.engine, self.projector)
         self.live = LiveState(self.engine)
         self.resolver = Resolver(self.live)
-        self.tokens = TokenBook(self.live, self.record)
+        self.tokens = TokenBook(self.live, self.engine, clock)
         self.exporter = MetricsExporter(self.metrics, self.live, clock)
         self.live.on_reload(self.exporter.on_reload)
         self.writer = EventWriter(
@@ -84,14 +83,12 @@ class Daemon:
             max_group_events=settings.writer_max_group, on_commit=self.exporter.observe_commit,
         )
         self.writer.add_listener(self._on_change)
+        self.tokens.attach(self.writer)
         self.default_policy = merge_policy(CanaryPolicy(), settings.canary_policy)
         self.scheduler = JobScheduler(self.write_engine, self.metrics, clock)
         self.refresher = Refresher(self.engine, self.writer, self.projector, self.metrics,
                                    settings.refresh_interval_s,
                                    self.exporter.export_deployments)
-        # Removed by the write model (issue 12): version numbers and deployment starts are
-        # still decided one command at a time in this process.
-        self.registry_lock = threading.RLock()
         self.started_at = clock()
         self.admin_token_written: Path | None = None
 
@@ -107,8 +104,7 @@ class Daemon:
         self.live.reload_all()
         self.writer.start()
         self.metrics.log_position.set(self.writer.position)
-        self.admin_token_written = self.tokens.ensure_admin(self.settings.token_file,
-                                                            SYSTEM_ACTOR)
+        self.admin_token_written = self.tokens.ensure_admin(self.settings.token_file)
         self.refresher.start()
         if self.settings.scheduler_enabled:
             self.scheduler.start()
@@ -122,34 +118,21 @@ class Daemon:
         self.writer.stop()
         self.engine.dispose()
         self.write_engine.dispose()
+        if self.ownership is not None:
+            self.ownership.release()
         log.info("daemon_stopped", position=self.writer.position)
 
-    # -- appending ---------------------------------------------------------------------------
+    # -- agent traffic ---------------------------------------------------------------------
 
-    def new_event(self, event_type: str, payload: dict[str, Any],
-                  event_id: str | None = None) -> NewEvent:
-        """Return a new event stamped with an id, its stream and the daemon's clock."""
-        return NewEvent(event_id or uuid7(), event_type, stream_of(event_type, payload), payload,
-                        self.clock())
+    def agent_event(self, event_type: str, payload: dict[str, Any],
+                    event_id: str | None = None) -> NewEvent:
+        """Return an agent's execution or correction as a log entry (it takes no version).
 
-    async def append(self, batch: Sequence[NewEvent]) -> list[AppendResult]:
-        """Append ``batch`` through the group-commit writer; returns once it is durable."""
-        return await self.writer.submit_async(batch)
-
-    def append_sync(self, batch: Sequence[NewEvent]) -> list[AppendResult]:
-        """Append from a plain thread (scheduler jobs); returns once durable."""
-        return self.writer.append(batch)
-
-    def record(self, event_type: str, payload: dict[str, Any]) -> AppendResult:
-        """Append one system event from a plain thread and return where it landed."""
-        return self.append_sync([self.new_event(event_type, payload)])[0]
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def policy_for(self, prompt: str) -> CanaryPolicy:
-        """Return the canary policy of a prompt: settings defaults plus stored overrides."""
-        overrides = self.queries.policy_overrides(prompt)
-        return merge_policy(self.default_policy, overrides) if overrides else self.default_policy
+        Decisions are appended by ``service.commands``, each on its aggregate's stream;
+        traffic goes to its own stream per prompt and never conflicts with them.
+        """
+        return NewEvent(event_id or uuid7(), event_type, traffic_stream(payload["prompt"]),
+                        payload, self.clock(), versioned=False)
 
     def _on_change(self, stored: list[StoredEvent], seen: set[str], head: int) -> None:
         self.metrics.log_position.set(head)

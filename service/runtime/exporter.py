@@ -18,6 +18,14 @@ from service.store.eventlog import StoredEvent
 _ARMS = frozenset({"control", "c1", "c2", "c3"})
 _RECENT_KEPT = 100_000
 Labels = tuple[str, str, str]
+_ENDINGS = frozenset({"deployment.rolled_back", "deployment.rejected", "deployment.superseded"})
+_TRIGGERS = frozenset({"harm", "srm", "improvement", "non_inferior", "inconclusive",
+                       "elimination", "approved", "superseded"})
+
+
+def _bounded(trigger: str) -> str:
+    # Anything else (an admin's command) is "admin": never a free-form label value.
+    return trigger if trigger in _TRIGGERS else "admin"
 
 
 class MetricsExporter:
@@ -84,6 +92,8 @@ class MetricsExporter:
                 if p.get("cost_usd"):
                     series = (labels[0], labels[2])
                     costs[series] = costs.get(series, 0.0) + p["cost_usd"]
+            elif e.type in _ENDINGS or e.type == "deployment.promoted":
+                self._count_decision(e.type, p)
             elif e.type == "correction":
                 known = recent.get(p["execution_id"])
                 arm = known[2] if known and known[1] == str(p["version"]) else None
@@ -104,6 +114,19 @@ class MetricsExporter:
                 histogram.observe(value)
         for series, cost in costs.items():
             m.execution_cost.labels(*series).inc(cost)
+
+    def _count_decision(self, event_type: str, p: dict[str, object]) -> None:
+        # Counted from the log by the process that appended the decision: the same on every
+        # replica, whoever decided (a tick, an admin, the improver).
+        m = self._metrics
+        prompt = str(p.get("prompt", ""))
+        trigger = _bounded(str(p.get("trigger") or "admin"))
+        if event_type == "deployment.promoted":
+            m.promotions.labels(prompt, trigger).inc()
+            return
+        m.rollbacks.labels(prompt, trigger).inc()
+        if trigger == "srm":
+            m.srm_detected.labels(prompt).inc()
 
     def observe_commit(self, received: int, stored: int, seconds: float) -> None:
         """Record one group commit's size and duration."""

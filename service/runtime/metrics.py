@@ -16,7 +16,7 @@ GROUP_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MAX_CATEGORIES_PER_PROMPT = 20
 DEPLOYMENT_STATES = (
     "none", "pending_approval", "running", "awaiting_promotion", "paused", "promoted",
-    "rolled_back",
+    "rolled_back", "superseded",
 )
 
 

@@ -1,57 +1,71 @@
-"""API tokens at run time: authenticate a caller, issue a token, bootstrap the admin token."""
+"""API tokens at run time: authenticate a caller, bootstrap the first admin token."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import structlog
+from sqlalchemy import Engine
 
+from service.contract import uuid7
+from service.contract.system import SYSTEM_ACTOR, TOKENS_STREAM, TokenIssued
+from service.projections.views import load_tokens
 from service.runtime import auth
-from service.runtime.auth import Principal, Role
+from service.runtime.auth import Principal
 from service.runtime.live import LiveState
-from service.store.eventlog import AppendResult
+from service.store import eventlog
+from service.store.eventlog import NewEvent, StreamConflict
+from service.store.writer import EventWriter
 
 log = structlog.get_logger("promptd.tokens")
-Record = Callable[[str, dict[str, Any]], AppendResult]
 
 
 class TokenBook:
-    """Checks bearer tokens against the live token records and appends new ones."""
+    """Checks bearer tokens against the live token records; bootstraps the admin token."""
 
-    def __init__(self, live: LiveState, record: Record) -> None:
+    def __init__(self, live: LiveState, engine: Engine, clock: Callable[[], float]) -> None:
         self._live = live
-        self._record = record
+        self._engine = engine
+        self._clock = clock
+        self._writer: EventWriter | None = None
+
+    def attach(self, writer: EventWriter) -> None:
+        """Give the book the writer it appends the bootstrap token with."""
+        self._writer = writer
 
     def authenticate(self, token: str) -> Principal | None:
         """Return the caller behind a bearer token, or None."""
         return auth.verify(token, self._live.tokens)
 
-    def issue(self, role: Role, name: str, actor: str) -> tuple[str, str]:
-        """Append ``token.issued`` (its hash only); return (token_id, token), never logged."""
-        token_id, token = auth.new_token(role)
-        self._record("token.issued", {"token_id": token_id, "role": role, "name": name,
-                                      "token_hash": auth.hash_token(token), "actor": actor})
-        return token_id, token
-
-    def has_admin(self) -> bool:
-        """Return whether any admin token is still active."""
-        return any(t.role == "admin" and not t.revoked for t in self._live.tokens.values())
-
-    def ensure_admin(self, path: Path, actor: str) -> Path | None:
+    def ensure_admin(self, path: Path) -> Path | None:
         """Issue a bootstrap admin token into ``path`` (mode 0600) if none is active.
 
-        Returns the path written, or None when an admin token already existed.
+        Decided on the ``tokens`` stream: two replicas starting together issue one token
+        between them. Returns the path written, or None when an admin token existed.
         """
-        if self.has_admin():
-            return None
-        _, token = self.issue("admin", "bootstrap", actor)
-        write_secret(path, token)
-        log.warning("admin_token_created", path=str(path.resolve()),
-                    hint="read it from this file; it is not logged anywhere")
-        return path
+        assert self._writer is not None, "attach the writer first"
+        for _ in range(8):
+            with self._engine.connect() as conn:
+                version = eventlog.stream_versions(conn, [TOKENS_STREAM])[TOKENS_STREAM]
+                records = load_tokens(conn)
+            if any(t.role == "admin" and not t.revoked for t in records.values()):
+                return None
+            token_id, token = auth.new_token("admin")
+            event = TokenIssued(token_id=token_id, role="admin", name="bootstrap",
+                                token_hash=auth.hash_token(token), actor=SYSTEM_ACTOR)
+            try:
+                self._writer.append([NewEvent(uuid7(), event.TYPE, event.stream(),
+                                              event.payload(), self._clock())],
+                                    {TOKENS_STREAM: version})
+            except StreamConflict:
+                continue  # another process issued one meanwhile: look again
+            write_secret(path, token)
+            log.warning("admin_token_created", path=str(path.resolve()),
+                        hint="read it from this file; it is not logged anywhere")
+            return path
+        raise RuntimeError("could not bootstrap an admin token: the token stream kept moving")
 
 
 def write_secret(path: Path, secret: str) -> None:

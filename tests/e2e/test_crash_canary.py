@@ -139,9 +139,11 @@ def test_sigkill_during_canary_ticks_loses_nothing_and_the_deployment_resumes_it
         assert sum(counts.values()) == len(stored)  # folded exactly once
 
         # The deployment is where its last durable decision left it, and goes on from there.
+        # A deployment's decisions are in its prompt's stream.
         stepped = [e["payload"]["step_index"]
-                   for e in _all_events(admin, stream=f"deployment:{dep_id}")
-                   if e["type"] == "deployment.stepped"]
+                   for e in _all_events(admin, stream=f"prompt:{PROMPT}")
+                   if e["type"] == "deployment.stepped"
+                   and e["payload"]["deployment_id"] == dep_id]
         state = admin.get(f"/v1/deployments/{dep_id}").json()
         assert state["phase"] == "running", state
         assert stepped and state["step_index"] == max(stepped) >= 1
@@ -156,8 +158,9 @@ def test_sigkill_during_canary_ticks_loses_nothing_and_the_deployment_resumes_it
         state = admin.get(f"/v1/deployments/{dep_id}").json()
         assert state["step_index"] > at_restart or state["phase"] == "promoted", state
         steps = Counter(e["payload"]["step_index"]
-                        for e in _all_events(admin, stream=f"deployment:{dep_id}")
-                        if e["type"] == "deployment.stepped")
+                        for e in _all_events(admin, stream=f"prompt:{PROMPT}")
+                        if e["type"] == "deployment.stepped"
+                        and e["payload"]["deployment_id"] == dep_id)
         assert all(n == 1 for n in steps.values()), f"a step was decided twice: {steps}"
         assert sorted(steps) == list(range(1, max(steps) + 1))
         admin.close()

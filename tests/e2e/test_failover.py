@@ -129,8 +129,10 @@ def test_two_replicas_share_one_leader_and_the_canary_survives_killing_it(
         assert after["phase"] in ("running", "promoted", "awaiting_promotion"), after
         assert after["step_index"] > before["step_index"] or after["phase"] != "running"
 
-        events = admin_b.get("/v1/events", params={"stream": f"deployment:{dep_id}",
-                                                   "limit": 1000}).json()["events"]
+        # A deployment's decisions are in its prompt's stream.
+        events = [e for e in admin_b.get("/v1/events", params={
+            "stream": f"prompt:{PROMPT}", "limit": 1000}).json()["events"]
+            if e["payload"].get("deployment_id") == dep_id]
         steps = Counter(e["payload"]["step_index"] for e in events
                         if e["type"] == "deployment.stepped")
         assert steps and all(n == 1 for n in steps.values()), f"a step was decided twice: {steps}"
