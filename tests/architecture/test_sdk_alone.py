@@ -7,6 +7,7 @@ from a real daemon, rendering and assigning an arm load none of the server's hea
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import venv
@@ -50,7 +51,11 @@ def sdk_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     where = tmp_path_factory.mktemp("sdk-venv")
     venv.create(where, with_pip=True)
     python = where / "bin" / "python"
-    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(REPO)],
+    # From a copy: building a wheel writes build/ and *.egg-info into the source tree.
+    source = tmp_path_factory.mktemp("sdk-src") / "promptd"
+    shutil.copytree(REPO, source, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "var", "build", "*.egg-info", "__pycache__", ".*_cache"))
+    done = subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(source)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     return python
