@@ -36,7 +36,12 @@ from improver.render_budget import (
 )
 
 _LINE_BREAKS = ("\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
-_FRESH_OBJECT_CELLS = 16  # a new small str costs ~50 bytes beyond its characters
+# Memory is counted in cells of ~4 bytes (one character of the widest str): a list slot is
+# 2 cells, a new small object (an int from a range, a piece of a split) ~10 beyond its
+# characters, a dict entry with its share of the hash table ~24.
+_SLOT_CELLS = 2
+_FRESH_OBJECT_CELLS = 12
+_DICT_ENTRY_CELLS = 24
 
 
 def _index(value: Any) -> int:
@@ -67,15 +72,17 @@ def materialize(meter: Meter, iterable: Iterable[Any]) -> list[Any] | tuple[Any,
     if isinstance(iterable, list | tuple):
         return iterable
     limit = meter.budget.max_value_len
-    if hasattr(iterable, "__len__"):
-        meter.build(len(iterable), "a list", 2)  # type: ignore[arg-type]
+    if hasattr(iterable, "__len__"):  # a range, a dict view: its items may be new objects
+        size = len(iterable)  # type: ignore[arg-type]
+        meter.build(size, "a list", _FRESH_OBJECT_CELLS)
+        meter.step(size >> 2)
         return list(iterable)
     items: list[Any] = []
     for item in metered(meter, iterable):
         items.append(item)
         if len(items) > limit:
             meter.check_len(len(items), "a list")
-    meter.charge(2 * len(items))
+    meter.charge(_SLOT_CELLS * len(items))
     return items
 
 
@@ -133,17 +140,20 @@ def _split(meter: Meter, text: Any, sep: Any = None, maxsplit: Any = -1) -> None
         return
     if isinstance(maxsplit, int) and maxsplit >= 0:
         pieces = min(pieces, maxsplit + 1)
-    meter.build(pieces, "a list of pieces", _FRESH_OBJECT_CELLS)
+    meter.build(pieces, "a list of pieces", _FRESH_OBJECT_CELLS + _SLOT_CELLS)
     meter.charge(len(text))
 
 
 def _splitlines(meter: Meter, text: Any, *_: Any, **__: Any) -> None:
-    meter.build(_lines(text), "a list of lines", _FRESH_OBJECT_CELLS)
+    meter.build(_lines(text), "a list of lines", _FRESH_OBJECT_CELLS + _SLOT_CELLS)
     meter.charge(len(text))
 
 
 def _copy(meter: Meter, owner: Any, *_: Any, **__: Any) -> None:
-    meter.charge(len(owner))
+    if isinstance(owner, dict):
+        meter.charge(_DICT_ENTRY_CELLS * len(owner))
+    else:
+        meter.charge(len(owner) * (_SLOT_CELLS if isinstance(owner, list) else 1))
 
 
 def _case(meter: Meter, text: Any, *_: Any) -> None:
@@ -182,20 +192,22 @@ def _to_bytes(meter: Meter, _number: Any, length: Any = 1, *_: Any, **__: Any) -
 
 def _grow(meter: Meter, owner: Any, *_: Any) -> None:  # list.append / list.insert
     meter.check_len(len(owner) + 1, "a list")
-    meter.charge(2)
+    meter.charge(_SLOT_CELLS)
 
 
 def _extend(meter: Meter, owner: Any, iterable: Any = ()) -> tuple[tuple[Any, ...], dict[str, Any]]:
     items = materialize(meter, iterable)
     meter.check_len(len(owner) + len(items), "a list")
-    meter.charge(2 * len(items))
+    meter.charge(_SLOT_CELLS * len(items))
     return (items,), {}
 
 
 def _update(meter: Meter, owner: Any, other: Any = (), **kwargs: Any) -> Any:
     items = other if isinstance(other, Mapping) else materialize(meter, other)
-    meter.check_len(len(owner) + len(items) + len(kwargs), "a dict")
-    meter.charge(4 * (len(items) + len(kwargs)))
+    added = len(items) + len(kwargs)
+    meter.check_len(len(owner) + added, "a dict")
+    meter.charge(_DICT_ENTRY_CELLS * added)
+    meter.step(added)  # hashing and inserting, ~0.1 us an entry
     return (items,), kwargs
 
 
@@ -205,13 +217,15 @@ def _sort(meter: Meter, owner: Any, *_: Any, **__: Any) -> None:
 
 def _fromkeys(meter: Meter, _owner: Any, iterable: Any, *rest: Any) -> Any:
     items = materialize(meter, iterable)
-    meter.build(len(items), "a dict", 4)
+    meter.build(len(items), "a dict", _DICT_ENTRY_CELLS)
+    meter.step(len(items))
     return (items, *rest), {}
 
 
-def _maketrans(meter: Meter, _owner: Any, x: Any, *rest: Any) -> None:
-    entries = len(x) + sum(len(extra) for extra in rest if isinstance(extra, str | bytes))
-    meter.build(entries, "a translation table", 32)
+def _maketrans(meter: Meter, _owner: Any, x: Any, _y: Any = None, z: Any = "") -> None:
+    entries = len(x) + (len(z) if isinstance(z, str | bytes) else 0)  # y maps 1:1 onto x
+    meter.build(entries, "a translation table", _DICT_ENTRY_CELLS)
+    meter.step(entries)
 
 
 _TEXT = (str, bytes, bytearray)
@@ -421,16 +435,17 @@ def _f_replace(
 
 
 def _f_batch(meter: Meter, _c: Context, _value: Any, linecount: Any, *_: Any) -> None:
-    meter.build(_index(linecount), "a batch", 2)
+    meter.build(_index(linecount), "a batch", _SLOT_CELLS)
 
 
 def _f_slice(meter: Meter, _c: Context, _value: Any, slices: Any, *_: Any) -> None:
-    meter.build(_index(slices), "a list of slices", 8)
+    meter.build(_index(slices), "a list of slices", 16)  # an empty list each
 
 
 def _f_list(meter: Meter, _c: Context, value: Any) -> tuple[Any, tuple[()], dict[str, Any]] | None:
     if isinstance(value, str):
-        meter.build(len(value), "a list of characters", 2 if value.isascii() else 20)
+        fresh = _SLOT_CELLS if value.isascii() else _SLOT_CELLS + _FRESH_OBJECT_CELLS
+        meter.build(len(value), "a list of characters", fresh)
         return None
     return materialize(meter, value), (), {}
 
@@ -505,29 +520,30 @@ _FILTER_GUARDS: dict[str, Callable[..., Any]] = {
 }
 
 
-# Filters that walk their input item by item: measured steps per item (a key function
-# or a nested filter call per item costs ~0.5-1 us); the others take O(1) per call or are
-# priced by their guard from the text they build.
-_PER_ITEM_STEPS: dict[str, int] = {
-    **dict.fromkeys(("sort", "dictsort", "groupby"), 5),
-    "unique": 3,
-    **dict.fromkeys(("min", "max"), 2),
-    **dict.fromkeys(("map", "select", "reject", "selectattr", "rejectattr"), 10),
-    "pprint": 11,
-    "join": 3,  # each item is sized, then str()-ed
-    **dict.fromkeys(("sum", "batch", "slice", "items", "list", "reverse", "tojson"), 1),
+# Filters that walk their input item by item: measured steps per 1,000 items (a key
+# function or a nested filter call per item costs ~0.5-1 us, list() ~20 ns); the others
+# take O(1) per call or are priced by their guard from the text they build.
+_PER_K_ITEMS: dict[str, int] = {
+    **dict.fromkeys(("sort", "dictsort", "groupby"), 5000),
+    "unique": 3000,
+    **dict.fromkeys(("min", "max"), 2000),
+    **dict.fromkeys(("map", "select", "reject", "selectattr", "rejectattr"), 10_000),
+    "pprint": 11_000,
+    "join": 3000,  # each item is sized, then str()-ed
+    **dict.fromkeys(("batch", "slice", "items", "tojson"), 1000),
+    **dict.fromkeys(("sum", "list", "reverse"), 250),
 }
 
 
-def _price_input(meter: Meter, value: Any, per_item: int) -> Any:
+def _price_input(meter: Meter, value: Any, per_k: int) -> Any:
     kind = type(value)
-    if kind is str or kind is int or not per_item:
+    if kind is str or kind is int or not per_k:
         meter.step(FILTER_STEPS)
     elif hasattr(value, "__len__"):
-        meter.step(FILTER_STEPS + per_item * len(value))
+        meter.step(FILTER_STEPS + per_k * len(value) // 1000)
     elif hasattr(value, "__next__"):
         meter.step(FILTER_STEPS)
-        return metered(meter, value, per_item)  # a lazy result of another filter
+        return metered(meter, value, -(-per_k // 1000))  # a lazy result of another filter
     else:
         meter.step(FILTER_STEPS)
     return value
@@ -537,7 +553,7 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     """Return ``func`` with its input priced and its result sized before it runs."""
     pass_arg = _PassArg.from_obj(func)
     guard = _FILTER_GUARDS.get(name)
-    per_item = _PER_ITEM_STEPS.get(name, 0)
+    per_item = _PER_K_ITEMS.get(name, 0)
     ascii_factor, other_factor, per_k = _TEXT_FILTERS.get(name, (0, 0, 0))
     what = f"the result of |{name}"
 

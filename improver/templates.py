@@ -268,7 +268,9 @@ class _PromptEnvironment(SandboxedEnvironment):
             args = (__self.metered_iter(args[0]), *args[1:])
         result = super().call(__context, __obj, *args, **kwargs)
         if __obj is dict:  # dict(mapping) copies it
-            current_meter().charge(4 * len(result))
+            meter = current_meter()
+            meter.charge(24 * len(result))
+            meter.step(len(result))
         return result
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
