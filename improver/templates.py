@@ -32,13 +32,8 @@ from jinja2.sandbox import (
     SandboxedEnvironment,
 )
 
-from improver.bounded_calls import (
-    bounded_filter,
-    bounded_method,
-    bounded_str_format,
-    bounded_test,
-    metered,
-)
+from improver.bounded_calls import bounded_method, bounded_str_format, metered
+from improver.bounded_filters import bounded_filter, bounded_test
 from improver.render_budget import (
     ATTR_STEPS,
     CALL_STEPS,
@@ -241,7 +236,7 @@ class _PromptEnvironment(SandboxedEnvironment):
         self.tests = {name: bounded_test(name, f) for name, f in self.tests.items()}
 
     def getattr(self, obj: Any, attribute: str) -> Any:
-        """Return the attribute as the sandbox allows it, counting one step."""
+        """Return the attribute as the sandbox allows it, priced ATTR_STEPS."""
         meter = CURRENT_METER.get()
         if meter is not None:
             meter.steps += ATTR_STEPS
@@ -250,7 +245,7 @@ class _PromptEnvironment(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
-        """Return the item as the sandbox allows it, counting one step."""
+        """Return the item as the sandbox allows it, priced ITEM_STEPS."""
         meter = CURRENT_METER.get()
         if meter is not None:
             meter.steps += ITEM_STEPS
