@@ -9,8 +9,10 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from improver.render_budget import DEFAULT_BUDGET, RenderBudget
 from improver.templates import (
     MissingVariableError,
+    RenderBudgetExceeded,
     TemplateError,
     TemplateSecurityError,
     parse_template,
@@ -27,8 +29,11 @@ TOO_LONG = "too_long"
 EMPTY = "empty"
 UNCHANGED = "unchanged"
 REJECTED_BEFORE = "rejected_before"
+BUDGET = "budget"
 
 _MAX_RENDER_ISSUES = 3  # one broken sample says enough; a flood of them says nothing more
+_SAMPLE_ITEMS = 3  # a sample variable iterates as this many samples...
+_SAMPLE_DEPTH = 2  # ...down to this depth, so recursive loops over it end
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,8 @@ class LintConfig:
     """Limits a candidate must respect."""
 
     max_chars: int = 20_000
+    # The budget every render of the deployed template will run under (the daemon's).
+    render_budget: RenderBudget = DEFAULT_BUDGET
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,17 +79,81 @@ def normalised_hash(text: str) -> str:
     return hashlib.sha256(normalised_text(text).encode("utf-8")).hexdigest()
 
 
-def _render_issues(text: str, recorded_variables: Sequence[Mapping[str, Any]]) -> list[LintIssue]:
+class _Sample:
+    """A stand-in for a variable no execution was recorded with, shaped like any data.
+
+    Attributes, items and calls give the sample back and iteration gives a few more, so
+    the template's loops and branches run as they would on real data of a small size.
+    """
+
+    __slots__ = ("_depth",)
+    # Names the sandbox and Jinja probe on callables; a sample has none of them.
+    _PROBES = frozenset({"jinja_pass_arg", "unsafe_callable", "alters_data"})
+
+    def __init__(self, depth: int = 0) -> None:
+        self._depth = depth
+
+    def __getattr__(self, name: str) -> _Sample:
+        if name.startswith("_") or name in _Sample._PROBES:
+            raise AttributeError(name)
+        return self
+
+    def __getitem__(self, key: Any) -> _Sample:
+        return self
+
+    def __call__(self, *args: Any, **kwargs: Any) -> _Sample:
+        return self
+
+    def __iter__(self) -> Any:
+        count = _SAMPLE_ITEMS if self._depth < _SAMPLE_DEPTH else 0
+        return iter([_Sample(self._depth + 1) for _ in range(count)])
+
+    def __len__(self) -> int:
+        return _SAMPLE_ITEMS if self._depth < _SAMPLE_DEPTH else 0
+
+    def __str__(self) -> str:
+        return "sample"
+
+
+def budget_issues(
+    text: str,
+    recorded_variables: Sequence[Mapping[str, Any]] = (),
+    *,
+    budget: RenderBudget = DEFAULT_BUDGET,
+) -> tuple[LintIssue, ...]:
+    """Return a BUDGET issue if the template exceeds ``budget`` on its recorded variables.
+
+    With nothing recorded it renders once with sample variables, judging only the budget
+    (a sample is not real data, so a missing attribute there is not a fault).
+    """
+    if recorded_variables:
+        issues = _render_issues(text, recorded_variables, budget)
+        return tuple(issue for issue in issues if issue.code == BUDGET)
+    try:
+        names = parse_template(text).variables
+        render_template(text, {name: _Sample() for name in names}, budget=budget)
+    except RenderBudgetExceeded as exc:
+        return (LintIssue(BUDGET, f"with sample variables: {exc}"),)
+    except TemplateError:
+        pass
+    return ()
+
+
+def _render_issues(
+    text: str, recorded_variables: Sequence[Mapping[str, Any]], budget: RenderBudget
+) -> list[LintIssue]:
     issues: list[LintIssue] = []
     seen: set[str] = set()
     for index, variables in enumerate(recorded_variables):
         try:
-            render_template(text, variables)
+            render_template(text, variables, budget=budget)
         except MissingVariableError as exc:
             message = (
                 f"uses variable {exc.variable!r} that recorded execution #{index} did not send"
             )
             code = RENDER
+        except RenderBudgetExceeded as exc:
+            message, code = f"recorded execution #{index}: {exc}", BUDGET
         except TemplateSecurityError as exc:
             message, code = f"recorded execution #{index}: {exc}", SECURITY
         except TemplateError as exc:
@@ -138,5 +209,8 @@ def lint_candidate(
         issues.append(
             LintIssue(DROPPED_VARIABLE, f"drops variable {name!r} that the current version uses")
         )
-    issues.extend(_render_issues(text, recorded_variables))
+    if recorded_variables:
+        issues.extend(_render_issues(text, recorded_variables, config.render_budget))
+    else:
+        issues.extend(budget_issues(text, budget=config.render_budget))
     return tuple(issues)

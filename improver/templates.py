@@ -4,21 +4,25 @@ A prompt template is data written by users and by LLMs, never code. Every templa
 through ``SandboxedEnvironment`` with ``StrictUndefined``; on top of the sandbox's run-time
 checks, ``parse_template`` rejects statically anything that reaches for Python internals
 (underscore attributes, ``attr``, format-string field access, includes), so such a template
-fails before a single line of it runs.
+fails before a single line of it runs. Every render runs under a ``RenderBudget``
+(``improver.render_budget``): what a template builds is sized before it is allocated and its
+work is metered, so bombs and loops that print nothing are refused within milliseconds.
 """
 
 from __future__ import annotations
 
-import operator
 import re
 import string
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import BuiltinMethodType, MethodType
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
+from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
 from jinja2.exceptions import SecurityError
+from jinja2.runtime import LoopContext, Macro, markup_join
 from jinja2.sandbox import (
     UNSAFE_ASYNC_GENERATOR_ATTRIBUTES,
     UNSAFE_COROUTINE_ATTRIBUTES,
@@ -26,6 +30,31 @@ from jinja2.sandbox import (
     UNSAFE_GENERATOR_ATTRIBUTES,
     UNSAFE_METHOD_ATTRIBUTES,
     SandboxedEnvironment,
+)
+
+from improver.bounded_calls import bounded_method, bounded_str_format, metered
+from improver.bounded_filters import bounded_filter, bounded_test
+from improver.render_budget import (
+    ATTR_STEPS,
+    CALL_STEPS,
+    CLASS_CALL_STEPS,
+    CURRENT_METER,
+    DEFAULT_BUDGET,
+    ESCAPE_FACTOR,
+    ITEM_STEPS,
+    LOOP_STEPS,
+    MACRO_STEPS,
+    OPERATOR_STEPS,
+    OUTPUT_STEPS,
+    BudgetExceeded,
+    Meter,
+    RenderBudget,
+    bounded_binop,
+    current_meter,
+    data_weight,
+    start_metering,
+    stop_metering,
+    text_size,
 )
 
 # Beyond the sandbox's underscore rule: names that expose frames and code objects.
@@ -42,11 +71,12 @@ _PRIVATE_NAME = re.compile(r"__\w+__|_[A-Za-z]\w*__\w+")
 # A format string field that walks into an attribute or item, e.g. "{0.__class__}".
 _FORMAT_FIELD_REACH = re.compile(r"\{[^{}]*?[.\[]\s*_")
 _PERCENT_WIDTH = re.compile(r"%[-#0 +]*(?:\(\w*\))?[-#0 +]*(\d*)(?:\.(\d+))?")
-# Sizes no prompt needs; the bounds stop memory/CPU bombs such as "{{ 'a' * 10**9 }}".
-MAX_SEQUENCE_LENGTH = 1_000_000
+# Sizes no prompt needs; the bounds stop memory/CPU bombs such as "{{ 2 ** 10**9 }}".
 MAX_INT_BITS = 100_000
 MAX_FIELD_WIDTH = 10_000
-MAX_OUTPUT_CHARS = 2_000_000  # rendering stops here, so loops cannot fill memory with output
+# The default budget's limits, under their historical names.
+MAX_SEQUENCE_LENGTH = DEFAULT_BUDGET.max_value_len
+MAX_OUTPUT_CHARS = DEFAULT_BUDGET.max_output_chars
 _TEMPLATE_CACHE_SIZE = 512
 
 
@@ -56,6 +86,15 @@ class TemplateError(ValueError):
 
 class TemplateSecurityError(TemplateError):
     """A template that reaches outside the sandbox (Python internals, includes, bombs)."""
+
+
+class RenderBudgetExceeded(TemplateSecurityError):
+    """A render refused because it would cross its RenderBudget; ``limit`` names the field."""
+
+    def __init__(self, limit: str, value: float, message: str) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.value = value
 
 
 class MissingVariableError(TemplateError):
@@ -92,56 +131,231 @@ def _check_int_bits(bits: int) -> None:
         raise SecurityError(f"integer result would exceed {MAX_INT_BITS} bits")
 
 
-def _bounded_mul(left: Any, right: Any) -> Any:
-    if isinstance(left, int) and isinstance(right, int):
-        _check_int_bits(left.bit_length() + right.bit_length())
-    for seq, count in ((left, right), (right, left)):
-        if (
-            isinstance(seq, str | bytes | list | tuple)
-            and isinstance(count, int)
-            and len(seq) * max(count, 0) > MAX_SEQUENCE_LENGTH
-        ):
-            raise SecurityError(f"repetition would exceed {MAX_SEQUENCE_LENGTH} items")
-    return operator.mul(left, right)
+def _check_percent_widths(fmt: str) -> None:
+    for width, precision in _PERCENT_WIDTH.findall(fmt):
+        for digits in (width, precision):
+            if digits and int(digits) > MAX_FIELD_WIDTH:
+                raise SecurityError(f"format width {digits} exceeds {MAX_FIELD_WIDTH}")
 
 
-def _bounded_pow(left: Any, right: Any) -> Any:
-    if isinstance(left, int) and isinstance(right, int) and right > 0:
-        _check_int_bits(max(left.bit_length(), 1) * right)
-    return operator.pow(left, right)
+def _metered_iterable(node: nodes.Expr) -> nodes.Call:
+    """Return ``node`` wrapped so that each item it yields to a for loop is a budget step."""
+    # Jinja forbids new node types; an environment attribute cannot be written in a
+    # template, so this call can only come from here (the code generator inlines it).
+    call = nodes.Call(nodes.EnvironmentAttribute(_METERED_ITER), [node], [], None, None)
+    return call.set_lineno(node.lineno).set_environment(_ENV)
 
 
-def _bounded_mod(left: Any, right: Any) -> Any:
-    if isinstance(left, str):
-        for width, precision in _PERCENT_WIDTH.findall(left):
-            for digits in (width, precision):
-                if digits and int(digits) > MAX_FIELD_WIDTH:
-                    raise SecurityError(f"format width {digits} exceeds {MAX_FIELD_WIDTH}")
-    return operator.mod(left, right)
+_METERED_ITER = "metered_iter"
+
+
+class _MeteredCodeGenerator(CodeGenerator):
+    """Jinja's code generator, routing the operations the sandbox does not see through it.
+
+    The stock sandbox intercepts attributes, items, calls and chosen operators; loop
+    iteration, ``~``, slices and comparisons compile to plain Python, so a loop that prints
+    nothing, a doubling ``~`` or a comparison of huge values would escape the budget.
+    """
+
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        target = node.node
+        if isinstance(target, nodes.EnvironmentAttribute) and target.name == _METERED_ITER:
+            self.write(f"environment.{_METERED_ITER}(")
+            self.visit(node.args[0], frame)
+            self.write(")")
+            return
+        super().visit_Call(node, frame, forward_caller=forward_caller)
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile:
+            join = "(markup_join if context.eval_ctx.volatile else str_join)"
+        elif frame.eval_ctx.autoescape:
+            join = "markup_join"
+        else:
+            join = "str_join"
+        self.write(f"environment.bounded_concat({join}, (")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+    @optimizeconst
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        # Each operand is priced where Python evaluates it, keeping chained comparisons lazy;
+        # constants are bounded by the template's own length and need no price.
+        self.write("(")
+        self._priced_operand(node.expr, frame)
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} ")
+            self._priced_operand(operand.expr, frame)
+        self.write(")")
+
+    def _priced_operand(self, node: nodes.Expr, frame: Frame) -> None:
+        if isinstance(node, nodes.Const):
+            self.visit(node, frame)
+            return
+        self.write("environment.compared(")
+        self.visit(node, frame)
+        self.write(")")
+
+    @optimizeconst
+    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
+        if not isinstance(node.arg, nodes.Slice):
+            super().visit_Getitem(node, frame)
+            return
+        self.write("environment.slice_item(")
+        self.visit(node.node, frame)
+        for part in (node.arg.start, node.arg.stop, node.arg.step):
+            self.write(", ")
+            if part is None:
+                self.write("None")
+            else:
+                self.visit(part, frame)
+        self.write(")")
+
+
+def _tick(units: int = 1) -> None:
+    meter = CURRENT_METER.get()
+    if meter is not None:
+        meter.steps += units
+        if meter.steps > meter.next_check:
+            meter.checkpoint()
 
 
 class _PromptEnvironment(SandboxedEnvironment):
-    """The sandbox with resource bounds on the operators that can allocate without limit."""
+    """The sandbox with every allocation sized and every operation metered (render_budget)."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
-    _bounded: Mapping[str, Callable[[Any, Any], Any]] = {
-        "*": _bounded_mul,
-        "**": _bounded_pow,
-        "%": _bounded_mod,
-    }
+    code_generator_class = _MeteredCodeGenerator
+    intercepted_binops = frozenset({"+", "*", "**", "%"})
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.finalize = self.checked_output
+        self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
+        self.tests = {name: bounded_test(name, f) for name, f in self.tests.items()}
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """Return the attribute as the sandbox allows it, priced ATTR_STEPS."""
+        meter = CURRENT_METER.get()
+        if meter is not None:
+            meter.steps += ATTR_STEPS
+            if meter.steps > meter.next_check:
+                meter.checkpoint()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        """Return the item as the sandbox allows it, priced ITEM_STEPS."""
+        meter = CURRENT_METER.get()
+        if meter is not None:
+            meter.steps += ITEM_STEPS
+            if meter.steps > meter.next_check:
+                meter.checkpoint()
+        return super().getitem(obj, argument)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        """Call as the sandbox allows it, priced in steps; recursive loops stay metered."""
+        if isinstance(__obj, Macro):
+            _tick(MACRO_STEPS)
+        else:
+            _tick(CLASS_CALL_STEPS if isinstance(__obj, type) else CALL_STEPS)
+        if isinstance(__obj, LoopContext) and args:  # loop(children) iterates outside For
+            args = (__self.metered_iter(args[0]), *args[1:])
+        result = super().call(__context, __obj, *args, **kwargs)
+        if __obj is dict:  # dict(mapping) copies it
+            meter = current_meter()
+            meter.charge(24 * len(result))
+            meter.step(len(result))
+        return result
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         """Return the operator's result, refusing results too large for a prompt."""
-        return self._bounded[operator](left, right)
+        if isinstance(left, int) and isinstance(right, int):
+            _tick(OPERATOR_STEPS)
+            if operator == "**" and right > 0:
+                _check_int_bits(max(left.bit_length(), 1) * right)
+            elif operator == "*":
+                _check_int_bits(left.bit_length() + right.bit_length())
+            return self.binop_table[operator](left, right)
+        if operator == "**":
+            _tick(OPERATOR_STEPS)
+            return left**right
+        if operator == "%" and isinstance(left, str):
+            _check_percent_widths(left)
+        return bounded_binop(current_meter(), operator, left, right)
 
-    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        """Return the sandbox's str.format wrapper, refusing oversized field widths."""
-        wrapped = super().wrap_str_format(value)
-        if wrapped is None:
-            return None
-        fmt: str = value.__self__
-        _check_format_spec(fmt)
-        return wrapped
+    def wrap_str_format(self, value: Any) -> Callable[..., Any] | None:
+        """Return a size-checking stand-in for an allocating method (str.format and kin)."""
+        kind = type(value)
+        if kind is not BuiltinMethodType and kind is not MethodType:
+            return None  # the sandbox asks for every attribute value; most are data
+        wrapped = bounded_str_format(self, value)
+        if wrapped is not None:
+            _check_format_spec(value.__self__)
+            return wrapped
+        return bounded_method(value)
+
+    def checked_output(self, value: Any) -> Any:
+        """Return ``value`` for output once the text it prints as is known to fit."""
+        kind = type(value)
+        if kind is not str and kind is not int and kind is not bool and kind is not float:
+            meter = CURRENT_METER.get()
+            if meter is not None:
+                meter.output(text_size(value, meter.budget.max_output_chars, meter=meter))
+        return value
+
+    def concat(self, parts: Any) -> str:  # type: ignore[override]
+        """Return the text of a block or macro buffer once its length is known to fit."""
+        if not isinstance(parts, list):
+            parts = list(parts)
+        meter = CURRENT_METER.get()
+        if meter is not None:
+            meter.output(sum(map(len, parts)))
+        return "".join(parts)
+
+    def bounded_concat(self, join: Callable[[Any], str], parts: tuple[Any, ...]) -> str:
+        """Return ``a ~ b ~ ...`` once the length of the result is known to fit."""
+        meter = CURRENT_METER.get()
+        if meter is not None:
+            total = 0
+            for part in parts:
+                if type(part) is str:
+                    total += len(part)
+                else:
+                    total += text_size(part, meter.max_value_len, meter=meter)
+            meter.build(total * (ESCAPE_FACTOR if join is markup_join else 1), "a ~ string")
+        return join(parts)
+
+    def compared(self, value: Any) -> Any:
+        """Return ``value`` after charging for comparing it (huge strings scan slowly)."""
+        meter = CURRENT_METER.get()
+        if meter is not None:
+            kind = type(value)
+            if kind is str:
+                meter.steps += 1 + (len(value) >> 8)
+            elif kind is int or kind is bool or value is None:
+                meter.steps += 1
+            else:
+                meter.steps += 1 + data_weight(value, meter)
+            if meter.steps > meter.next_check:
+                meter.checkpoint()
+        return value
+
+    def slice_item(self, obj: Any, start: Any, stop: Any, step: Any) -> Any:
+        """Return ``obj[start:stop:step]`` once the length of the copy is accounted for."""
+        key = slice(start, stop, step)
+        meter = CURRENT_METER.get()
+        if meter is not None and isinstance(obj, str | bytes | list | tuple):
+            try:
+                meter.charge(len(range(*key.indices(len(obj)))))
+            except (TypeError, ValueError):
+                meter.step(1)  # a bad slice: Python raises below
+        return obj[key]
+
+    def metered_iter(self, iterable: Any) -> Any:
+        """Return ``iterable`` so that each of its items costs a step of the budget."""
+        meter = CURRENT_METER.get()
+        return iterable if meter is None else metered(meter, iterable, LOOP_STEPS)
 
 
 def _build_environment() -> _PromptEnvironment:
@@ -207,6 +421,8 @@ def _parse(text: str) -> tuple[ParsedTemplate, Template]:
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc) from None
     _check_static_safety(ast)
+    for loop in ast.find_all(nodes.For):
+        loop.iter = _metered_iterable(loop.iter)
     try:
         # Both walk the compiler, which is where unknown filters and tests surface.
         variables = frozenset(meta.find_undeclared_variables(ast))
@@ -242,21 +458,40 @@ def _missing_variable(exc: UndefinedError) -> TemplateError:
     return TemplateError(f"render failed: {message}")
 
 
-def render_template(text: str, variables: Mapping[str, Any]) -> str:
-    """Return the template rendered in the sandbox with strict undefined variables."""
+def render_template(
+    text: str,
+    variables: Mapping[str, Any],
+    *,
+    budget: RenderBudget = DEFAULT_BUDGET,
+    clock: Callable[[], float] | None = None,
+) -> str:
+    """Return the template rendered in the sandbox with strict undefined variables.
+
+    The render stops with RenderBudgetExceeded as soon as it would cross ``budget``. With a
+    ``clock`` (seconds; the daemon passes ``time.thread_time``) it also stops after
+    ``budget.max_seconds`` of it, checked every few hundred steps.
+    """
     if not isinstance(text, str):
         raise TemplateError(f"a template is text, not {type(text).__name__}")
     _parsed, compiled = _parse(text)
+    meter = Meter(budget, clock)
+    token = start_metering(meter)
+    chunks = compiled.generate(dict(variables))
     try:
         parts: list[str] = []
         size = 0
         # generate() is lazy: stopping early also stops the loops that produce the output.
-        for part in compiled.generate(dict(variables)):
+        for part in chunks:
             size += len(part)
-            if size > MAX_OUTPUT_CHARS:
-                raise SecurityError(f"output exceeds {MAX_OUTPUT_CHARS:,} chars")
+            meter.steps += OUTPUT_STEPS
+            if meter.steps > meter.next_check:
+                meter.checkpoint()
+            if size > budget.max_output_chars:
+                meter.trip("max_output_chars", budget.max_output_chars, f"output of {size:,}")
             parts.append(part)
         return "".join(parts)
+    except BudgetExceeded as exc:
+        raise RenderBudgetExceeded(exc.limit, exc.value, f"render blocked: {exc}") from None
     except SecurityError as exc:  # subclass of the runtime error, so caught first
         raise TemplateSecurityError(f"render blocked by the sandbox: {exc}") from None
     except UndefinedError as exc:
@@ -267,6 +502,9 @@ def render_template(text: str, variables: Mapping[str, Any]) -> str:
         raise TemplateSecurityError("render blocked: recursion too deep") from None
     except Exception as exc:  # a template is data: its runtime faults are the caller's input error
         raise TemplateError(f"render failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        chunks.close()  # unwind the template's frames while the meter is still current
+        stop_metering(token)
 
 
 def template_tokens(text: str) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from improver.lint import (
+    BUDGET,
     DROPPED_VARIABLE,
     EMPTY,
     REJECTED_BEFORE,
@@ -17,9 +18,11 @@ from improver.lint import (
     TOO_LONG,
     UNCHANGED,
     LintConfig,
+    budget_issues,
     lint_candidate,
     normalised_hash,
 )
+from improver.render_budget import RenderBudget
 
 PARENT = "Answer {{ question }} for {{ customer }}.\nBe concise."
 GOOD = "Answer {{ question }} for {{ customer }}.\nBe concise.\n- Avoid: jargon (jargon)"
@@ -49,6 +52,54 @@ def test_lint_rejects_a_sandbox_escape_that_only_shows_with_recorded_data() -> N
     bad = GOOD + "{{ customer[question] }}"
     recorded = [{"question": "__class__", "customer": "Ada"}]
     assert codes(lint_candidate(bad, parent_text=PARENT, recorded_variables=recorded)) == [SECURITY]
+
+
+EMPTY_LOOP_BOMB = (
+    "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+)
+
+
+def test_lint_rejects_a_candidate_over_the_render_budget_with_recorded_variables() -> None:
+    issues = lint_candidate(GOOD + EMPTY_LOOP_BOMB, parent_text=PARENT, recorded_variables=RECORDED)
+    assert codes(issues) == [BUDGET]
+    assert "max_steps=" in issues[0].message and "#0" in issues[0].message
+
+
+def test_lint_renders_sample_variables_when_no_execution_was_recorded() -> None:
+    # The bomb only runs over a variable, so no static check can see it.
+    bomb = GOOD + "{% for q in question %}" + EMPTY_LOOP_BOMB + "{% endfor %}"
+    issues = lint_candidate(bomb, parent_text=PARENT)
+    assert codes(issues) == [BUDGET]
+    assert "sample variables" in issues[0].message
+
+
+def test_lint_judges_only_the_budget_on_sample_variables() -> None:
+    # Samples are not real data: comparing one with a number fails, and says nothing.
+    shaped = GOOD + "{% if customer.orders|length > 2 and customer.total > 100 %}vip{% endif %}"
+    assert lint_candidate(shaped, parent_text=PARENT) == ()
+
+
+def test_sample_variables_are_finite_so_lint_sees_past_a_recursive_loop() -> None:
+    tree = GOOD + "{% for node in question recursive %}{{ node.title }}{{ loop(node.children) }}"
+    tree += "{% endfor %}"
+    assert lint_candidate(tree, parent_text=PARENT) == ()
+    # Endless samples would end this render in RecursionError before it reached the bomb.
+    assert codes(lint_candidate(tree + EMPTY_LOOP_BOMB, parent_text=PARENT)) == [BUDGET]
+
+
+def test_lint_judges_the_budget_the_daemon_will_render_under() -> None:
+    loop = GOOD + "{% for i in range(300) %}{{ customer }}{% endfor %}"
+    assert lint_candidate(loop, parent_text=PARENT, recorded_variables=RECORDED) == ()
+    tight = LintConfig(render_budget=RenderBudget(max_steps=500))
+    issues = lint_candidate(loop, parent_text=PARENT, recorded_variables=RECORDED, config=tight)
+    assert codes(issues) == [BUDGET]
+
+
+def test_budget_issues_refuse_a_new_version_that_would_exceed_the_budget() -> None:
+    assert budget_issues(GOOD, RECORDED) == ()
+    assert budget_issues(GOOD) == ()
+    assert [i.code for i in budget_issues(GOOD + EMPTY_LOOP_BOMB, RECORDED)] == [BUDGET]
+    assert [i.code for i in budget_issues(GOOD + EMPTY_LOOP_BOMB)] == [BUDGET]
 
 
 def test_lint_rejects_a_candidate_that_drops_a_variable_and_names_it() -> None:

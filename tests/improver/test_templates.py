@@ -162,8 +162,8 @@ def test_resource_bombs_are_refused_quickly(bomb: str) -> None:
     started = time.perf_counter()
     with pytest.raises(TemplateSecurityError):
         render_template(bomb, {})
-    # Unbounded, the worst of these runs 10^10 loop iterations; bounded, the output cap
-    # stops it after ~10^6 (~0.4 s here), so 2 s leaves room for a loaded CI machine.
+    # Unbounded, the worst of these runs 10^10 loop iterations; bounded, the step budget
+    # stops it after 50,000 (~5 ms here), so 2 s leaves room for a loaded CI machine.
     assert time.perf_counter() - started < 2.0
 
 
