@@ -13,7 +13,8 @@ _WHERE = {
     "DEFAULT_PRIORITY": "candidates", "STRATEGIES": "candidates", "ImproverConfig": "candidates",
     "propose_candidates": "candidates",
     "LintConfig": "lint", "LintIssue": "lint", "lint_candidate": "lint",
-    "normalised_hash": "lint",
+    "normalised_hash": "lint", "budget_issues": "lint",
+    "RenderBudget": "render_budget", "RenderBudgetExceeded": "templates",
     "BaseVersion": "model", "Candidate": "model", "Skipped": "model", "Strategy": "model",
     "StrategyConfig": "model",
     "LLM_REWRITER": "rewriter", "BudgetExhausted": "rewriter", "LLMRewriter": "rewriter",
@@ -37,6 +38,8 @@ __all__ = [
     "LintIssue",
     "MissingVariableError",
     "ParsedTemplate",
+    "RenderBudget",
+    "RenderBudgetExceeded",
     "RewriterConfig",
     "RewriterError",
     "Skipped",
@@ -45,6 +48,7 @@ __all__ = [
     "TemplateError",
     "TemplateSecurityError",
     "Usage",
+    "budget_issues",
     "escape_literal",
     "lint_candidate",
     "normalised_hash",
@@ -75,8 +79,15 @@ if TYPE_CHECKING:
         ImproverConfig,
         propose_candidates,
     )
-    from improver.lint import LintConfig, LintIssue, lint_candidate, normalised_hash
+    from improver.lint import (
+        LintConfig,
+        LintIssue,
+        budget_issues,
+        lint_candidate,
+        normalised_hash,
+    )
     from improver.model import BaseVersion, Candidate, Skipped, Strategy, StrategyConfig
+    from improver.render_budget import RenderBudget
     from improver.rewriter import (
         LLM_REWRITER,
         BudgetExhausted,
@@ -88,6 +99,7 @@ if TYPE_CHECKING:
     from improver.templates import (
         MissingVariableError,
         ParsedTemplate,
+        RenderBudgetExceeded,
         TemplateError,
         TemplateSecurityError,
         escape_literal,

@@ -8,8 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from improver.lint import budget_issues
 from improver.templates import (
     MissingVariableError,
+    RenderBudgetExceeded,
     TemplateError,
     render_template,
     template_variables,
@@ -41,12 +43,25 @@ def _version(daemon: Daemon, name: str, version: int) -> VersionInfo:
     return info
 
 
-def _variables_of(template: str) -> list[str]:
+def _variables_of(daemon: Daemon, template: str, prompt: str | None = None) -> list[str]:
+    """Return a new template's variables; 422 if it does not parse or breaks the budget.
+
+    The template is rendered under the daemon's render budget with the variables agents
+    recently sent (or sample values): a template that would stall every render is refused
+    when it is created, not when an agent first resolves it.
+    """
     try:
-        return sorted(template_variables(template))
+        variables = sorted(template_variables(template))
     except TemplateError as exc:
         raise ApiError(422, "invalid_template", f"template: {exc}",
                        [{"field": "template", "message": str(exc)}]) from exc
+    recorded = daemon.queries.recorded_variables(prompt) if prompt else []
+    issues = budget_issues(template, recorded, budget=daemon.render_budget)
+    if issues:
+        message = "; ".join(i.message for i in issues)
+        raise ApiError(422, "render_budget_exceeded", f"template: {message}",
+                       [{"field": "template", "message": message}])
+    return variables
 
 
 def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
@@ -61,7 +76,7 @@ def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
 def create_prompt(body: PromptCreate, daemon: DaemonDep, commands: CommandsDep,
                   who: Admin) -> dict[str, Any]:
     """Append prompt.created, version.created (v1) and label.moved (production -> 1)."""
-    variables = _variables_of(body.template)
+    variables = _variables_of(daemon, body.template)
     commands.create_prompt(body.name, body.template, variables, body.description, who.actor)
     return prompt_summary(daemon, _prompt(daemon, body.name))
 
@@ -82,7 +97,7 @@ def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep, commands
     The number comes from the prompt's stream: two callers adding at once get two numbers,
     and each answer is the version holding its own template.
     """
-    variables = _variables_of(body.template)
+    variables = _variables_of(daemon, body.template, name)
     outcome = commands.add_version(name, body.template, variables, rationale=body.rationale,
                                    parent=body.parent, make_production=body.make_production,
                                    actor=who.actor)
@@ -148,7 +163,13 @@ def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> 
             raise ApiError(404, "not_found", f"prompt {name!r} has no label {body.label!r}")
         version = found
     try:
-        text = render_template(version.template, body.variables)
+        # A plain def: FastAPI runs it in its threadpool, and the budget bounds how long it
+        # can hold the GIL away from resolve and ingest.
+        text = render_template(version.template, body.variables, budget=daemon.render_budget,
+                               clock=time.thread_time)
+    except RenderBudgetExceeded as exc:
+        raise ApiError(422, "render_budget_exceeded", f"template: {exc}",
+                       [{"field": "template", "message": str(exc)}]) from exc
     except MissingVariableError as exc:
         raise ApiError(422, "missing_variable", f"variables.{exc.variable}: {exc}",
                        [{"field": f"variables.{exc.variable}", "message": str(exc)}]) from exc

@@ -6,8 +6,8 @@ import httpx
 import structlog
 
 from analytics.mining.model import Pattern
-from improver import BaseVersion, Candidate, propose_candidates
-from improver.lint import normalised_hash
+from improver import BaseVersion, Candidate, ImproverConfig, propose_candidates
+from improver.lint import LintConfig, normalised_hash
 from improver.rewriter import LLMRewriter, RewriterConfig
 from improver.templates import template_variables
 from service.contract.system import SYSTEM_ACTOR, CandidateProposed, VersionCreated
@@ -64,9 +64,10 @@ def improve_prompt(ctx: JobContext, prompt: str, now: float) -> list[int]:
         return []
     base = BaseVersion(prompt, current.version, current.template)
     extra = _rewriter_candidates(ctx, base, strong, recorded, rejected)
+    config = ImproverConfig(lint=LintConfig(render_budget=s.render_budget()))
     proposed, skipped = propose_candidates(
         base, strong, k=s.improve_candidates, recorded_variables=recorded,
-        rejected_hashes=rejected, extra=extra)  # type: ignore[arg-type]
+        rejected_hashes=rejected, config=config, extra=extra)  # type: ignore[arg-type]
     for skip in skipped:
         log.info("strategy_skipped", prompt=prompt, strategy=skip.strategy, reason=skip.reason)
     if not proposed:

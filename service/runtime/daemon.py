@@ -85,6 +85,7 @@ class Daemon:
         self.writer.add_listener(self._on_change)
         self.tokens.attach(self.writer)
         self.default_policy = merge_policy(CanaryPolicy(), settings.canary_policy)
+        self.render_budget = settings.render_budget()
         self.scheduler = JobScheduler(self.write_engine, self.metrics, clock)
         self.refresher = Refresher(self.engine, self.writer, self.projector, self.metrics,
                                    settings.refresh_interval_s,

@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from improver.render_budget import RenderBudget
+
 CONFIG_ENV = "PROMPTD_CONFIG"
 
 
@@ -71,6 +73,19 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field("gpt-4o-mini", description="model name sent to the LLM endpoint")
     llm_api_key: str | None = Field(None, description="bearer key for the LLM endpoint")
+    # A template is data from users and from an LLM: every render runs under a budget.
+    render_max_steps: int = Field(100_000, ge=1_000, description=(
+        "work one render may do (sandbox operations, loop iterations; ~0.1 us each)"))
+    render_max_seconds: float = Field(0.05, gt=0, description=(
+        "CPU seconds one render may take on the daemon (a backstop to the step budget)"))
+    render_max_output_chars: int = Field(2_000_000, ge=1_000, description=(
+        "largest text one render may produce"))
+
+    def render_budget(self) -> RenderBudget:
+        """Return the budget every render on the daemon runs under."""
+        return RenderBudget(max_output_chars=self.render_max_output_chars,
+                            max_steps=self.render_max_steps,
+                            max_seconds=self.render_max_seconds)
 
     @field_validator("database_url")
     @classmethod

@@ -55,6 +55,19 @@ BOMBS = [
     "{{ '{:999999999}'.format(1) }}",
     "{% for a in range(100000) %}{% for b in range(100000) %}x{% endfor %}{% endfor %}",
 ]
+# Each of these built a ~300 MB string, or looped for 35 s, before the render budget; the
+# budget refuses them from their arguments, so lint refuses them when they are stored.
+BUDGET_BOMBS = [
+    "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+    "{{ '%*d' % (300000000, 1) }}",
+    "{{ '{:>{}}'.format('a', 300000000) }}",
+    "{{ 'a'.ljust(300000000) }}",
+    "{{ 'a'|center(300000000) }}",
+    "{{ '%300000000s'|format('a') }}",
+    "{{ ('a' * 100000).replace('a', 'a' * 3000) }}",
+]
+# Fine with the sample values lint renders at creation, explosive with what an agent sends.
+VARIABLE_BOMB = ("{{ x * n }}", {"x": "a", "n": 300_000_000})
 
 
 @pytest.fixture(scope="module")
@@ -256,14 +269,32 @@ def test_resource_bombs_are_stopped_at_render_quickly_and_the_daemon_keeps_servi
 ) -> None:
     admin = _client(daemon, daemon.admin_token)
     agent = _client(daemon, _issue(daemon, "agent")["token"])
+    for i, template in enumerate(BUDGET_BOMBS):
+        created = admin.post("/v1/prompts", json={"name": f"budget/b{i}", "template": template})
+        assert created.status_code == 422, (template, created.status_code)
+        assert created.json()["error"]["code"] == "render_budget_exceeded", created.text
+        assert created.elapsed.total_seconds() < 2, template
     for i, template in enumerate(BOMBS):
         name = f"bomb/b{i}"
-        if admin.post("/v1/prompts", json={"name": name, "template": template}).status_code != 201:
-            continue  # refused when stored is refused too
+        created = admin.post("/v1/prompts", json={"name": name, "template": template})
+        assert created.elapsed.total_seconds() < 2, template
+        if created.status_code == 422:
+            # Refused when stored: lint renders it under the daemon's render budget.
+            assert created.json()["error"]["code"] == "render_budget_exceeded", created.text
+            assert created.json()["error"]["details"][0]["field"] == "template"
+            continue
+        assert created.status_code == 201, created.text
         r = agent.post(f"/v1/prompts/{name}/render", json={"variables": {}})
         assert r.status_code == 422, (template, r.status_code, r.text[:200])
-        assert r.json()["error"]["code"] == "render_error"
-        assert r.elapsed.total_seconds() < 5, template
+        assert r.json()["error"]["code"] in ("render_error", "render_budget_exceeded")
+        assert r.elapsed.total_seconds() < 2, template
+    template, variables = VARIABLE_BOMB
+    admin.post("/v1/prompts", json={"name": "bomb/var", "template": template}
+               ).raise_for_status()
+    r = agent.post("/v1/prompts/bomb/var/render", json={"variables": variables})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "render_budget_exceeded", r.text
+    assert "max_value_len" in r.json()["error"]["message"] or "max_" in r.text
+    assert r.elapsed.total_seconds() < 2
     assert httpx.get(f"{daemon.url}/healthz").status_code == 200
 
 
