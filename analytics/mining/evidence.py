@@ -1,0 +1,138 @@
+"""What a cluster shows people and prompts: its clearest statements, examples and noise verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.mining.clarity import (
+    Reason,
+    choose_statements,
+    clean_statement,
+    is_substantive_word,
+    meaningful_correction,
+    noise_verdict,
+)
+from analytics.mining.config import MiningConfig
+from analytics.mining.features import content_words
+from analytics.mining.language import dominant_language
+from analytics.mining.model import FailureRecord, PatternExample
+from analytics.mining.text import display_text, normalise_text
+
+SCAN = 200  # distinct reasons looked at per cluster (most central first)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterWords:
+    """How many of a cluster's records use each known word (for the commonness of reasons)."""
+
+    column: Mapping[str, int]  # word unigram -> column
+    vocabulary: Sequence[str]  # column -> term
+    records_with_word: Mapping[int, float]  # column -> records of the cluster using it
+    size: float
+
+    def coherence(self) -> float:
+        """Return the share of records using the cluster's most shared substantive word."""
+        best = 0.0
+        for column, count in self.records_with_word.items():
+            term = self.vocabulary[column]
+            if " " not in term and not any(c.isdigit() for c in term) and is_substantive_word(
+                    term):
+                best = max(best, count / self.size)
+        return min(best, 1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """A cluster's statements, language, noise verdict and examples."""
+
+    statements: tuple[tuple[str, str], ...]  # (language, cleaned statement)
+    language: str
+    noise: str
+    representative: int  # index (into the pool) of the record whose reason represents it
+    examples: tuple[PatternExample, ...]
+
+
+def cluster_evidence(
+    pool: Sequence[FailureRecord],
+    members: np.ndarray,
+    similarity: np.ndarray,
+    words: ClusterWords,
+    config: MiningConfig,
+) -> Evidence:
+    """Return the evidence of the cluster whose records (most central first) are ``members``."""
+    first_of: dict[str, int] = {}
+    weight: dict[str, int] = {}
+    for i in members:
+        key = normalise_text(pool[int(i)].reason, config.max_reason_chars)
+        weight[key] = weight.get(key, 0) + 1
+        if key not in first_of and len(first_of) < SCAN:
+            first_of[key] = int(i)
+    reasons = [
+        Reason(
+            text=pool[i].reason or "",
+            weight=weight[key],
+            similarity=float(similarity[i]),
+            known_share=_known_share(key, words),
+        )
+        for key, i in first_of.items()
+    ]
+    language = dominant_language((clean_statement(r.text), r.weight) for r in reasons
+                                 if r.text.strip())
+    coherence = words.coherence()
+    noise = noise_verdict(reasons, coherence, min_substantive_share=config.min_substantive_share,
+                          min_coherence=config.min_coherence)
+    statements = () if noise else choose_statements(reasons, language)
+    chosen_text = statements[0][1] if statements else ""
+    representative = next((i for r, i in zip(reasons, first_of.values(), strict=True)
+                           if r.text == chosen_text), int(members[0]))
+    examples = () if noise else _examples(pool, members, representative, config)
+    cleaned = tuple((lang, clean_statement(text)) for lang, text in statements)
+    return Evidence(cleaned, language, noise, representative, examples)
+
+
+def _known_share(text: str, words: ClusterWords) -> tuple[float, ...]:
+    shares = []
+    for word in content_words(text):
+        if any(c.isdigit() for c in word):
+            continue  # ids, amounts and dates name instances; they are not typos
+        column = words.column.get(word)
+        count = words.records_with_word.get(column, 0.0) if column is not None else 0.0
+        # A word only one record of the cluster uses is as good as unknown (a typo).
+        shares.append(count / words.size if count > 1 else 0.0)
+    return tuple(shares)
+
+
+def _examples(pool: Sequence[FailureRecord], members: np.ndarray, representative: int,
+              config: MiningConfig) -> tuple[PatternExample, ...]:
+    """Return distinct-reason examples, the representative's first, meaningful fixes first."""
+    scan = [representative, *(int(i) for i in members[:SCAN] if int(i) != representative)]
+    teaching = [i for i in scan if meaningful_correction(pool[i].output_text,
+                                                         pool[i].corrected_output)]
+    others = [i for i in scan if i not in set(teaching)]
+    if representative in others:
+        # The representative leads even without a usable fix: people read its reason first.
+        others.remove(representative)
+        teaching.insert(0, representative)
+    chosen: list[PatternExample] = []
+    seen: set[str] = set()
+    limit = config.max_example_chars
+    for i in (*teaching, *others):
+        r = pool[i]
+        key = normalise_text(r.reason, config.max_reason_chars)
+        if key in seen:
+            continue
+        seen.add(key)
+        useful = meaningful_correction(r.output_text, r.corrected_output)
+        chosen.append(PatternExample(
+            input_text=display_text(r.input_text, limit),
+            output_text=display_text(r.output_text, limit),
+            # A fix that changes nothing (or is a bare "ok") must not become a worked example.
+            corrected_output=display_text(r.corrected_output, limit) if useful else None,
+            reason=display_text(r.reason or "", limit) or "",
+        ))
+        if len(chosen) >= config.max_examples:
+            break
+    return tuple(chosen)
