@@ -42,13 +42,15 @@ class StrategyConfig:
     """Knobs shared by the rule-based strategies."""
 
     max_patterns: int = 3  # how many of the top-ranked patterns one candidate addresses
-    max_reason_chars: int = 300  # a rule quotes the representative reason up to this length
+    max_reason_chars: int = 300  # a feedback item quotes its statement up to this length
+    feedback_examples: bool = True  # add one short corrected example to a feedback item
     max_examples: int = 4  # worked examples added by few-shot
     max_example_field_chars: int = 800  # an example whose input or output is longer is skipped
     max_examples_section_chars: int = 4_000  # bound on the whole worked-examples section
     min_shared_terms: int = 2  # words an instruction must share with a complaint to be implicated
     replacement_mode: Literal["rewrite", "remove"] = "rewrite"
-    # Input fields the contextual strategy may condition on, first declared one wins.
+    # Input fields the contextual strategy falls back to (with the reviewers' categories)
+    # when mining found no recorded variable that separates a pattern; first declared wins.
     category_variables: tuple[str, ...] = ("category", "input_category", "intent", "topic")
 
 

@@ -31,10 +31,31 @@ benchmarks and demos.
 
 from __future__ import annotations
 
-from analytics.mining.anomalies import Anomaly, WindowCounts, detect_anomalies
-from analytics.mining.config import MiningConfig
-from analytics.mining.model import FailureRecord, Pattern, PatternExample
-from analytics.mining.patterns import MiningResult, count_windows, mine_patterns
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from analytics.mining.anomalies import Anomaly, WindowCounts, detect_anomalies
+    from analytics.mining.config import MiningConfig
+    from analytics.mining.model import (
+        FailureRecord,
+        Pattern,
+        PatternContext,
+        PatternExample,
+        ShareWindow,
+    )
+    from analytics.mining.patterns import MiningResult, count_windows, mine_patterns
+
+# Names load on first use (PEP 562): the data model (``analytics.mining.model``) is imported
+# by the improver and the service without the clustering stack behind ``mine_patterns``.
+_HOME: dict[str, str] = {
+    **dict.fromkeys(("Anomaly", "WindowCounts", "detect_anomalies"), "analytics.mining.anomalies"),
+    "MiningConfig": "analytics.mining.config",
+    **dict.fromkeys(("FailureRecord", "Pattern", "PatternContext", "PatternExample",
+                     "ShareWindow"), "analytics.mining.model"),
+    **dict.fromkeys(("MiningResult", "count_windows", "mine_patterns"),
+                    "analytics.mining.patterns"),
+}
 
 __all__ = [
     "Anomaly",
@@ -42,9 +63,24 @@ __all__ = [
     "MiningConfig",
     "MiningResult",
     "Pattern",
+    "PatternContext",
     "PatternExample",
+    "ShareWindow",
     "WindowCounts",
     "count_windows",
     "detect_anomalies",
     "mine_patterns",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this hook
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
