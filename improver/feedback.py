@@ -81,6 +81,8 @@ def feedback_text(pattern: Pattern, language: str, max_chars: int, *,
     if statement is None:
         return None
     text = shorten(statement, max_chars)
+    if text[-1] not in ".!?…":
+        text += "."
     example = corrected_example(pattern) if with_example else None
     if example is not None:
         given = " ".join((example.input_text or "").split())
@@ -94,6 +96,13 @@ def feedback_line(pattern: Pattern, language: str, max_chars: int, *,
     """Return the feedback item as template source: a bullet with Jinja neutralised."""
     text = feedback_text(pattern, language, max_chars, with_example=with_example)
     return None if text is None else "- " + escape_literal(text)
+
+
+def carries(template: str, line: str) -> bool:
+    """Return whether the template already has this feedback item (with or without example)."""
+    item = line.strip()
+    return any(existing.strip() == item or existing.strip().startswith(item + " ")
+               for existing in template.splitlines())
 
 
 def guided_patterns(patterns: Sequence[Pattern], limit: int,

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from analytics.mining.model import Pattern
 from improver.feedback import (
     add_feedback,
+    carries,
     feedback_line,
     guided_patterns,
     prompt_language,
@@ -21,7 +22,6 @@ from improver.prompt_text import (
     REMINDER_HEADING,
     Chunk,
     describe,
-    has_line,
     split_chunks,
 )
 
@@ -108,7 +108,7 @@ def sandwich(
     top = chosen[0]
     rule = feedback_line(top, language, config.max_reason_chars)
     assert rule is not None
-    if has_line(base.template, rule):
+    if carries(base.template, rule):
         return Skipped(SANDWICH, "nothing new: the top pattern's feedback is already in the "
                                  "prompt, and repeating it is not a change worth a canary")
     template = add_feedback(base.template, [rule])

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from analytics.mining.model import Pattern
 from improver.feedback import (
     add_feedback,
+    carries,
     feedback_line,
     guided_patterns,
     prompt_language,
@@ -30,7 +31,6 @@ from improver.prompt_text import (
     content_words,
     describe,
     find_section,
-    has_line,
     pattern_words,
 )
 from improver.templates import TemplateError, parse_template
@@ -123,7 +123,7 @@ def replacement(
         template = template[: line.start] + template[end:]
     if config.replacement_mode == "rewrite":
         lines = [feedback_line(item.pattern, language, config.max_reason_chars) for item in found]
-        new = [line for line in dict.fromkeys(lines) if line and not has_line(template, line)]
+        new = [line for line in dict.fromkeys(lines) if line and not carries(template, line)]
         if new:
             template = add_feedback(template, new)
     verb = ("Removed" if config.replacement_mode == "remove"

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from analytics.mining.model import Pattern
 from improver.feedback import (
     add_feedback,
+    carries,
     feedback_line,
     guided_patterns,
     prompt_language,
@@ -35,7 +36,7 @@ def additive(
         line = feedback_line(p, language, config.max_reason_chars,
                              with_example=config.feedback_examples)
         assert bare is not None and line is not None  # chosen patterns have a statement
-        if not (has_line(base.template, bare) or has_line(base.template, line)):
+        if not carries(base.template, bare):
             new.append((p, line))
     if not new:
         return Skipped(ADDITIVE, "nothing new: every top pattern's feedback is already in the "

@@ -170,4 +170,4 @@ def test_no_pattern_text_can_break_the_template_or_its_variables(
         assert template_variables(candidate.template) == template_variables(BASE.template)
         text = render_template(candidate.template, SUPPORT_VARIABLES)
         if candidate.strategy == "additive":
-            assert "Avoid: " + " ".join(hostile.representative_reason.split()) in text
+            assert "- " + " ".join(hostile.representative_reason.split()) in text
