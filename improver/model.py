@@ -49,9 +49,6 @@ class StrategyConfig:
     max_examples_section_chars: int = 4_000  # bound on the whole worked-examples section
     min_shared_terms: int = 2  # words an instruction must share with a complaint to be implicated
     replacement_mode: Literal["rewrite", "remove"] = "rewrite"
-    # Input fields the contextual strategy falls back to (with the reviewers' categories)
-    # when mining found no recorded variable that separates a pattern; first declared wins.
-    category_variables: tuple[str, ...] = ("category", "input_category", "intent", "topic")
 
 
 Strategy: TypeAlias = Callable[

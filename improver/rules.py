@@ -60,8 +60,7 @@ def _literal_list(values: Sequence[str]) -> str:
     return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
 
 
-def _condition(pattern: Pattern, declared: frozenset[str],
-               config: StrategyConfig) -> tuple[str, str] | None:
+def _condition(pattern: Pattern) -> tuple[str, str] | None:
     """Return (Jinja condition, description) for where a pattern's feedback applies."""
     context = pattern.context
     if context is not None and context.values and context.variable.isidentifier():
@@ -71,14 +70,7 @@ def _condition(pattern: Pattern, declared: frozenset[str],
         return (f"{v} is defined and {v} in {_literal_list(context.values)}",
                 f"'{v}' in {list(context.values)} (Cramér's V {context.association:.2f}, "
                 f"covers {context.coverage:.0%} of its records)")
-    # No recorded variable separates it (or none was recorded): the reviewers' categories,
-    # when the template has an input of that name.
-    variable = next((v for v in config.category_variables if v in declared), None)
-    categories = sorted({c for c in pattern.categories if c.strip()})
-    if variable is None or not categories:
-        return None
-    return (f"{variable} in {_literal_list(categories)}",
-            f"'{variable}' in {categories} (reviewers' categories)")
+    return None
 
 
 def contextual(
@@ -90,7 +82,7 @@ def contextual(
     the rest (mining picks it: low cardinality, strong association, enough support), e.g.
     ``locale in ["de", "es"]`` for answers in the wrong language.
     """
-    declared = parse_template(base.template).variables
+    parse_template(base.template)  # a broken template is reported, not edited
     language = prompt_language(base.template)
     chosen, passed = guided_patterns(patterns, config.max_patterns, language)
     if not chosen:
@@ -98,7 +90,7 @@ def contextual(
     lines: list[str] = []
     addressed: list[tuple[Pattern, str]] = []
     for pattern in chosen:
-        found = _condition(pattern, declared, config)
+        found = _condition(pattern)
         if found is None:
             continue
         condition, where = found

@@ -183,8 +183,31 @@ def choose_statements(reasons: Sequence[Reason], language: str) -> tuple[tuple[s
     return tuple(out)
 
 
-def noise_verdict(reasons: Sequence[Reason], coherence: float, *,
-                  min_substantive_share: float, min_coherence: float) -> str:
+def coherence(reasons: Sequence[Reason]) -> float:
+    """Return the share of the main language's substantive reasons using its most shared word.
+
+    Measured within one language (a cluster of English and German phrasings of one complaint
+    shares no word across them) and over substantive reasons only (noise and reason-less
+    records inside a real cluster are judged elsewhere), weighted by records.
+    """
+    groups: dict[str, list[Reason]] = {}
+    for r in reasons:
+        if r.text.strip() and is_substantive(r.text):
+            groups.setdefault(statement_language(r.text), []).append(r)
+    if not groups:
+        return 0.0
+    main = max(groups.values(), key=lambda rs: (sum(r.weight for r in rs), len(rs)))
+    total = sum(r.weight for r in main)
+    uses: dict[str, int] = {}
+    for r in main:
+        for word in set(substantive_words(r.text)):
+            uses[word] = uses.get(word, 0) + r.weight
+    return max(uses.values(), default=0) / total
+
+
+def noise_verdict(reasons: Sequence[Reason], coherence: float, similarity: float, *,
+                  min_substantive_share: float, min_coherence: float,
+                  min_similarity: float) -> str:
     """Return why a cluster is noise ("" when it states a problem a model can act on).
 
     Reason-less records do not count either way: a cluster of them (grouped by category)
@@ -207,7 +230,10 @@ def noise_verdict(reasons: Sequence[Reason], coherence: float, *,
         else:
             kind = "too short to state a problem"
         return f"{kind} ({quoted}): {substantive}/{total} reasons name a problem"
-    if coherence < min_coherence:
-        return (f"incoherent: no word names the problem in most reasons (the most shared one "
-                f"is in {coherence:.0%} of them, below {min_coherence:.0%})")
+    # Synonyms ("invented", "made up", "hallucinated") make one complaint share few words, so
+    # only a cluster weak on both counts, words and features, is judged incoherent.
+    if coherence < min_coherence and similarity < min_similarity:
+        return (f"incoherent: its reasons share no word that names a problem (the most shared "
+                f"is in {coherence:.0%} of them) and sit far from their centroid (mean "
+                f"similarity {similarity:.2f})")
     return ""

@@ -41,11 +41,14 @@ class MiningConfig:
     anomaly_z_threshold: float = 3.0
     anomaly_min_trailing: int = 3
     # A cluster is noise when fewer of its reasons than this name a concrete problem
-    # ("thx", "ok", rants, meeting chatter), or when no word naming a problem is shared by
-    # at least ``min_coherence`` of its records (most of them: real clusters on the synthetic
-    # corpus sit at 0.78-1.0; word-salad clusters glued by filler words at 0.4-1.0, small).
+    # ("thx", "ok", rants, meeting chatter), or when it is incoherent: no word naming a
+    # problem is shared by ``min_coherence`` of the substantive reasons of its main language
+    # AND its members' mean similarity to the centroid is below ``min_similarity``. Measured
+    # on the support-v2 world: real multilingual clusters >= 0.27 shared / >= 0.48 similar
+    # (synonyms keep shared words low), so both must fail.
     min_substantive_share: float = 0.5
-    min_coherence: float = 0.5
+    min_coherence: float = 0.25
+    min_similarity: float = 0.45
     # Context: a recorded input variable conditions a pattern's guidance when it has at most
     # ``context_max_levels`` values, ``context_min_support`` pattern records carry it, the
     # chi-square test is significant at ``context_alpha`` (Bonferroni over the variables),
@@ -91,7 +94,8 @@ class MiningConfig:
             raise ValueError(f"MiningConfig.blas_threads must be >= 1 or None, "
                              f"got {self.blas_threads!r}")
         unit = {"min_substantive_share": self.min_substantive_share,
-                "min_coherence": self.min_coherence, "context_alpha": self.context_alpha,
+                "min_coherence": self.min_coherence, "min_similarity": self.min_similarity,
+                "context_alpha": self.context_alpha,
                 "context_min_association": self.context_min_association,
                 "context_min_coverage": self.context_min_coverage}
         for name, value in unit.items():

@@ -11,7 +11,7 @@ from analytics.mining.clarity import (
     Reason,
     choose_statements,
     clean_statement,
-    is_substantive_word,
+    coherence,
     meaningful_correction,
     noise_verdict,
 )
@@ -29,19 +29,8 @@ class ClusterWords:
     """How many of a cluster's records use each known word (for the commonness of reasons)."""
 
     column: Mapping[str, int]  # word unigram -> column
-    vocabulary: Sequence[str]  # column -> term
     records_with_word: Mapping[int, float]  # column -> records of the cluster using it
     size: float
-
-    def coherence(self) -> float:
-        """Return the share of records using the cluster's most shared substantive word."""
-        best = 0.0
-        for column, count in self.records_with_word.items():
-            term = self.vocabulary[column]
-            if " " not in term and not any(c.isdigit() for c in term) and is_substantive_word(
-                    term):
-                best = max(best, count / self.size)
-        return min(best, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +70,11 @@ def cluster_evidence(
     ]
     language = dominant_language((clean_statement(r.text), r.weight) for r in reasons
                                  if r.text.strip())
-    coherence = words.coherence()
-    noise = noise_verdict(reasons, coherence, min_substantive_share=config.min_substantive_share,
-                          min_coherence=config.min_coherence)
+    mean_similarity = float(similarity[members].mean()) if len(members) else 0.0
+    noise = noise_verdict(reasons, coherence(reasons), mean_similarity,
+                          min_substantive_share=config.min_substantive_share,
+                          min_coherence=config.min_coherence,
+                          min_similarity=config.min_similarity)
     statements = () if noise else choose_statements(reasons, language)
     chosen_text = statements[0][1] if statements else ""
     representative = next((i for r, i in zip(reasons, first_of.values(), strict=True)

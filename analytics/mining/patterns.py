@@ -246,9 +246,8 @@ def _draft_patterns(
         slope, z = trend_statistics(counts)
         medoid = kept[int(members[0])]
         row = grouping.records_with_word.getrow(c)
-        words = ClusterWords(word_column, grouping.word_vocabulary,
-                             dict(zip(row.indices.tolist(), row.data.tolist(), strict=True)),
-                             float(len(members)))
+        shares = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        words = ClusterWords(word_column, shares, float(len(members)))
         evidence = cluster_evidence(kept, members, similarity, words, config)
         representative = kept[evidence.representative]
         categories = _ranked_names(category_codes[members], category_names)
