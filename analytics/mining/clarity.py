@@ -147,15 +147,43 @@ def statement_language(text: str) -> str:
     return detect_language(clean_statement(text))
 
 
-def _rank_key(reason: Reason, language: str, index: int) -> tuple[float, ...]:
+_VARIANT_RATIO = 0.9
+_VARIANT_PEERS = 10
+
+
+def _variants(reasons: Sequence[Reason]) -> set[int]:
+    """Return the indices of reasons that are a near-copy of a more frequent reason.
+
+    Several reviewers typing one complaint identically do not repeat one's typo, so a
+    near-copy of a heavier text is most likely that text misspelt ("that" for "threat").
+    """
+    heaviest = sorted(range(len(reasons)), key=lambda i: -reasons[i].weight)[:_VARIANT_PEERS]
+    lowered = [" ".join(r.text.lower().split()) for r in reasons]
+    out = set()
+    for i, reason in enumerate(reasons):
+        for j in heaviest:
+            if reasons[j].weight <= reason.weight or i == j:
+                continue
+            matcher = difflib.SequenceMatcher(None, lowered[i], lowered[j], autojunk=False)
+            if matcher.real_quick_ratio() >= _VARIANT_RATIO and \
+                    matcher.quick_ratio() >= _VARIANT_RATIO and matcher.ratio() >= _VARIANT_RATIO:
+                out.add(i)
+                break
+    return out
+
+
+def _rank_key(reason: Reason, language: str, index: int, variant: bool) -> tuple[float, ...]:
     detected = statement_language(reason.text)
     language_rank = 0 if detected == language else (1 if detected == UNKNOWN else 2)
     rare_words = sum(1 for s in reason.known_share if s == 0.0)
     fillers = filler_count(reason.text)
     shouted = reason.text.upper() == reason.text and any(c.isalpha() for c in reason.text)
-    return (float(not is_substantive(reason.text)), float(language_rank), float(rare_words > 0),
-            float(max(fillers, 0)), float(shouted), -round(_commonness(reason), 6),
-            -round(reason.similarity, 6), float(index))
+    # A text several reviewers wrote identically carries no one's idiosyncratic typo (even a
+    # typo that makes another word, "threat" -> "that", which the rare-word test misses).
+    return (float(not is_substantive(reason.text)), float(language_rank),
+            float(rare_words > 0 or variant), float(reason.weight < 2),
+            float(max(fillers, 0)), float(shouted),
+            -round(_commonness(reason), 6), -round(reason.similarity, 6), float(index))
 
 
 def choose_statements(reasons: Sequence[Reason], language: str) -> tuple[tuple[str, str], ...]:
@@ -164,13 +192,15 @@ def choose_statements(reasons: Sequence[Reason], language: str) -> tuple[tuple[s
     The cluster's dominant ``language`` comes first, then others by weight; reasons whose
     language is unknown compete (after the ones known to match) in the dominant language's
     group. Within a group the order of preference is: no word the cluster never repeats (a
-    typo or a one-off name) when another phrasing exists, fewer fillers, not shouted, words
-    shared across the cluster, centrality.
+    typo or a one-off name) and no near-copy of a more frequent text (a typo that makes
+    another word) when another phrasing exists, written identically by several
+    reviewers, fewer fillers, not shouted, words shared across the cluster, centrality.
     """
     groups: dict[str, list[tuple[int, Reason]]] = {}
     for i, reason in enumerate(reasons):
         if reason.text.strip() and is_substantive(reason.text):
             groups.setdefault(statement_language(reason.text), []).append((i, reason))
+    variants = _variants(reasons)
     unknown = groups.pop(UNKNOWN, [])
     if unknown:
         groups.setdefault(language, []).extend(unknown)
@@ -178,7 +208,8 @@ def choose_statements(reasons: Sequence[Reason], language: str) -> tuple[tuple[s
     order = sorted(groups, key=lambda lang: (lang != language, -weight[lang], lang))
     out = []
     for lang in order:
-        best = min(groups[lang], key=lambda item: _rank_key(item[1], lang, item[0]))
+        best = min(groups[lang],
+                   key=lambda item: _rank_key(item[1], lang, item[0], item[0] in variants))
         out.append((lang, best[1].text))
     return tuple(out)
 
