@@ -64,6 +64,7 @@ _ASIDE = re.compile(r"\s*[\(\[][^()\[\]]{0,40}[\)\]]\s*$")  # "(ticket reviewed)
 _STOP = frozenset(ENGLISH_STOP_WORDS).union(*FUNCTION_WORDS.values())
 _ACKNOWLEDGEMENTS = GENERIC_WORDS | {"n/a", "-", ".", "?", "+1", "👍"}
 _MIN_WORDS = 3
+_TOKEN = re.compile(r"\w+")
 
 
 def is_substantive_word(word: str) -> bool:
@@ -113,9 +114,10 @@ def meaningful_correction(output: str | None, corrected: str | None) -> bool:
     fixed = " ".join((corrected or "").split())
     if not fixed or fixed.lower().strip(" .!") in _ACKNOWLEDGEMENTS:
         return False
-    if not words_of(fixed) or all(w in GENERIC_WORDS for w in words_of(fixed)):
+    tokens = _TOKEN.findall(fixed.lower())
+    if not tokens or all(t in GENERIC_WORDS for t in tokens):
         return False
-    before, after = " ".join(words_of(output or "")), " ".join(words_of(fixed))
+    before, after = " ".join(_TOKEN.findall((output or "").lower())), " ".join(tokens)
     if not before:
         return True
     # Punctuation and case are not a correction; a changed word or number is.

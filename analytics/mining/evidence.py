@@ -98,32 +98,29 @@ def _known_share(text: str, words: ClusterWords) -> tuple[float, ...]:
 
 def _examples(pool: Sequence[FailureRecord], members: np.ndarray, representative: int,
               config: MiningConfig) -> tuple[PatternExample, ...]:
-    """Return distinct-reason examples, the representative's first, meaningful fixes first."""
+    """Return distinct-reason examples, the representative's reason first, teaching fixes first.
+
+    Within one reason, a record whose correction teaches something is preferred.
+    """
     scan = [representative, *(int(i) for i in members[:SCAN] if int(i) != representative)]
     teaching = [i for i in scan if meaningful_correction(pool[i].output_text,
                                                          pool[i].corrected_output)]
-    others = [i for i in scan if i not in set(teaching)]
-    if representative in others:
-        # The representative leads even without a usable fix: people read its reason first.
-        others.remove(representative)
-        teaching.insert(0, representative)
-    chosen: list[PatternExample] = []
-    seen: set[str] = set()
+    taught = set(teaching)
+    order = teaching + [i for i in scan if i not in taught]
+    first: dict[str, int] = {}
+    for i in order:
+        first.setdefault(normalise_text(pool[i].reason, config.max_reason_chars), i)
+    lead = normalise_text(pool[representative].reason, config.max_reason_chars)
+    chosen_records = [first.pop(lead), *first.values()][: config.max_examples]
     limit = config.max_example_chars
-    for i in (*teaching, *others):
-        r = pool[i]
-        key = normalise_text(r.reason, config.max_reason_chars)
-        if key in seen:
-            continue
-        seen.add(key)
-        useful = meaningful_correction(r.output_text, r.corrected_output)
-        chosen.append(PatternExample(
-            input_text=display_text(r.input_text, limit),
-            output_text=display_text(r.output_text, limit),
+    return tuple(
+        PatternExample(
+            input_text=display_text(pool[i].input_text, limit),
+            output_text=display_text(pool[i].output_text, limit),
             # A fix that changes nothing (or is a bare "ok") must not become a worked example.
-            corrected_output=display_text(r.corrected_output, limit) if useful else None,
-            reason=display_text(r.reason or "", limit) or "",
-        ))
-        if len(chosen) >= config.max_examples:
-            break
-    return tuple(chosen)
+            corrected_output=display_text(pool[i].corrected_output, limit) if i in taught
+            else None,
+            reason=display_text(pool[i].reason or "", limit) or "",
+        )
+        for i in chosen_records
+    )
