@@ -179,3 +179,11 @@ def test_no_pattern_text_can_break_the_template_or_its_variables(
         text = render_template(candidate.template, SUPPORT_VARIABLES)
         if candidate.strategy == "additive":
             assert "- " + " ".join(hostile.representative_reason.split()) in text
+
+
+def test_a_candidate_equal_to_the_base_after_normalisation_is_skipped_as_nothing_new() -> None:
+    same = Candidate(BASE.template.replace("\n", "  \n"), "llm_rewriter", "x", ("p1",), 3)
+    candidates, skipped = propose_candidates(BASE, PATTERNS, k=1, extra=[same])
+    assert [c.strategy for c in candidates] == ["additive"]
+    assert Skipped("llm_rewriter", "nothing new: the candidate equals the current version "
+                                   "after normalisation") in skipped

@@ -137,20 +137,35 @@ def test_the_language_pattern_is_explained_by_locale_and_the_others_by_nothing(
 
 
 def test_context_picks_the_variable_that_separates_best_among_several() -> None:
+    # 'area' also separates (EU-heavy) and sorts first; 'locale' separates perfectly.
     records = []
-    for i in range(120):
+    for i in range(200):
         german = i % 2 == 0
-        channel = "email" if i % 3 else "chat"  # some association, much weaker
+        area = ("eu" if i % 20 < 17 else "us") if german else ("eu" if i % 10 < 3 else "us")
         reason = "answered in english, customer wrote german" if german else "date not in iso"
         records.append(FailureRecord(
             f"r{i}", "correction", NOW - i, 1, reason=reason,
-            variables=(("channel", channel if german else "chat"), ("locale",
-                       "de" if german else "en"), ("ticket", f"t{i}"))))
+            variables=(("area", area), ("locale", "de" if german else "en"),
+                       ("ticket", f"t{i}"))))
     result = mine_patterns(records, now=NOW, executions_in_window=0)
     by_reason = {p.statements[0][1][:8]: p for p in result.patterns}
-    assert by_reason["Answered"].context is not None
-    assert by_reason["Answered"].context.variable == "locale"
-    assert by_reason["Answered"].context.values == ("de",)
+    context = by_reason["Answered"].context
+    assert context is not None and (context.variable, context.values) == ("locale", ("de",))
+    assert context.association == pytest.approx(1.0)
+
+
+def test_no_context_when_its_values_would_hide_the_feedback_from_many_of_its_cases() -> None:
+    # Strongly associated (60% of the pattern is German, 5% of the rest) but a rule shown
+    # only for German inputs would miss 40% of the pattern's cases.
+    records = []
+    for i in range(400):
+        mine = i % 2 == 0
+        locale = ("de" if i % 10 < 6 else "en") if mine else ("de" if i % 20 == 1 else "en")
+        reason = "answered in english, customer wrote german" if mine else "date not in iso"
+        records.append(FailureRecord(f"r{i}", "correction", NOW - i, 1, reason=reason,
+                                     variables=(("locale", locale),)))
+    result = mine_patterns(records, now=NOW, executions_in_window=0)
+    assert all(p.context is None for p in result.patterns)
 
 
 def test_examples_never_carry_a_bare_ok_or_an_unchanged_output_as_the_fix() -> None:
