@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -79,12 +80,14 @@ def substantive_words(text: str) -> list[str]:
     return [w for w in words_of(text) if is_substantive_word(w)]
 
 
+@lru_cache(maxsize=8_192)  # pure; the same reasons are judged several times
 def is_substantive(text: str) -> bool:
     """Return whether a reason states a concrete problem (enough words that name things)."""
     found = substantive_words(text)
     return len(found) >= 2 or (len(found) == 1 and len(words_of(text)) >= _MIN_WORDS)
 
 
+@lru_cache(maxsize=8_192)  # pure; the same reasons are judged several times
 def clean_statement(text: str) -> str:
     """Return a reason as one clean sentence: filler and asides trimmed, capitalised, ended."""
     s = " ".join(_FILLER_ANYWHERE.sub(" ", " ".join(text.split())).split())
@@ -103,6 +106,7 @@ def clean_statement(text: str) -> str:
     return s if s[-1] in ".!?…" else s + "."
 
 
+@lru_cache(maxsize=8_192)  # pure; the same reasons are judged several times
 def filler_count(text: str) -> int:
     """Return how many filler phrases or filler words a reason carries, wherever they are."""
     words = words_of(text)
@@ -144,6 +148,7 @@ def _commonness(reason: Reason) -> float:
     return sum(reason.known_share) / len(reason.known_share) ** 0.5
 
 
+@lru_cache(maxsize=8_192)  # pure; the same reasons are judged several times
 def statement_language(text: str) -> str:
     """Return the language of a reason once fillers are gone ("per QA review" is not Italian)."""
     return detect_language(clean_statement(text))

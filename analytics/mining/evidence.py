@@ -47,26 +47,34 @@ class Evidence:
 def cluster_evidence(
     pool: Sequence[FailureRecord],
     members: np.ndarray,
+    documents: np.ndarray,
     similarity: np.ndarray,
     words: ClusterWords,
     config: MiningConfig,
 ) -> Evidence:
-    """Return the evidence of the cluster whose records (most central first) are ``members``."""
-    first_of: dict[str, int] = {}
-    weight: dict[str, int] = {}
-    for i in members:
-        key = normalise_text(pool[int(i)].reason, config.max_reason_chars)
-        weight[key] = weight.get(key, 0) + 1
-        if key not in first_of and len(first_of) < SCAN:
-            first_of[key] = int(i)
+    """Return the evidence of the cluster whose records (most central first) are ``members``.
+
+    ``documents``: each pool record's distinct-document index (records with the same
+    normalised reason share one), so a reason's weight is counted without re-reading text.
+    """
+    docs = documents[members]
+    ids, counts = np.unique(docs, return_counts=True)
+    weight_of = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    first_of: dict[int, int] = {}
+    for i, doc in zip(members.tolist(), docs.tolist(), strict=True):
+        if doc not in first_of:
+            first_of[doc] = i
+            if len(first_of) >= SCAN:
+                break
     reasons = [
         Reason(
             text=pool[i].reason or "",
-            weight=weight[key],
+            weight=weight_of[doc],
             similarity=float(similarity[i]),
-            known_share=_known_share(key, words),
+            known_share=_known_share(normalise_text(pool[i].reason, config.max_reason_chars),
+                                     words),
         )
-        for key, i in first_of.items()
+        for doc, i in first_of.items()
     ]
     language = dominant_language((clean_statement(r.text), r.weight) for r in reasons
                                  if r.text.strip())

@@ -248,7 +248,7 @@ def _draft_patterns(
         row = grouping.records_with_word.getrow(c)
         shares = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
         words = ClusterWords(word_column, shares, float(len(members)))
-        evidence = cluster_evidence(kept, members, similarity, words, config)
+        evidence = cluster_evidence(kept, members, doc_of, similarity, words, config)
         representative = kept[evidence.representative]
         categories = _ranked_names(category_codes[members], category_names)
         error_types = _ranked_names(error_codes[members], error_names)
