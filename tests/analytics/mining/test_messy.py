@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from functools import cache
 
@@ -134,6 +135,8 @@ def test_the_language_pattern_is_explained_by_locale_and_the_others_by_nothing(
     assert language.context.coverage >= 0.8 and language.context.p_value < 1e-6
     for mode in ("date_format", "legal_escalation"):
         assert _pattern_of_mode(corpus, result, mode).context is None  # channel/plan say nothing
+    # The snapshot in the log carries it (JSON and back).
+    assert Pattern.from_dict(json.loads(json.dumps(language.to_dict()))) == language
 
 
 def test_context_picks_the_variable_that_separates_best_among_several() -> None:
