@@ -77,7 +77,8 @@ def is_substantive_word(word: str) -> bool:
 
 def substantive_words(text: str) -> list[str]:
     """Return the words of a text that name something: no function, generic or chatter word."""
-    return [w for w in words_of(text) if is_substantive_word(w)]
+    # A contraction counts as its first part: "we'll" is "we", "customer's" is "customer".
+    return [w for w in (w.split("'")[0] for w in words_of(text)) if is_substantive_word(w)]
 
 
 @lru_cache(maxsize=8_192)  # pure; the same reasons are judged several times

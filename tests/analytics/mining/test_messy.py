@@ -184,6 +184,14 @@ def test_examples_never_carry_a_bare_ok_or_an_unchanged_output_as_the_fix() -> N
         assert example.corrected_output in (None, "2024-05-31")
 
 
+def test_meeting_chatter_alone_is_a_noise_cluster() -> None:
+    records = [FailureRecord(f"r{i}", "correction", NOW - i, 1, reason="k -- as discussed in "
+                             "the weekly quality sync, we'll revisit next sprint")
+               for i in range(6)]
+    [pattern] = mine_patterns(records, now=NOW, executions_in_window=0).patterns
+    assert pattern.noise.startswith("chatter or rants") and pattern.statements == ()
+
+
 def test_meaningful_corrections_differ_by_more_than_case_and_punctuation() -> None:
     assert not meaningful_correction("Payday is Friday.", "payday is friday")
     assert not meaningful_correction("anything", "ok")
