@@ -20,7 +20,10 @@ from improver.templates import escape_literal
 
 FEEDBACK_INTRO = "Reviewers flagged these problems in earlier answers; make sure none recurs:"
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-_EXAMPLE_CHARS = 160  # a corrected example longer than this is for few-shot, not a rule
+_EXAMPLE_CHARS = 120  # a corrected example longer than this is for few-shot, not a rule
+# An example helps a terse statement ("Wrong date format.") say what right looks like; a
+# statement that already says it only gets longer (every token is paid on every call).
+_TERSE_WORDS = 6
 
 
 def prompt_language(template: str) -> str:
@@ -76,18 +79,23 @@ def corrected_example(pattern: Pattern) -> PatternExample | None:
 
 def feedback_text(pattern: Pattern, language: str, max_chars: int, *,
                   with_example: bool = False) -> str | None:
-    """Return the plain-text feedback item for a pattern, optionally with a corrected example."""
+    """Return the plain-text feedback item for a pattern, with a corrected example if it helps.
+
+    With ``with_example``, a terse statement (under six words) gets one short example whose
+    correction teaches something: the input and the corrected answer.
+    """
     statement = statement_for(pattern, language)
     if statement is None:
         return None
     text = shorten(statement, max_chars)
     if text[-1] not in ".!?…":
         text += "."
-    example = corrected_example(pattern) if with_example else None
+    terse = len(statement.split()) < _TERSE_WORDS
+    example = corrected_example(pattern) if with_example and terse else None
     if example is not None:
         given = " ".join((example.input_text or "").split())
         fixed = " ".join((example.corrected_output or "").split())
-        text += f' For example, to "{given}" a corrected answer was: "{fixed}"'
+        text += f' Example: "{given}" → "{fixed}"'
     return text
 
 

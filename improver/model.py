@@ -43,7 +43,7 @@ class StrategyConfig:
 
     max_patterns: int = 3  # how many of the top-ranked patterns one candidate addresses
     max_reason_chars: int = 300  # a feedback item quotes its statement up to this length
-    feedback_examples: bool = True  # add one short corrected example to a feedback item
+    feedback_examples: bool = True  # a terse feedback item gets one short corrected example
     max_examples: int = 4  # worked examples added by few-shot
     max_example_field_chars: int = 800  # an example whose input or output is longer is skipped
     max_examples_section_chars: int = 4_000  # bound on the whole worked-examples section

@@ -23,7 +23,7 @@ RECORDED = [{"question": "q", "locale": loc, "channel": "chat", "plan": "pro"}
 NOISE = re.compile(r"\b(thx|thanks|weekly|sync|sprint|useless|n/a)\b", re.IGNORECASE)
 POLARITY = re.compile(r"\bavoid\b:?\s+(please|use|always|state|give|reply|answer)\b",
                       re.IGNORECASE)
-BARE_OK = re.compile(r"(corrected answer was|Correct output):\s*\"?ok\b", re.IGNORECASE)
+BARE_OK = re.compile(r"(→|Correct output:)\s*\"?ok\b", re.IGNORECASE)
 
 
 @cache
@@ -62,7 +62,7 @@ def test_rules_are_reviewer_feedback_in_the_prompts_language(seed: int) -> None:
     for item in items:
         assert not item.startswith("- Avoid")
         assert re.match(r"- [A-Z]", item)  # a sentence, capitalised
-        statement = item[2:].split(" For example", 1)[0]
+        statement = item[2:].split(" Example:", 1)[0]
         assert statement.endswith(".")
         assert not re.search(r"[äöüßñ¿¡]|\b(el|der|die|das|und|que)\b", statement)  # English
     assert any("ISO" in item for item in items)

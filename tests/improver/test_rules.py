@@ -61,20 +61,25 @@ def test_additive_keeps_the_reviewers_request_as_a_request_not_as_its_opposite()
     assert not re.search(r"Avoid:? (please|use)\b", text, re.IGNORECASE)
 
 
-def test_additive_adds_one_short_corrected_example_when_the_pattern_has_one() -> None:
-    result = additive(BASE, [pattern()], CONFIG)
-    assert isinstance(result, Candidate)
-    assert (REFUND_FEEDBACK + ' For example, to "Refund order 12" a corrected answer was: '
-            '"Your refund is $50."') in rendered(result.template)
+def test_a_terse_statement_gets_one_short_corrected_example_a_full_one_does_not() -> None:
+    terse = additive(BASE, [pattern(representative_reason="Wrong refund amount.")], CONFIG)
+    assert isinstance(terse, Candidate)
+    assert ('- Wrong refund amount. Example: "Refund order 12" → "Your refund is $50."'
+            in rendered(terse.template))
+    full = additive(BASE, [pattern()], CONFIG)  # six words already say what went wrong
+    assert isinstance(full, Candidate)
+    assert f"{REFUND_FEEDBACK}\n" in rendered(full.template)
+    assert "Example:" not in full.template
 
 
 def test_additive_never_shows_a_bare_ok_or_an_unchanged_output_as_a_corrected_example() -> None:
     from tests.improver.builders import example
 
     for fix in ("ok", "Your refund is $55 including shipping."):
-        p = pattern(examples=(example(corrected_output=fix),))
+        p = pattern(examples=(example(corrected_output=fix),),
+                    representative_reason="Wrong refund amount.")
         text = rendered(additive(BASE, [p], CONFIG).template)  # type: ignore[union-attr]
-        assert "For example" not in text
+        assert "Example" not in text
 
 
 def test_additive_prefers_the_statement_in_the_prompts_language() -> None:
