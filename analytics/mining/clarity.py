@@ -69,8 +69,7 @@ _TOKEN = re.compile(r"\w+")
 
 
 def is_substantive_word(word: str) -> bool:
-    """Return whether a lower-cased word names something (not a function, generic or chatter
-    word)."""
+    """Return whether a lower-cased word names something: no function, generic, chatter word."""
     return len(word) > 1 and word not in _STOP and word not in GENERIC_WORDS \
         and word not in CHATTER_WORDS
 
