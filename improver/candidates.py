@@ -116,10 +116,15 @@ def propose_candidates(
     accepted: list[Candidate] = []
     seen: dict[str, str] = {}
     rejected = frozenset(rejected_hashes)
+    base_digest = normalised_hash(base.template)
 
     def consider(result: Candidate | Skipped) -> None:
         if isinstance(result, Skipped):
             skipped.append(result)
+            return
+        if normalised_hash(result.template) == base_digest:
+            skipped.append(Skipped(result.strategy, "nothing new: the candidate equals the "
+                                                    "current version after normalisation"))
             return
         issues = lint_candidate(
             result.template,

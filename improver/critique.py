@@ -1,7 +1,9 @@
-"""The LLM rewriter's conversation: a critique from failure examples, then an edit.
+"""The LLM rewriter's conversation: reflect on failure traces, then one merged edit.
 
-Textual-gradient style (ProTeGi, TextGrad): the first call asks why the prompt produced
-these failures, the second applies that critique to the prompt. Pure: messages in, text out.
+GEPA- and HRPO-style reflection: the model sees the traces of the top patterns (the input,
+what the agent answered, what the reviewer corrected it to, the reviewer's note), diagnoses
+a root cause per pattern and which patterns share one, then writes a single revised prompt
+that addresses as many patterns as it can and says which. Pure: messages in, text out.
 """
 
 from __future__ import annotations
@@ -9,70 +11,93 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from analytics.mining.clarity import meaningful_correction
 from analytics.mining.model import Pattern
+from improver.feedback import statement_for
 
 Message = dict[str, str]
 
 CRITIQUE_SYSTEM = (
-    "You are an expert prompt engineer. You review the prompt template of an LLM agent "
-    "against failures reported by its users and write a critique: for each failure, which "
-    "part of the prompt caused it or what the prompt fails to say. Be specific and brief."
+    "You are an expert prompt engineer. You are shown the prompt template of an LLM agent "
+    "and traces of its failures in production, grouped into patterns: the input, the "
+    "agent's output, the reviewer's corrected output and the reviewer's note. For each "
+    "pattern, diagnose the root cause: what the prompt fails to say, or says wrongly, that "
+    "led to these outputs, and what general instruction would have produced the corrected "
+    "ones. Then say which patterns share a root cause. Be specific and brief."
 )
 EDIT_SYSTEM = (
-    "You are an expert prompt engineer. You edit the prompt template of an LLM agent to "
-    "fix the failures described in a critique. The template uses Jinja2: keep every "
-    "{{ variable }} placeholder and every {% ... %} tag exactly as written, and do not add "
-    "new variables. Change only what the critique calls for. Reply with the complete "
-    "revised template between <prompt> and </prompt> and nothing else."
+    "You are an expert prompt engineer. You revise the prompt template of an LLM agent "
+    "along a diagnosis of its failure patterns. Write ONE revised template that addresses "
+    "as many of the patterns as possible in a single coherent edit: merge instructions "
+    "that share a root cause, state what the agent must do (not the reviewers' words), "
+    "change nothing else. The template uses Jinja2: keep every {{ variable }} placeholder "
+    "and every {% ... %} tag exactly as written, and do not add new variables. Reply with "
+    "the complete revised template between <prompt> and </prompt>, then the numbers of the "
+    "patterns your edit addresses between <addressed> and </addressed>, e.g. "
+    "<addressed>1, 3</addressed>."
 )
 _PROMPT_BLOCK = re.compile(r"<prompt>\n?(.*)</prompt>", re.DOTALL)
 _FENCE = re.compile(r"```[\w-]*\n(.*?)```", re.DOTALL)
+_ADDRESSED = re.compile(r"<addressed>(.*?)</addressed>", re.DOTALL)
 
 
 def _clip(text: str | None, max_chars: int) -> str:
-    text = (text or "").strip()
+    text = " ".join((text or "").split())
     return text if len(text) <= max_chars else text[:max_chars] + " …"
 
 
-def failure_report(patterns: Sequence[Pattern], *, max_examples: int, max_field_chars: int) -> str:
-    """Return the failures of the patterns as text: reason, then a few examples each."""
+def trace_report(patterns: Sequence[Pattern], *, language: str, max_examples: int,
+                 max_field_chars: int) -> str:
+    """Return the patterns as text: reviewer feedback, where it occurs, then traces."""
     parts: list[str] = []
     for number, pattern in enumerate(patterns, start=1):
-        parts.append(
-            f"Failure pattern {number}: {pattern.label} "
-            f"({pattern.size} reports, categories: {', '.join(pattern.categories) or 'none'})\n"
-            f"Reason: {_clip(pattern.representative_reason, max_field_chars)}"
-        )
-        for example in pattern.examples[:max_examples]:
-            lines = [f"Reason: {_clip(example.reason, max_field_chars)}"] if example.reason else []
+        head = [f"Pattern {number}: {pattern.label} ({pattern.size} reports)"]
+        statement = statement_for(pattern, language)
+        if statement:
+            head.append(f"Reviewer feedback: {_clip(statement, max_field_chars)}")
+        if pattern.context is not None:
+            values = ", ".join(pattern.context.values)
+            head.append(f"Occurs mostly when {pattern.context.variable} is one of: {values}")
+        parts.append("\n".join(head))
+        traces = 0
+        for example in pattern.examples:
+            if traces >= max_examples:
+                break
+            fixed = example.corrected_output if meaningful_correction(
+                example.output_text, example.corrected_output) else None
+            if not (example.input_text or fixed):
+                continue  # a trace without input or fix shows nothing the feedback does not
+            lines = [f"Trace {number}.{traces + 1}:"]
             if example.input_text:
                 lines.append(f"Input: {_clip(example.input_text, max_field_chars)}")
             if example.output_text:
                 lines.append(f"Agent output: {_clip(example.output_text, max_field_chars)}")
-            if example.corrected_output:
-                lines.append(f"Correct output: {_clip(example.corrected_output, max_field_chars)}")
-            if lines:
-                parts.append("Example:\n" + "\n".join(lines))
+            if fixed:
+                lines.append(f"Reviewer's correction: {_clip(fixed, max_field_chars)}")
+            if example.reason.strip():
+                lines.append(f"Reviewer's note: {_clip(example.reason, max_field_chars)}")
+            parts.append("\n".join(lines))
+            traces += 1
     return "\n\n".join(parts)
 
 
 def critique_messages(template: str, report: str) -> list[Message]:
-    """Return the chat messages that ask for a critique of the template."""
+    """Return the chat messages that ask for a diagnosis of the traces."""
     user = (
         f"The prompt template:\n<prompt>\n{template}\n</prompt>\n\n"
-        f"Failures reported in production:\n\n{report}\n\n"
-        "Write the critique."
+        f"Failure patterns and their traces:\n\n{report}\n\n"
+        "Write the diagnosis."
     )
     return [{"role": "system", "content": CRITIQUE_SYSTEM}, {"role": "user", "content": user}]
 
 
 def edit_messages(template: str, report: str, critique: str) -> list[Message]:
-    """Return the chat messages that ask for the template edited along the critique."""
+    """Return the chat messages that ask for one revised template along the diagnosis."""
     user = (
         f"The prompt template:\n<prompt>\n{template}\n</prompt>\n\n"
-        f"Failures reported in production:\n\n{report}\n\n"
-        f"The critique:\n<critique>\n{critique}\n</critique>\n\n"
-        "Write the revised template."
+        f"Failure patterns and their traces:\n\n{report}\n\n"
+        f"The diagnosis:\n<critique>\n{critique}\n</critique>\n\n"
+        "Write the revised template and the patterns it addresses."
     )
     return [{"role": "system", "content": EDIT_SYSTEM}, {"role": "user", "content": user}]
 
@@ -86,3 +111,12 @@ def extract_template(reply: str) -> str | None:
         return None
     text = match.group(1)
     return text[:-1] if text.endswith("\n") else text
+
+
+def extract_addressed(reply: str, n_patterns: int) -> tuple[int, ...] | None:
+    """Return the 0-based patterns the reply says it addresses (None: it does not say)."""
+    match = _ADDRESSED.search(reply)
+    if match is None:
+        return None
+    numbers = {int(n) for n in re.findall(r"\d+", match.group(1))}
+    return tuple(sorted(n - 1 for n in numbers if 1 <= n <= n_patterns))

@@ -6,7 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from analytics.mining.clarity import meaningful_correction
 from analytics.mining.model import Pattern, PatternExample
+from improver.feedback import gives_examples
 from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
 from improver.prompt_text import (
     EXAMPLES_HEADING,
@@ -14,7 +16,6 @@ from improver.prompt_text import (
     content_words,
     describe,
     find_section,
-    top_patterns,
 )
 from improver.templates import escape_literal
 
@@ -43,11 +44,13 @@ def _format_example(example: PatternExample) -> str:
 def _usable(example: PatternExample, config: StrategyConfig) -> bool:
     input_text = (example.input_text or "").strip()
     corrected = (example.corrected_output or "").strip()
-    # A truncated correction would teach the wrong output, so long ones are left out whole.
+    # A truncated correction would teach the wrong output, so long ones are left out whole;
+    # a "correction" that is a bare "ok" or repeats the output teaches nothing.
     return (
         bool(input_text and corrected)
         and len(input_text) <= config.max_example_field_chars
         and len(corrected) <= config.max_example_field_chars
+        and meaningful_correction(example.output_text, example.corrected_output)
     )
 
 
@@ -86,9 +89,10 @@ def few_shot(
     base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
 ) -> Candidate | Skipped:
     """Return the template with diverse corrected examples of the top patterns added."""
-    top = top_patterns(patterns, config.max_patterns)
+    top = [p for p in patterns if gives_examples(p)][: max(config.max_patterns, 0)]
     if not top:
-        return Skipped(FEW_SHOT, "no active pattern")
+        return Skipped(FEW_SHOT, "no active pattern with reviewer corrections (noise and "
+                                 "uncommented runtime failures teach nothing)")
     section = find_section(base.template, EXAMPLES_HEADING)
     existing = base.template[section[0] : section[1]] if section else ""
     options: list[_Option] = []
@@ -107,7 +111,7 @@ def few_shot(
         return Skipped(
             FEW_SHOT,
             "no top pattern has a new example with both an input and a corrected output "
-            f"under {config.max_example_field_chars} chars",
+            f"under {config.max_example_field_chars} chars that differs from the output",
         )
     budget = config.max_examples_section_chars - len(existing or EXAMPLES_HEADING)
     chosen = _choose(options, config.max_examples, budget)

@@ -9,18 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from analytics.mining.model import Pattern
+from improver.feedback import (
+    add_feedback,
+    carries,
+    feedback_line,
+    guided_patterns,
+    prompt_language,
+    why_silent,
+)
 from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
 from improver.prompt_text import (
     REMINDER_HEADING,
-    RULES_HEADING,
     Chunk,
-    add_to_section,
     describe,
-    has_line,
-    has_rule_content,
-    rule_line,
     split_chunks,
-    top_patterns,
 )
 
 INSTRUCTION_FIRST = "instruction_first"
@@ -94,14 +96,22 @@ def context_first(
 def sandwich(
     base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
 ) -> Candidate | Skipped:
-    """Return the template with the top pattern's rule in the rules and repeated at the end."""
-    top = next((p for p in top_patterns(patterns, 1) if has_rule_content(p)), None)
-    if top is None:
-        return Skipped(SANDWICH, "no active pattern to take the critical rule from")
-    rule = rule_line(top, config.max_reason_chars)
-    template = base.template
-    if not has_line(template, rule):
-        template = add_to_section(template, RULES_HEADING, [rule])
+    """Return the template with the top pattern's feedback added and repeated at the end.
+
+    Recency only helps a rule the prompt does not carry yet: repeating feedback that is
+    already there (or a layout that changes nothing) is a do-nothing candidate, so it skips.
+    """
+    language = prompt_language(base.template)
+    chosen, passed = guided_patterns(patterns, 1, language)
+    if not chosen:
+        return Skipped(SANDWICH, why_silent(passed))
+    top = chosen[0]
+    rule = feedback_line(top, language, config.max_reason_chars)
+    assert rule is not None
+    if carries(base.template, rule):
+        return Skipped(SANDWICH, "nothing new: the top pattern's feedback is already in the "
+                                 "prompt, and repeating it is not a change worth a canary")
+    template = add_feedback(base.template, [rule])
     chunks = split_chunks(template)
     if not chunks:
         return Skipped(SANDWICH, "the template has no blank-line boundary outside a Jinja block")

@@ -42,14 +42,13 @@ class StrategyConfig:
     """Knobs shared by the rule-based strategies."""
 
     max_patterns: int = 3  # how many of the top-ranked patterns one candidate addresses
-    max_reason_chars: int = 300  # a rule quotes the representative reason up to this length
+    max_reason_chars: int = 300  # a feedback item quotes its statement up to this length
+    feedback_examples: bool = True  # a terse feedback item gets one short corrected example
     max_examples: int = 4  # worked examples added by few-shot
     max_example_field_chars: int = 800  # an example whose input or output is longer is skipped
     max_examples_section_chars: int = 4_000  # bound on the whole worked-examples section
     min_shared_terms: int = 2  # words an instruction must share with a complaint to be implicated
     replacement_mode: Literal["rewrite", "remove"] = "rewrite"
-    # Input fields the contextual strategy may condition on, first declared one wins.
-    category_variables: tuple[str, ...] = ("category", "input_category", "intent", "topic")
 
 
 Strategy: TypeAlias = Callable[

@@ -12,15 +12,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 from analytics.mining.model import Pattern
-from improver.templates import TemplateError, escape_literal, parse_template
+from improver.templates import TemplateError, parse_template
 
-RULES_HEADING = "## Rules learned from corrections"
+RULES_HEADING = "## Reviewer feedback"
+LEGACY_RULES_HEADING = "## Rules learned from corrections"  # versions written before it
 EXAMPLES_HEADING = "## Worked examples"
 REMINDER_HEADING = "## Remember"
 
 ChunkKind = Literal["instruction", "context", "rules", "examples", "reminder"]
 _SECTION_KINDS: dict[str, ChunkKind] = {
     RULES_HEADING: "rules",
+    LEGACY_RULES_HEADING: "rules",
     EXAMPLES_HEADING: "examples",
     REMINDER_HEADING: "reminder",
 }
@@ -145,34 +147,6 @@ def top_patterns(patterns: Sequence[Pattern], limit: int) -> list[Pattern]:
     return [p for p in patterns if p.status != "resolved"][: max(limit, 0)]
 
 
-def reason_text(pattern: Pattern, max_chars: int) -> str:
-    """Return the pattern's representative reason on one line, shortened at a word boundary."""
-    reason = re.sub(r"\s+", " ", pattern.representative_reason).strip()
-    if len(reason) <= max_chars:
-        return reason
-    cut = reason[:max_chars].rsplit(" ", 1)[0]
-    return cut + "…"
-
-
-def rule_text(pattern: Pattern, max_reason_chars: int) -> str:
-    """Return the plain-text rule for a pattern: its reason and label, quoted verbatim."""
-    reason = reason_text(pattern, max_reason_chars)
-    label = re.sub(r"\s+", " ", pattern.label).strip()
-    if reason and label:
-        return f"Avoid: {reason} ({label})"
-    return f"Avoid: {reason or label}"
-
-
-def rule_line(pattern: Pattern, max_reason_chars: int) -> str:
-    """Return the rule as template source: a bullet with Jinja delimiters neutralised."""
-    return "- " + escape_literal(rule_text(pattern, max_reason_chars))
-
-
-def has_rule_content(pattern: Pattern) -> bool:
-    """Return whether the pattern carries a reason or label a rule can be phrased from."""
-    return bool(pattern.representative_reason.strip() or pattern.label.strip())
-
-
 def content_words(text: str) -> frozenset[str]:
     """Return the lower-cased content words of a text, crudely stemmed (plural 's' dropped)."""
     words = set()
@@ -186,11 +160,14 @@ def content_words(text: str) -> frozenset[str]:
 
 
 def pattern_words(pattern: Pattern) -> frozenset[str]:
-    """Return the words that characterise a pattern's complaint (terms, label, reason)."""
-    return content_words(" ".join((*pattern.terms, pattern.label, pattern.representative_reason)))
+    """Return the words that characterise a pattern's complaint (terms, label, statements)."""
+    statements = " ".join(text for _lang, text in pattern.statements)
+    return content_words(" ".join((*pattern.terms, pattern.label, pattern.representative_reason,
+                                   statements)))
 
 
 def describe(pattern: Pattern) -> str:
     """Return a short description of a pattern for rationales."""
     label = pattern.label or pattern.pattern_id
-    return f"{pattern.pattern_id} '{label}' ({pattern.size} records, {pattern.share:.1%} share)"
+    return (f"{pattern.pattern_id} '{label}' ({pattern.size} records; "
+            f"{pattern.share:.1%} of the records in its latest window)")

@@ -1,9 +1,10 @@
 """Replacement strategy: an instruction implicated by a pattern is rewritten or removed.
 
 An instruction is implicated when it shares enough content words with the pattern's
-complaint (terms, label, representative reason): "Always add shipping to the refund" and
-"refund included shipping" point at the same behaviour, and the instruction is the likely
-cause. Rewriting turns it into the pattern's rule; removing drops it.
+complaint (terms, label, statements): "Always add shipping to the refund" and "refund
+included shipping" point at the same behaviour, and the instruction is the likely cause.
+Removing drops it; rewriting drops it and adds the reviewers' feedback in its place (a
+complaint cannot be turned into the opposite instruction by a fixed verb).
 """
 
 from __future__ import annotations
@@ -13,23 +14,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from analytics.mining.model import Pattern
+from improver.feedback import (
+    add_feedback,
+    carries,
+    feedback_line,
+    guided_patterns,
+    prompt_language,
+    why_silent,
+)
 from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
 from improver.prompt_text import (
     EXAMPLES_HEADING,
+    LEGACY_RULES_HEADING,
     REMINDER_HEADING,
     RULES_HEADING,
     content_words,
     describe,
     find_section,
-    has_rule_content,
     pattern_words,
-    rule_text,
-    top_patterns,
 )
-from improver.templates import TemplateError, escape_literal, parse_template
+from improver.templates import TemplateError, parse_template
 
 REPLACEMENT = "replacement"
-_BULLET = re.compile(r"^(\s*(?:[-*+•]|\d+[.)])\s+)")
 _HEADING = re.compile(r"^\s{0,3}#{1,6}\s")
 
 
@@ -59,7 +65,7 @@ def _is_plain_instruction(text: str) -> bool:
 def _instruction_lines(template: str) -> list[_Line]:
     learned = [
         span
-        for heading in (RULES_HEADING, EXAMPLES_HEADING, REMINDER_HEADING)
+        for heading in (RULES_HEADING, LEGACY_RULES_HEADING, EXAMPLES_HEADING, REMINDER_HEADING)
         if (span := find_section(template, heading)) is not None
     ]
     lines: list[_Line] = []
@@ -94,19 +100,14 @@ def _implications(
     return found
 
 
-def _rewrite(line: str, pattern: Pattern, config: StrategyConfig) -> str:
-    bullet = _BULLET.match(line)
-    prefix = bullet.group(1) if bullet else line[: len(line) - len(line.lstrip())]
-    return prefix + escape_literal(rule_text(pattern, config.max_reason_chars))
-
-
 def replacement(
     base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
 ) -> Candidate | Skipped:
-    """Return the template with each implicated instruction rewritten as a rule, or removed."""
-    top = [p for p in top_patterns(patterns, config.max_patterns) if has_rule_content(p)]
+    """Return the template without the implicated instructions (and, rewriting, with feedback)."""
+    language = prompt_language(base.template)
+    top, passed = guided_patterns(patterns, config.max_patterns, language)
     if not top:
-        return Skipped(REPLACEMENT, "no active pattern with a complaint to match instructions to")
+        return Skipped(REPLACEMENT, why_silent(passed))
     found = _implications(_instruction_lines(base.template), top, config.min_shared_terms)
     if not found:
         return Skipped(
@@ -118,13 +119,15 @@ def replacement(
     # Edit from the end so earlier offsets stay valid.
     for item in sorted(found, key=lambda i: i.line.start, reverse=True):
         line = item.line
-        if config.replacement_mode == "remove":
-            end = line.end + 1 if template[line.end : line.end + 1] == "\n" else line.end
-            template = template[: line.start] + template[end:]
-        else:
-            new = _rewrite(line.text, item.pattern, config)
-            template = template[: line.start] + new + template[line.end :]
-    verb = "Removed" if config.replacement_mode == "remove" else "Rewrote as its rule"
+        end = line.end + 1 if template[line.end : line.end + 1] == "\n" else line.end
+        template = template[: line.start] + template[end:]
+    if config.replacement_mode == "rewrite":
+        lines = [feedback_line(item.pattern, language, config.max_reason_chars) for item in found]
+        new = [line for line in dict.fromkeys(lines) if line and not carries(template, line)]
+        if new:
+            template = add_feedback(template, new)
+    verb = ("Removed" if config.replacement_mode == "remove"
+            else "Replaced with the reviewers' feedback")
     details = "; ".join(
         f"{item.line.text.strip()!r} (shares {', '.join(item.shared)} "
         f"with {describe(item.pattern)})"

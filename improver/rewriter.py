@@ -1,4 +1,5 @@
-"""The LLM rewriter: critique then edit over any OpenAI-compatible chat-completions endpoint.
+"""The LLM rewriter: reflection on traces, then one merged edit, over any OpenAI-compatible
+chat-completions endpoint.
 
 Works with OpenAI, vLLM, Ollama and LM Studio (all serve ``POST {base_url}/chat/completions``).
 The HTTP client is injected, httpx-style, so tests drive a real server on loopback and the
@@ -25,12 +26,14 @@ from improver.critique import (
     Message,
     critique_messages,
     edit_messages,
+    extract_addressed,
     extract_template,
-    failure_report,
+    trace_report,
 )
-from improver.lint import LintConfig, lint_candidate
+from improver.feedback import guided_patterns, prompt_language, why_silent
+from improver.lint import LintConfig, lint_candidate, normalised_hash
 from improver.model import BaseVersion, Candidate, Skipped
-from improver.prompt_text import describe, top_patterns
+from improver.prompt_text import describe
 
 LLM_REWRITER = "llm_rewriter"
 _RETRYABLE_STATUS = frozenset({408, 409, 429})  # plus every 5xx
@@ -54,8 +57,8 @@ class RewriterConfig:
     backoff_s: float = 0.5
     max_backoff_s: float = 20.0
     max_retry_after_s: float = 60.0  # a provider asking for a longer wait means: not this run
-    max_patterns: int = 3
-    max_examples: int = 3
+    max_patterns: int = 3  # patterns whose traces one merged edit reflects on
+    max_examples: int = 3  # traces per pattern
     max_field_chars: int = 600
     lint: LintConfig = field(default_factory=LintConfig)
 
@@ -133,7 +136,7 @@ def _parse_reply(response: httpx.Response) -> ChatReply:
 
 
 class LLMRewriter:
-    """Writes a candidate by asking an LLM for a critique of the failures, then an edit."""
+    """Writes a candidate by asking an LLM to reflect on failure traces, then edit once."""
 
     def __init__(
         self,
@@ -251,12 +254,12 @@ class LLMRewriter:
                 f"the current version is {len(base.template):,} chars, over the "
                 f"{cfg.lint.max_chars:,}-char limit; not sent to the LLM",
             )
-        top = top_patterns(patterns, cfg.max_patterns)
+        language = prompt_language(base.template)
+        top, passed = guided_patterns(patterns, cfg.max_patterns, language)
         if not top:
-            return Skipped(LLM_REWRITER, "no active pattern to critique the prompt against")
-        report = failure_report(
-            top, max_examples=cfg.max_examples, max_field_chars=cfg.max_field_chars
-        )
+            return Skipped(LLM_REWRITER, why_silent(passed))
+        report = trace_report(top, language=language, max_examples=cfg.max_examples,
+                              max_field_chars=cfg.max_field_chars)
         try:
             critique = self.complete(critique_messages(base.template, report)).content.strip()
             reply = self.complete(edit_messages(base.template, report, critique))
@@ -267,6 +270,12 @@ class LLMRewriter:
         template = extract_template(reply.content)
         if template is None:
             return Skipped(LLM_REWRITER, "the reply has no <prompt> block or fenced block")
+        if normalised_hash(template) == normalised_hash(base.template):
+            return Skipped(LLM_REWRITER, "nothing new: the LLM returned the current version")
+        said = extract_addressed(reply.content, len(top))
+        addressed = top if said is None else [top[i] for i in said]
+        if not addressed:
+            return Skipped(LLM_REWRITER, "the LLM says its edit addresses none of the patterns")
         issues = lint_candidate(
             template,
             parent_text=base.template,
@@ -280,10 +289,11 @@ class LLMRewriter:
             template=template,
             strategy=LLM_REWRITER,
             rationale=(
-                f"Rewritten by {cfg.model} from a critique of "
-                + "; ".join(describe(p) for p in top)
-                + f". Critique: {critique[:1_000]}"
+                f"One merged edit by {cfg.model} after reflecting on the traces of "
+                f"{len(top)} pattern(s); it addresses "
+                + "; ".join(describe(p) for p in addressed)
+                + f". Diagnosis: {critique[:1_000]}"
             ),
-            addressed_pattern_ids=tuple(p.pattern_id for p in top),
+            addressed_pattern_ids=tuple(p.pattern_id for p in addressed),
             parent_version=base.version,
         )

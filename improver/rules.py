@@ -1,4 +1,4 @@
-"""Rule strategies: explicit rules for the top patterns, unconditional or per input category."""
+"""Rule strategies: reviewer feedback for the top patterns, always or for the inputs it concerns."""
 
 from __future__ import annotations
 
@@ -6,16 +6,16 @@ import json
 from collections.abc import Sequence
 
 from analytics.mining.model import Pattern
-from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
-from improver.prompt_text import (
-    RULES_HEADING,
-    add_to_section,
-    describe,
-    has_line,
-    has_rule_content,
-    rule_line,
-    top_patterns,
+from improver.feedback import (
+    add_feedback,
+    carries,
+    feedback_line,
+    guided_patterns,
+    prompt_language,
+    why_silent,
 )
+from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
+from improver.prompt_text import RULES_HEADING, describe, has_line
 from improver.templates import parse_template
 
 ADDITIVE = "additive"
@@ -25,80 +25,94 @@ CONTEXTUAL = "contextual"
 def additive(
     base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
 ) -> Candidate | Skipped:
-    """Return the template with a rule per top pattern added to the learned-rules section."""
-    chosen = [p for p in top_patterns(patterns, config.max_patterns) if has_rule_content(p)]
+    """Return the template with a feedback item per top pattern in the reviewer-feedback section."""
+    language = prompt_language(base.template)
+    chosen, passed = guided_patterns(patterns, config.max_patterns, language)
     if not chosen:
-        return Skipped(ADDITIVE, "no active pattern with a reason or label to phrase a rule from")
-    new = [
-        (p, line)
-        for p in chosen
-        if not has_line(base.template, line := rule_line(p, config.max_reason_chars))
-    ]
+        return Skipped(ADDITIVE, why_silent(passed))
+    new: list[tuple[Pattern, str]] = []
+    for p in chosen:
+        bare = feedback_line(p, language, config.max_reason_chars)
+        line = feedback_line(p, language, config.max_reason_chars,
+                             with_example=config.feedback_examples)
+        assert bare is not None and line is not None  # chosen patterns have a statement
+        if not carries(base.template, bare):
+            new.append((p, line))
     if not new:
-        return Skipped(ADDITIVE, "every top pattern already has its rule in the prompt")
-    template = add_to_section(base.template, RULES_HEADING, [line for _p, line in new])
+        return Skipped(ADDITIVE, "nothing new: every top pattern's feedback is already in the "
+                                 "prompt")
+    template = add_feedback(base.template, [line for _p, line in new])
     return Candidate(
         template=template,
         strategy=ADDITIVE,
         rationale=(
-            f"Added {len(new)} explicit rule(s) under '{RULES_HEADING}', phrased from the "
-            "representative reason of: " + "; ".join(describe(p) for p, _line in new)
+            f"Added {len(new)} reviewer-feedback item(s) under '{RULES_HEADING}', each the "
+            "clearest reviewer statement of: " + "; ".join(describe(p) for p, _line in new)
         ),
         addressed_pattern_ids=tuple(p.pattern_id for p, _line in new),
         parent_version=base.version,
     )
 
 
-def _category_condition(variable: str, categories: Sequence[str]) -> str:
+def _literal_list(values: Sequence[str]) -> str:
     # A JSON string is a Jinja string literal with the same escapes; ensure_ascii=False since
     # JSON writes astral characters as surrogate pairs, which Jinja would decode as two.
-    values = ", ".join(json.dumps(c, ensure_ascii=False) for c in categories)
-    return f"{variable} in [{values}]"
+    return "[" + ", ".join(json.dumps(v, ensure_ascii=False) for v in values) + "]"
+
+
+def _condition(pattern: Pattern) -> tuple[str, str] | None:
+    """Return (Jinja condition, description) for where a pattern's feedback applies."""
+    context = pattern.context
+    if context is not None and context.values and context.variable.isidentifier():
+        # The variable was recorded from the agents' inputs but the template may not use it
+        # yet: 'is defined' keeps a render without it working (StrictUndefined).
+        v = context.variable
+        return (f"{v} is defined and {v} in {_literal_list(context.values)}",
+                f"'{v}' in {list(context.values)} (Cramér's V {context.association:.2f}, "
+                f"covers {context.coverage:.0%} of its records)")
+    return None
 
 
 def contextual(
     base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
 ) -> Candidate | Skipped:
-    """Return the template with each top pattern's rule shown only for its input categories."""
-    declared = parse_template(base.template).variables
-    variable = next((v for v in config.category_variables if v in declared), None)
-    if variable is None:
-        names = ", ".join(repr(v) for v in config.category_variables)
-        return Skipped(
-            CONTEXTUAL,
-            f"the prompt has no input-category variable ({names}) to condition guidance on",
-        )
-    chosen = [
-        p
-        for p in top_patterns(patterns, config.max_patterns)
-        if has_rule_content(p) and any(c.strip() for c in p.categories)
-    ]
+    """Return the template with each top pattern's feedback shown only where its records are.
+
+    "Where" is the recorded input variable that best separates the pattern's records from
+    the rest (mining picks it: low cardinality, strong association, enough support), e.g.
+    ``locale in ["de", "es"]`` for answers in the wrong language.
+    """
+    parse_template(base.template)  # a broken template is reported, not edited
+    language = prompt_language(base.template)
+    chosen, passed = guided_patterns(patterns, config.max_patterns, language)
     if not chosen:
-        return Skipped(CONTEXTUAL, "no active pattern is tied to an input category")
+        return Skipped(CONTEXTUAL, why_silent(passed))
     lines: list[str] = []
-    addressed: list[Pattern] = []
+    addressed: list[tuple[Pattern, str]] = []
     for pattern in chosen:
-        categories = sorted({c for c in pattern.categories if c.strip()})
-        condition = _category_condition(variable, categories)
-        rule = rule_line(pattern, config.max_reason_chars) + "{% endif %}"
-        if has_line(base.template, rule):
+        found = _condition(pattern)
+        if found is None:
             continue
-        # '{%-' eats the newline before it and the branch brings its own, so the rule
-        # renders as one more bullet when the category matches and as nothing otherwise.
-        line = f"{{%- if {condition} %}}\n{rule}"
-        lines.append(line)
-        addressed.append(pattern)
-    if not lines:
-        return Skipped(CONTEXTUAL, "every top pattern already has its conditional guidance")
-    template = add_to_section(base.template, RULES_HEADING, lines)
+        condition, where = found
+        rule = feedback_line(pattern, language, config.max_reason_chars)
+        assert rule is not None
+        if has_line(base.template, rule + "{% endif %}"):
+            continue
+        # '{%-' eats the newline before it and the branch brings its own, so the item
+        # renders as one more bullet when the condition holds and as nothing otherwise.
+        lines.append(f"{{%- if {condition} %}}\n{rule}{{% endif %}}")
+        addressed.append((pattern, where))
+    if not addressed:
+        return Skipped(CONTEXTUAL, "no top pattern is tied to a recorded input variable that "
+                                   "separates it from the rest (or its guidance is there)")
+    template = add_feedback(base.template, lines)
     return Candidate(
         template=template,
         strategy=CONTEXTUAL,
         rationale=(
-            f"Added guidance conditioned on '{variable}' so it only shows for the input "
-            "categories where each pattern occurs: "
-            + "; ".join(f"{describe(p)} in {sorted(set(p.categories))}" for p in addressed)
+            "Added reviewer feedback shown only for the inputs where each pattern occurs: "
+            + "; ".join(f"{describe(p)} when {where}" for p, where in addressed)
         ),
-        addressed_pattern_ids=tuple(p.pattern_id for p in addressed),
+        addressed_pattern_ids=tuple(p.pattern_id for p, _where in addressed),
         parent_version=base.version,
     )

@@ -20,7 +20,6 @@ from types import BuiltinMethodType, MethodType
 from typing import Any
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
-from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import LoopContext, Macro, markup_join
 from jinja2.sandbox import (
@@ -34,6 +33,7 @@ from jinja2.sandbox import (
 
 from improver.bounded_calls import bounded_method, bounded_str_format, metered
 from improver.bounded_filters import bounded_filter, bounded_test
+from improver.metered_codegen import METERED_ITER, MeteredCodeGenerator
 from improver.render_budget import (
     ATTR_STEPS,
     CALL_STEPS,
@@ -142,77 +142,8 @@ def _metered_iterable(node: nodes.Expr) -> nodes.Call:
     """Return ``node`` wrapped so that each item it yields to a for loop is a budget step."""
     # Jinja forbids new node types; an environment attribute cannot be written in a
     # template, so this call can only come from here (the code generator inlines it).
-    call = nodes.Call(nodes.EnvironmentAttribute(_METERED_ITER), [node], [], None, None)
+    call = nodes.Call(nodes.EnvironmentAttribute(METERED_ITER), [node], [], None, None)
     return call.set_lineno(node.lineno).set_environment(_ENV)
-
-
-_METERED_ITER = "metered_iter"
-
-
-class _MeteredCodeGenerator(CodeGenerator):
-    """Jinja's code generator, routing the operations the sandbox does not see through it.
-
-    The stock sandbox intercepts attributes, items, calls and chosen operators; loop
-    iteration, ``~``, slices and comparisons compile to plain Python, so a loop that prints
-    nothing, a doubling ``~`` or a comparison of huge values would escape the budget.
-    """
-
-    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
-        target = node.node
-        if isinstance(target, nodes.EnvironmentAttribute) and target.name == _METERED_ITER:
-            self.write(f"environment.{_METERED_ITER}(")
-            self.visit(node.args[0], frame)
-            self.write(")")
-            return
-        super().visit_Call(node, frame, forward_caller=forward_caller)
-
-    @optimizeconst
-    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
-        if frame.eval_ctx.volatile:
-            join = "(markup_join if context.eval_ctx.volatile else str_join)"
-        elif frame.eval_ctx.autoescape:
-            join = "markup_join"
-        else:
-            join = "str_join"
-        self.write(f"environment.bounded_concat({join}, (")
-        for arg in node.nodes:
-            self.visit(arg, frame)
-            self.write(", ")
-        self.write("))")
-
-    @optimizeconst
-    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
-        # Each operand is priced where Python evaluates it, keeping chained comparisons lazy;
-        # constants are bounded by the template's own length and need no price.
-        self.write("(")
-        self._priced_operand(node.expr, frame)
-        for operand in node.ops:
-            self.write(f" {operators[operand.op]} ")
-            self._priced_operand(operand.expr, frame)
-        self.write(")")
-
-    def _priced_operand(self, node: nodes.Expr, frame: Frame) -> None:
-        if isinstance(node, nodes.Const):
-            self.visit(node, frame)
-            return
-        self.write("environment.compared(")
-        self.visit(node, frame)
-        self.write(")")
-
-    @optimizeconst
-    def visit_Getitem(self, node: nodes.Getitem, frame: Frame) -> None:
-        if not isinstance(node.arg, nodes.Slice):
-            super().visit_Getitem(node, frame)
-            return
-        self.write("environment.slice_item(")
-        self.visit(node.node, frame)
-        for part in (node.arg.start, node.arg.stop, node.arg.step):
-            self.write(", ")
-            if part is None:
-                self.write("None")
-            else:
-                self.visit(part, frame)
-        self.write(")")
 
 
 def _tick(units: int = 1) -> None:
@@ -226,7 +157,7 @@ def _tick(units: int = 1) -> None:
 class _PromptEnvironment(SandboxedEnvironment):
     """The sandbox with every allocation sized and every operation metered (render_budget)."""
 
-    code_generator_class = _MeteredCodeGenerator
+    code_generator_class = MeteredCodeGenerator
     intercepted_binops = frozenset({"+", "*", "**", "%"})
 
     def __init__(self, **options: Any) -> None:

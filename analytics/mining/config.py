@@ -40,6 +40,25 @@ class MiningConfig:
     trend_z_threshold: float = 2.0
     anomaly_z_threshold: float = 3.0
     anomaly_min_trailing: int = 3
+    # A cluster is noise when fewer of its reasons than this name a concrete problem
+    # ("thx", "ok", rants, meeting chatter), or when it is incoherent: no word naming a
+    # problem is shared by ``min_coherence`` of the substantive reasons of its main language
+    # AND its members' mean similarity to the centroid is below ``min_similarity``. Measured
+    # on the support-v2 world: real multilingual clusters >= 0.27 shared / >= 0.48 similar
+    # (synonyms keep shared words low), so both must fail.
+    min_substantive_share: float = 0.5
+    min_coherence: float = 0.25
+    min_similarity: float = 0.45
+    # Context: a recorded input variable conditions a pattern's guidance when it has at most
+    # ``context_max_levels`` values, ``context_min_support`` pattern records carry it, the
+    # chi-square test is significant at ``context_alpha`` (Bonferroni over the variables),
+    # Cramér's V >= ``context_min_association`` and the chosen values cover
+    # ``context_min_coverage`` of the pattern's records.
+    context_max_levels: int = 12
+    context_min_support: int = 10
+    context_alpha: float = 1e-3
+    context_min_association: float = 0.3
+    context_min_coverage: float = 0.8
     seed: int = 0
     # BLAS threads while mining (None: leave the process setting alone).
     blas_threads: int | None = 1
@@ -74,6 +93,17 @@ class MiningConfig:
         if self.blas_threads is not None and self.blas_threads < 1:
             raise ValueError(f"MiningConfig.blas_threads must be >= 1 or None, "
                              f"got {self.blas_threads!r}")
+        unit = {"min_substantive_share": self.min_substantive_share,
+                "min_coherence": self.min_coherence, "min_similarity": self.min_similarity,
+                "context_alpha": self.context_alpha,
+                "context_min_association": self.context_min_association,
+                "context_min_coverage": self.context_min_coverage}
+        for name, value in unit.items():
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"MiningConfig.{name} must be in [0, 1], got {value!r}")
+        if self.context_max_levels < 2 or self.context_min_support < 1:
+            raise ValueError("MiningConfig.context_max_levels must be >= 2 and "
+                             "context_min_support >= 1")
         if min(self.word_weight, self.char_weight, self.meta_weight) < 0:
             raise ValueError("MiningConfig block weights must be >= 0")
 

@@ -13,7 +13,9 @@ from threadpoolctl import threadpool_limits
 
 from analytics.mining.anomalies import Anomaly, WindowCounts, detect_anomalies
 from analytics.mining.config import MiningConfig
+from analytics.mining.context import ContextRules, best_context, encode_variables
 from analytics.mining.describe import compose_label, distinctive_terms
+from analytics.mining.evidence import ClusterWords, cluster_evidence
 from analytics.mining.features import Document
 from analytics.mining.grouping import Grouping, group_documents
 from analytics.mining.identity import (
@@ -22,13 +24,12 @@ from analytics.mining.identity import (
     new_pattern_id,
     sparse_centroid,
 )
-from analytics.mining.model import FailureRecord, Pattern, PatternExample, PatternStatus
+from analytics.mining.model import FailureRecord, Pattern, PatternStatus, ShareWindow
 from analytics.mining.text import display_text, meta_tokens, normalise_label, normalise_text
 from analytics.mining.trend import OUTSIDE, trend_statistics, window_index, window_starts
 
 _MAX_LISTED = 10  # categories / error types listed per pattern
 _Value = TypeVar("_Value", str, int)
-_EXAMPLE_SCAN = 200  # members looked at (most central first) to find distinct examples
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +42,12 @@ class MiningResult:
     windows: tuple[WindowCounts, ...] = ()  # only when window executions were given
     records_used: int = 0  # inside the windows, with a finite time
     records_ignored: int = 0  # before the first window or without a finite time
-    unclustered: int = 0  # used records that joined no pattern (one-offs, empty text)
+    unclustered: int = 0  # pattern-able records that joined no pattern (one-offs, empty text)
     pattern_of: Mapping[str, str] = dataclasses.field(default_factory=dict)  # record -> pattern
+    # Failed executions without an error type: nobody said what went wrong, so they count
+    # in rates and anomalies but never form a pattern.
+    counted_failures: int = 0
+    share_window: ShareWindow | None = None  # where shares were computed; None: no records
 
 
 def mine_patterns(
@@ -56,7 +61,8 @@ def mine_patterns(
 ) -> MiningResult:
     """Return the failure patterns in ``records`` over the ``config.n_windows`` before ``now``.
 
-    ``executions_in_window``: executions of the prompt in the latest window (for ``share``).
+    ``executions_in_window``: no longer used (a share is over records, not executions, so it
+    cannot exceed 100%); kept so callers need not change in the same step.
     ``previous``: the last snapshot's patterns (resolved ones included, so a pattern that
     comes back regains its id); a cluster continuing one keeps its id and first-seen time.
     ``window_executions``: executions per window, oldest first; when given (one per window),
@@ -89,14 +95,19 @@ def _mine(
     window_counts = _window_counts(kept, windows_of, now, window_executions, config)
     anomalies = detect_anomalies(window_counts, z_threshold=config.anomaly_z_threshold,
                                  min_trailing=config.anomaly_min_trailing)
+    chosen = np.flatnonzero(np.fromiter((_patternable(r) for r in kept), dtype=bool,
+                                        count=len(kept)))
+    pool = [kept[i] for i in chosen]
+    pool_windows = windows_of[chosen]
+    share_window = _share_window(pool_windows, now, config)
     drafts: list[_Draft] = []
-    unclustered = len(kept)
-    if kept:
-        drafts, unclustered = _draft_patterns(kept, windows_of, executions_in_window, config)
+    unclustered = len(pool)
+    if pool and share_window is not None:
+        drafts, unclustered = _draft_patterns(pool, pool_windows, share_window, config)
     patterns, resolved, ids = _settle_identity(drafts, previous, config)
     pattern_of: dict[str, str] = {}
     for draft, pid in zip(drafts, ids, strict=True):
-        pattern_of.update(dict.fromkeys((str(kept[i].record_id) for i in draft.members), pid))
+        pattern_of.update(dict.fromkeys((str(pool[i].record_id) for i in draft.members), pid))
     return MiningResult(
         patterns=patterns,
         resolved=resolved,
@@ -106,7 +117,27 @@ def _mine(
         records_ignored=len(records) - len(kept),
         unclustered=unclustered,
         pattern_of=pattern_of,
+        counted_failures=len(kept) - len(pool),
+        share_window=share_window,
     )
+
+
+def _patternable(record: FailureRecord) -> bool:
+    """Return whether a record can be part of a pattern: a correction, or a typed failure."""
+    return record.kind != "failure" or bool(normalise_label(record.error_type))
+
+
+def _share_window(windows_of: np.ndarray, now: float,
+                  config: MiningConfig) -> ShareWindow | None:
+    """Return the latest window holding any record (so shares survive a traffic stop)."""
+    if len(windows_of) == 0:
+        return None
+    index = int(windows_of.max())
+    start = window_starts(now=now, window_seconds=config.window_seconds,
+                          n_windows=config.n_windows)[index]
+    return ShareWindow(start=start, end=start + config.window_seconds,
+                       records=int((windows_of == index).sum()),
+                       is_latest=index == config.n_windows - 1)
 
 
 def count_windows(
@@ -169,7 +200,7 @@ def _window_counts(
 def _draft_patterns(
     kept: Sequence[FailureRecord],
     windows_of: np.ndarray,
-    executions_in_window: int,
+    share_window: ShareWindow,
     config: MiningConfig,
 ) -> tuple[list[_Draft], int]:
     docs, doc_of = _distinct_documents(kept, config)
@@ -191,7 +222,15 @@ def _draft_patterns(
     category_codes, category_names = _codes(normalise_label(r.category) for r in kept)
     error_codes, error_names = _codes(normalise_label(r.error_type) for r in kept)
     version_codes, version_values = _codes(int(r.version) for r in kept)
-    latest = config.n_windows - 1
+    share_index = int(windows_of.max())
+    rules = ContextRules(max_levels=config.context_max_levels,
+                         min_support=config.context_min_support, alpha=config.context_alpha,
+                         min_association=config.context_min_association,
+                         min_coverage=config.context_min_coverage)
+    coded = (encode_variables([r.variables for r in kept], rules)
+             if any(r.variables for r in kept) else [])
+    is_correction = np.fromiter((r.kind != "failure" for r in kept), dtype=bool, count=n)
+    word_column = {t: j for j, t in enumerate(grouping.word_vocabulary) if " " not in t}
     # Members of each cluster, most central first (ties: earlier record first).
     order = np.lexsort((np.arange(n), -similarity, labels))
     order = order[labels[order] >= 0]
@@ -203,9 +242,14 @@ def _draft_patterns(
         if len(members) == 0:
             continue
         counts = np.bincount(windows_of[members], minlength=config.n_windows)
-        recent = windows_of[members] == latest
+        recent = windows_of[members] == share_index
         slope, z = trend_statistics(counts)
         medoid = kept[int(members[0])]
+        row = grouping.records_with_word.getrow(c)
+        shares = dict(zip(row.indices.tolist(), row.data.tolist(), strict=True))
+        words = ClusterWords(word_column, shares, float(len(members)))
+        evidence = cluster_evidence(kept, members, doc_of, similarity, words, config)
+        representative = kept[evidence.representative]
         categories = _ranked_names(category_codes[members], category_names)
         error_types = _ranked_names(error_codes[members], error_names)
         terms = _cluster_terms(grouping, c, float(len(members)), float(n), config,
@@ -216,11 +260,10 @@ def _draft_patterns(
             label=compose_label(terms, max_words=config.label_max_words,
                                 fallback=_fallback_label(categories, error_types, medoid)),
             terms=terms,
-            representative_reason=display_text(medoid.reason or "", config.max_example_chars)
-            or "",
+            representative_reason=display_text(representative.reason or "",
+                                               config.max_example_chars) or "",
             size=len(members),
-            share=(int(recent.sum()) / executions_in_window) if executions_in_window > 0
-            else 0.0,
+            share=int(recent.sum()) / share_window.records,
             severity_score=float(severity[members].sum()),
             recent_severity_score=float(severity[members][recent].sum()),
             trend_counts=tuple(int(x) for x in counts),
@@ -232,8 +275,15 @@ def _draft_patterns(
             versions=tuple(sorted(version_values[v] for v in np.unique(version_codes[members]))),
             categories=categories,
             error_types=error_types,
-            examples=_examples(kept, members, config),
+            examples=evidence.examples,
             centroid=_cluster_centroid(grouping, c, float(len(members)), config),
+            statements=tuple((lang, display_text(text, config.max_example_chars) or "")
+                             for lang, text in evidence.statements),
+            language=evidence.language,
+            noise=evidence.noise,
+            corrections=int(is_correction[members].sum()),
+            window_records=int(recent.sum()),
+            context=best_context(members, coded, rules),
         )
         drafts.append(_Draft(pattern=pattern, members=members))
     return drafts, int((labels < 0).sum())
@@ -273,7 +323,7 @@ def _settle_identity(
     continued = {m for m in matches if m is not None}
     resolved = tuple(
         dataclasses.replace(
-            p, status="resolved", size=0, share=0.0, severity_score=0.0,
+            p, status="resolved", size=0, share=0.0, severity_score=0.0, window_records=0,
             recent_severity_score=0.0, trend_counts=(0,) * config.n_windows,
             trend_slope=0.0, trend_z=0.0,
         )
@@ -333,29 +383,6 @@ def _cluster_centroid(grouping: Grouping, c: int, size: float, config: MiningCon
     for i, w in zip(meta.indices, meta.data, strict=True):
         weights[grouping.meta_vocabulary[i]] = config.meta_weight * float(w) / size
     return sparse_centroid(weights, top=config.centroid_terms)
-
-
-def _examples(
-    kept: Sequence[FailureRecord], members: np.ndarray, config: MiningConfig
-) -> tuple[PatternExample, ...]:
-    chosen: list[PatternExample] = []
-    seen: set[str] = set()
-    for i in members[:_EXAMPLE_SCAN]:
-        r = kept[int(i)]
-        key = normalise_text(r.reason, config.max_reason_chars)
-        if key in seen:
-            continue
-        seen.add(key)
-        limit = config.max_example_chars
-        chosen.append(PatternExample(
-            input_text=display_text(r.input_text, limit),
-            output_text=display_text(r.output_text, limit),
-            corrected_output=display_text(r.corrected_output, limit),
-            reason=display_text(r.reason or "", limit) or "",
-        ))
-        if len(chosen) >= config.max_examples:
-            break
-    return tuple(chosen)
 
 
 def _codes(values: Iterable[_Value]) -> tuple[np.ndarray, list[_Value]]:

@@ -1,10 +1,22 @@
-"""The simulated world: tasks, hidden failure modes, and what a prompt's text changes.
+"""The simulated worlds: tasks, hidden failure modes, and what a prompt's text changes.
 
 Pure and seeded: given a prompt text and an input, ``outcome`` says whether the simulated
 LLM call succeeded, how long it took and what it cost. A failure mode hurts the inputs that
-trigger it unless the prompt carries guidance addressing it (one of its ``fix_terms``);
-some edits are harmful (``HARM_MARKERS``, and a seeded share of all texts), so rollback has
-something to catch.
+trigger it unless the prompt carries guidance addressing it; some edits are harmful
+(``HARM_MARKERS``, and a seeded share of all texts), so rollback has something to catch.
+
+Two worlds, picked by name with ``World.named(name, seed)`` (``WORLDS`` lists them):
+
+- ``support-v1`` (``World``): four modes (dates, citations, tone, length), English
+  corrections from a few paraphrases; guidance is present when one of a mode's
+  ``fix_terms`` occurs in the prompt.
+- ``support-v2`` (``SupportV2World``): five other modes (currency codes, reply language by
+  locale, invented facts, leaked personal data, legal escalation) with messy multilingual
+  corrections (English, German, Spanish), typos, ~15% noise and ~20% without a reason.
+  Guidance is decided by meaning, as a model would read it: a line must name the mode's
+  concept (synonym sets, not the correctors' sentences), and a line that puts an
+  instruction behind "Avoid:"/"Never" ("Avoid: always state the currency") says the
+  opposite and does not count.
 """
 
 from __future__ import annotations
@@ -12,7 +24,10 @@ from __future__ import annotations
 import hashlib
 import math
 import random
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 SIMULATION_TAG = "[simulation]"
 
@@ -74,11 +89,12 @@ class Task:
     question: str
     category: str
     modes: tuple[str, ...]
+    extra: tuple[tuple[str, str], ...] = ()  # further input variables (locale, channel, ...)
 
     @property
     def variables(self) -> dict[str, str]:
         """Return the variables an agent renders the prompt with."""
-        return {"question": self.question, "category": self.category}
+        return {"question": self.question, "category": self.category, **dict(self.extra)}
 
 
 @dataclass(frozen=True)
@@ -95,7 +111,10 @@ class Outcome:
 
 
 class World:
-    """A seeded population of tasks and the rules that decide their outcomes."""
+    """A seeded population of tasks and the rules that decide their outcomes (support-v1)."""
+
+    name = "support-v1"
+    modes: tuple[FailureMode, ...] = MODES
 
     def __init__(self, seed: int = 0, *, harmful_share: float = 0.15,
                  subjects: int = 5_000) -> None:
@@ -115,11 +134,27 @@ class World:
         question = f"customer question #{task_id} about {topic}"
         return Task(task_id, f"user-{rng.randrange(self.subjects)}", question, category, modes)
 
-    @staticmethod
-    def addressed(prompt_text: str) -> frozenset[str]:
+    @classmethod
+    def named(cls, name: str, seed: int = 0, **options: object) -> World:
+        """Return the world registered as ``name`` (see ``WORLDS``), seeded."""
+        try:
+            factory = WORLDS[name]
+        except KeyError:
+            raise KeyError(f"no world named {name!r}; known: {', '.join(WORLDS)}") from None
+        return factory(seed, **options)
+
+    def addressed(self, prompt_text: str) -> frozenset[str]:
         """Return the modes a (rendered) prompt carries guidance for."""
         lower = prompt_text.lower()
         return frozenset(m.name for m in MODES if any(t in lower for t in m.fix_terms))
+
+    def severity_for(self, mode_name: str) -> str:
+        """Return the severity a corrector gives a failure of this mode."""
+        return "high" if mode_name == "complaint_tone" else "medium"
+
+    def trigger_probability(self, mode: FailureMode) -> float:
+        """Return the share of all tasks that can hit ``mode``."""
+        return mode.trigger_share
 
     def harm(self, template: str) -> float:
         """Return the success penalty of a prompt version (by its template), cached."""
@@ -145,7 +180,7 @@ class World:
         """Return the outcome of ``task`` with this rendered prompt of version ``template``."""
         addressed, penalty = self.addressed(rendered), self.harm(template or rendered)
         failed_mode = None
-        for mode in MODES:
+        for mode in self.modes:
             if mode.name in task.modes:
                 guided = mode.name in addressed
                 p = mode.fail_with_guidance if guided else mode.fail_without_guidance
@@ -185,7 +220,243 @@ class World:
         addressed, penalty = self.addressed(prompt_text), self.harm(prompt_text)
         # Modes are drawn independently; the first triggered mode that fires fails the task.
         p_no_mode_failure = 1.0
-        for m in MODES:
+        for m in self.modes:
             fail = m.fail_with_guidance if m.name in addressed else m.fail_without_guidance
-            p_no_mode_failure *= 1 - m.trigger_share * fail
+            p_no_mode_failure *= 1 - self.trigger_probability(m) * fail
         return p_no_mode_failure * max(0.0, 1 - BASE_FAILURE - penalty)
+
+
+# --- support-v2: other failure modes, multilingual and messy corrections, meaning-level ---
+
+@dataclass(frozen=True)
+class MeaningMode(FailureMode):
+    """A v2 mode: guidance is recognised by meaning (concept patterns), not by keywords."""
+
+    good: str = ""  # regex: a line naming the right behaviour ("state the currency code")
+    bad: str = ""  # regex: a line naming the failure itself ("invented a delivery date")
+    reasons_de: tuple[str, ...] = ()
+    reasons_es: tuple[str, ...] = ()
+    input_category: str | None = None  # the input category tasks of this mode come with
+    locales: tuple[str, ...] | None = None  # only inputs in these locales can trigger it
+    severity: str = "medium"
+    fixed_answer: str = ""  # what a corrected answer says
+    guidance: str = ""  # how a careful prompt engineer would instruct it (the oracle)
+
+
+_LEGAL = (r"(legal|lawyer|attorney|counsel|recht|jurist|anwalt|klage|abogad|jur[ií]dic|"
+          r"demanda)")
+_ESCALATE = (r"(escalat|hand(ed|s)?\b.{0,30}\bover|forward|route|transfer|refer|weiterleit|"
+             r"eskalier|[üu]bergeb|escalar|escal[oó]|deriv|remit|an die rechtsabteilung)")
+_PERSONAL = (r"(personal|private|pii|e-?mail|phone|card number|iban|home address|"
+             r"pers[öo]nlich|personenbezogen|telefon|kartennummer|datos personales|tarjeta|"
+             r"correo|tel[ée]fono)")
+_DISCLOSE = (r"(leak|expos|reveal|disclos|repeat|echo|shar(e|ed|ing)|print|verr[äa]t|"
+             r"preisgeg|wiederholt|filtr|revel|mostr|repiti)")
+_MASK = r"(mask|redact|anonymi|hide|withh[eo]ld|schw[äa]rz|maskier|ocult|enmascar|omit)"
+
+V2_MODES: tuple[MeaningMode, ...] = (
+    MeaningMode(
+        "currency_code", "format", 0.22, 0.55, 0.05, (), (
+            "the amount has no currency code", "price shown as 49.90 without saying EUR or USD",
+            "state the currency with every amount please", "which currency is this total in??",
+            "totals must carry the ISO currency code"),
+        ("invoice", "price", "subscription", "refund amount"),
+        good=r"(currenc|iso 4217|w[äa]hrung|moneda|divisa)",
+        reasons_de=("Betrag ohne Währung angegeben", "bitte immer die Währung zum Preis nennen",
+                    "Währungscode fehlt beim Gesamtbetrag"),
+        reasons_es=("falta la moneda en el importe", "indica siempre la moneda del precio",
+                    "el total no dice si son EUR o USD"),
+        input_category="billing", fixed_answer="The total is 49.90 EUR.",
+        guidance="State the ISO 4217 currency code next to every amount."),
+    MeaningMode(
+        "reply_language", "language", 0.5, 0.6, 0.05, (), (
+            "answered in English although the customer wrote in German",
+            "reply must be in the customer's language", "wrong language, customer writes Spanish",
+            "why is this in English??", "please answer in the language the customer used"),
+        ("order status", "delivery", "account"),
+        good=(r"((language|sprache|idioma|lengua)\b.{0,60}\b(customer|user|their|same|wrote|"
+              r"used|locale|kunde|kunden|cliente)|(customer|user|their|same|kunde|cliente)\b"
+              r".{0,60}\b(language|sprache|idioma|lengua)|(english|englisch|ingl[ée]s).{0,60}"
+              r"(german|deutsch|spanish|spanisch|espa[ñn]ol|alem[áa]n))"),
+        reasons_de=("Antwort auf Englisch, obwohl der Kunde Deutsch schreibt",
+                    "bitte in der Sprache des Kunden antworten", "falsche Sprache"),
+        reasons_es=("respondió en inglés aunque el cliente escribió en español",
+                    "hay que responder en el idioma del cliente", "idioma equivocado"),
+        locales=("de", "es"), fixed_answer="Hallo! Ihre Bestellung ist unterwegs.",
+        guidance="Reply in the language the customer wrote in (their locale)."),
+    MeaningMode(
+        "invented_facts", "accuracy", 0.18, 0.5, 0.05, (), (
+            "the bot invented a delivery date we never gave",
+            "made up a discount that does not exist", "hallucinated a policy clause",
+            "do not make things up, only say what the order data shows",
+            "stated a tracking number that is fake"),
+        ("discount", "delivery date", "policy", "tracking"),
+        bad=(r"(invent|made[- ]up|make (things |stuff )?up|making up|fabricat|hallucinat|"
+             r"erfunden|erfind|inventad|invent[óo])"),
+        good=(r"((only|nur|solo|s[óo]lo)\b.{0,50}\b(facts?|information|data|fakten|daten|datos|"
+              r"hechos|sources?|shows?)|verif|if (you are )?unsure|do not know|say so)"),
+        reasons_de=("Lieferdatum frei erfunden", "Rabatt erfunden, den es nicht gibt",
+                    "nur Fakten aus den Bestelldaten nennen"),
+        reasons_es=("se inventó una fecha de entrega", "inventó un descuento que no existe",
+                    "dijo un número de seguimiento falso"),
+        input_category="orders", fixed_answer="I cannot see a delivery date yet; I will check.",
+        guidance="Only state facts found in the order data; if unsure, say so instead of "
+                 "inventing."),
+    MeaningMode(
+        "personal_data", "privacy", 0.15, 0.5, 0.04, (), (
+            "the reply repeated the customer's card number",
+            "leaked another customer's email address", "phone number shown in full, mask it",
+            "never echo personal data back", "exposed the home address in the answer"),
+        ("card", "email change", "address", "phone"),
+        bad=rf"({_DISCLOSE}.{{0,60}}{_PERSONAL}|{_PERSONAL}.{{0,60}}{_DISCLOSE})",
+        good=rf"({_MASK}.{{0,60}}{_PERSONAL}|{_PERSONAL}.{{0,60}}{_MASK})",
+        reasons_de=("Kartennummer in der Antwort wiederholt", "persönliche Daten preisgegeben",
+                    "Telefonnummer bitte maskieren"),
+        reasons_es=("repitió el número de tarjeta del cliente", "mostró datos personales",
+                    "filtró el correo de otro cliente"),
+        input_category="account", severity="high",
+        fixed_answer="Your card ending in •••• 4242 was charged.",
+        guidance="Never repeat or reveal personal data (e-mail, phone, card numbers); mask "
+                 "them."),
+    MeaningMode(
+        "legal_escalation", "escalation", 0.12, 0.6, 0.05, (), (
+            "a legal threat must be escalated to the legal team",
+            "customer mentioned a lawyer, should have been escalated to legal",
+            "threat to sue was not forwarded to legal", "hand legal complaints over to counsel",
+            "this needed legal escalation, not a canned reply"),
+        ("lawyer", "sue", "court", "legal action"),
+        good=rf"({_ESCALATE}.{{0,60}}{_LEGAL}|{_LEGAL}.{{0,60}}{_ESCALATE})",
+        reasons_de=("Drohung mit Anwalt hätte an die Rechtsabteilung gehen müssen",
+                    "rechtliche Beschwerde bitte eskalieren", "Klage angedroht, nicht eskaliert"),
+        reasons_es=("el cliente mencionó un abogado, había que escalar a legal",
+                    "amenaza de demanda sin escalar", "escalar reclamaciones legales"),
+        input_category="legal", severity="critical",
+        fixed_answer="I have forwarded your message to our legal team, who will reply.",
+        guidance="Escalate any legal threat or mention of a lawyer to the legal team."),
+)
+
+V2_NOISE_REASONS = (
+    "thx", "ok", "k", "n/a", "+1", "danke", "gracias", "fine", "see ticket",
+    "k -- as discussed in the weekly quality sync, we'll revisit next sprint",
+    "this bot is useless", "ugh, again", "lol", "meh",
+)
+_NEGATED_FRAME = re.compile(r"^\s*(?:[-*•]\s*)?(?:avoid|don'?t|do not|never)\b[:\s]*", re.I)
+_PROBLEM_MARKERS = re.compile(
+    r"\b(no|not|without|missing|lack\w*|wrong|instead|ohne|fehl\w*|nicht|kein\w*|falsch\w*|"
+    r"sin|falta|incorrect\w*)\b|n't\b", re.I)
+_LOCALES = (("en", 0.55), ("de", 0.25), ("es", 0.20))
+_CORRECTOR_LANGUAGES = (("en", 0.6), ("de", 0.25), ("es", 0.15))
+_QUESTION = {"en": "customer question #{n} about {topic}", "de": "Kundenfrage #{n} zu {topic}",
+             "es": "pregunta del cliente #{n} sobre {topic}"}
+
+
+def _pick(rng: random.Random, weighted: tuple[tuple[str, float], ...]) -> str:
+    x, total = rng.random(), 0.0
+    for value, weight in weighted:
+        total += weight
+        if x < total:
+            return value
+    return weighted[-1][0]
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    """Return the text with one longer word misspelt (letters dropped or swapped)."""
+    words = text.split()
+    long = [i for i, w in enumerate(words) if len(w) >= 6 and w.isalpha()]
+    if not long:
+        return text
+    i = rng.choice(long)
+    w = words[i]
+    j = rng.randrange(1, len(w) - 2)
+    words[i] = w[:j] + w[j + 2:] if rng.random() < 0.5 else w[:j] + w[j + 1] + w[j] + w[j + 2:]
+    return " ".join(words)
+
+
+class SupportV2World(World):
+    """support-v2: five other modes, multilingual messy corrections, guidance by meaning."""
+
+    name = "support-v2"
+    modes: tuple[FailureMode, ...] = V2_MODES
+    noise_share = 0.15
+    reasonless_share = 0.20
+    typo_share = 0.12
+
+    def next_task(self, task_id: int) -> Task:
+        """Return a new task with its locale and channel; modes drawn from the seeded generator."""
+        rng = self._rng
+        locale = _pick(rng, _LOCALES)
+        channel = "email" if rng.random() < 0.4 else "chat"
+        modes = tuple(m.name for m in V2_MODES if (m.locales is None or locale in m.locales)
+                      and rng.random() < m.trigger_share)
+        words = [rng.choice(m.topic_words) for m in V2_MODES if m.name in modes]
+        category = next((m.input_category for m in V2_MODES
+                         if m.name in modes and m.input_category), None)
+        category = category or rng.choice(("general", "account", "shipping"))
+        topic = " ".join(words) or rng.choice(("login", "newsletter", "opening hours"))
+        question = _QUESTION[locale].format(n=task_id, topic=topic)
+        return Task(task_id, f"user-{rng.randrange(self.subjects)}", question, category, modes,
+                    extra=(("locale", locale), ("channel", channel)))
+
+    def addressed(self, prompt_text: str) -> frozenset[str]:
+        """Return the modes a (rendered) prompt carries guidance for, read by meaning."""
+        found: set[str] = set()
+        for line in prompt_text.splitlines():
+            negated = _NEGATED_FRAME.match(line)
+            body = line[negated.end():] if negated else line
+            for m in V2_MODES:
+                assert isinstance(m, MeaningMode)
+                if m.name in found:
+                    continue
+                good = bool(m.good) and re.search(m.good, body, re.I) is not None
+                bad = bool(m.bad) and re.search(m.bad, body, re.I) is not None
+                if not negated:
+                    hit = good or bad
+                else:
+                    # "Avoid: <the failure>" is guidance; "Avoid: <the right behaviour>"
+                    # tells the model the opposite, unless it describes it as missing.
+                    hit = bad or (good and _PROBLEM_MARKERS.search(body) is not None)
+                if hit:
+                    found.add(m.name)
+        return frozenset(found)
+
+    def severity_for(self, mode_name: str) -> str:
+        """Return the severity a corrector gives a failure of this mode."""
+        mode = next(m for m in V2_MODES if m.name == mode_name)
+        return mode.severity
+
+    def trigger_probability(self, mode: FailureMode) -> float:
+        """Return the share of all tasks that can hit ``mode`` (locale-bound ones included)."""
+        assert isinstance(mode, MeaningMode)
+        if mode.locales is None:
+            return mode.trigger_share
+        eligible = sum(w for loc, w in _LOCALES if loc in mode.locales)
+        return eligible * mode.trigger_share
+
+    def oracle_text(self, base: str) -> str:
+        """Return the base prompt plus a careful instruction for every hidden mode."""
+        rules = "\n".join(f"- {m.guidance}" for m in V2_MODES)
+        return f"{base}\nRules:\n{rules}\n"
+
+    def correction_for(self, mode_name: str, rng: random.Random) -> tuple[str, str, str]:
+        """Return (category, reason, corrected output): messy, multilingual, sometimes noise."""
+        mode = next(m for m in V2_MODES if m.name == mode_name)
+        x = rng.random()
+        if x < self.noise_share:
+            return "other", rng.choice(V2_NOISE_REASONS), rng.choice(("ok", "thx", "fine"))
+        fixed = f"{SIMULATION_TAG} corrected answer: {mode.fixed_answer}"
+        if x < self.noise_share + self.reasonless_share:
+            return mode.category, "", fixed
+        language = _pick(rng, _CORRECTOR_LANGUAGES)
+        pool = {"en": mode.reasons, "de": mode.reasons_de, "es": mode.reasons_es}[language]
+        reason = rng.choice(pool)
+        if rng.random() < self.typo_share:
+            reason = _typo(reason, rng)
+        if rng.random() < 0.3:
+            reason = f"{reason} {rng.choice(NOISE_WORDS)}"
+        return mode.category, reason, fixed
+
+
+WORLDS: Mapping[str, Callable[..., World]] = MappingProxyType({
+    "support-v1": World,
+    "support-v2": SupportV2World,
+})

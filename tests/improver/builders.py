@@ -18,7 +18,12 @@ def example(
 
 
 def pattern(pattern_id: str = "p1", **overrides: Any) -> Pattern:
-    """Return an active pattern; keyword arguments override any field."""
+    """Return an active pattern of reviewer corrections; keyword arguments override any field.
+
+    Overriding ``representative_reason`` alone also sets the statement to it (as mining
+    would when that reason is the clearest one).
+    """
+    reason = overrides.get("representative_reason", "Refund amount included the shipping costs")
     values: dict[str, Any] = {
         "pattern_id": pattern_id,
         "label": "refund shipping",
@@ -36,6 +41,10 @@ def pattern(pattern_id: str = "p1", **overrides: Any) -> Pattern:
         "versions": (3,),
         "categories": ("billing",),
         "examples": (example(),),
+        "statements": (("en", reason),),
+        "language": "en",
+        "corrections": 40,
+        "window_records": 25,
     }
     values.update(overrides)
     return Pattern(**values)
@@ -47,6 +56,7 @@ def tone_pattern(pattern_id: str = "p2", **overrides: Any) -> Pattern:
         "label": "tone rude",
         "terms": ("tone", "rude"),
         "representative_reason": "The reply was rude to an upset customer",
+        "corrections": 12,
         "size": 12,
         "share": 0.04,
         "categories": ("complaint",),
@@ -74,3 +84,7 @@ Reply:
 """
 
 SUPPORT_VARIABLES = {"customer_name": "Ada", "category": "billing", "message": "Refund please"}
+
+# The feedback items the two builders' patterns become (no corrected example attached).
+REFUND_FEEDBACK = "- Refund amount included the shipping costs."
+TONE_FEEDBACK = "- The reply was rude to an upset customer."

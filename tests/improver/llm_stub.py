@@ -3,9 +3,14 @@
 It answers ``POST /v1/chat/completions`` deterministically from the request, like an LLM
 that follows the rewriter's instructions to the letter:
 
-- a request whose last user message holds a ``<critique>`` block (the edit step) gets the
-  ``<prompt>`` block back with one ``- Avoid: <reason>`` line per ``Reason:`` line;
-- a request with ``Reason:`` lines (the critique step) gets a critique listing them;
+- a trace report (``Pattern N:`` blocks with ``Reviewer feedback:`` and traces) gets, at the
+  diagnosis step, one root cause per pattern; at the edit step (a ``<critique>`` block) the
+  ``<prompt>`` back with ONE merged checklist that turns each pattern's feedback and first
+  ``Reviewer's correction:`` into an instruction, and ``<addressed>`` naming the patterns it
+  covered: like a model that learns from corrections, it only addresses patterns whose
+  traces carry one (feedback without a corrected answer is not acted on);
+- an older report with ``Reason:`` lines gets a critique listing them, and at the edit step
+  one ``- Avoid: <reason>`` line per reason;
 - anything else gets ``stub reply <sha256 prefix of the message>``.
 
 Faults on demand: ``control.script(ScriptedReply(status=429, headers={"Retry-After": "1"}))``
@@ -41,6 +46,10 @@ from fastapi.responses import JSONResponse, Response
 _DEFAULT: Any = object()  # sentinel: "answer as the stub normally would"
 _PROMPT_BLOCK = re.compile(r"<prompt>\n?(.*?)\n?</prompt>", re.DOTALL)
 _REASON_LINE = re.compile(r"^Reason: (.+)$", re.MULTILINE)
+_PATTERN_BLOCK = re.compile(r"^Pattern (\d+): .*?(?=^Pattern \d+: |\Z)", re.MULTILINE | re.DOTALL)
+_FEEDBACK_LINE = re.compile(r"^Reviewer feedback: (.+)$", re.MULTILINE)
+_CORRECTION_LINE = re.compile(r"^Reviewer's correction: (.+)$", re.MULTILINE)
+CHECKLIST_HEADING = "Before answering, check:"
 
 
 @dataclass(frozen=True)
@@ -95,12 +104,41 @@ class StubControl:
             return self._script.popleft() if self._script else ScriptedReply()
 
 
+def _traces_answer(user: str, block: re.Match[str] | None) -> str | None:
+    """Return the answer to a trace report, or None when the message holds none."""
+    report = user.split("</prompt>", 1)[-1].split("<critique>", 1)[0]
+    patterns = []
+    for match in _PATTERN_BLOCK.finditer(report):
+        feedback = _FEEDBACK_LINE.search(match.group(0))
+        corrections = _CORRECTION_LINE.findall(match.group(0))
+        patterns.append((int(match.group(1)), feedback.group(1).strip() if feedback else "",
+                         corrections))
+    if not any(feedback for _n, feedback, _c in patterns):
+        return None
+    if "<critique>" not in user or block is None:
+        return "Root causes:\n" + "\n".join(
+            f"- Pattern {n}: the prompt never asks for this: {feedback}"
+            for n, feedback, _c in patterns if feedback)
+    acted = [(n, feedback, corrections[0]) for n, feedback, corrections in patterns
+             if feedback and corrections]
+    lines = [block.group(1).rstrip("\n")]
+    if acted:
+        lines += ["", CHECKLIST_HEADING] + [
+            f'- {feedback.rstrip(".")}; answer the way reviewers corrected it, e.g. "{fixed}".'
+            for _n, feedback, fixed in acted]
+    addressed = ", ".join(str(n) for n, _f, _x in acted)
+    return "<prompt>\n" + "\n".join(lines) + f"\n</prompt>\n<addressed>{addressed}</addressed>"
+
+
 def default_content(messages: list[dict[str, Any]]) -> str:
     """Return the stub's deterministic answer to a conversation."""
     user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
     user = user if isinstance(user, str) else json.dumps(user)
-    reasons = list(dict.fromkeys(r.strip() for r in _REASON_LINE.findall(user)))
     block = _PROMPT_BLOCK.search(user)
+    answer = _traces_answer(user, block)
+    if answer is not None:
+        return answer
+    reasons = list(dict.fromkeys(r.strip() for r in _REASON_LINE.findall(user)))
     if "<critique>" in user and block is not None:
         lines = [block.group(1).rstrip("\n"), *(f"- Avoid: {r}" for r in reasons)]
         return "<prompt>\n" + "\n".join(lines) + "\n</prompt>"

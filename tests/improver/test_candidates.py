@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analytics.mining.model import PatternContext
 from improver.candidates import (
     DEFAULT_PRIORITY,
     STRATEGIES,
@@ -24,7 +25,8 @@ from tests.improver.builders import (
 )
 
 BASE = BaseVersion("support/triage", 3, SUPPORT_TEMPLATE)
-PATTERNS = [pattern(), tone_pattern()]
+BY_CATEGORY = PatternContext("category", ("complaint",), 0.95, 0.7, 1e-9, 12)
+PATTERNS = [pattern(), tone_pattern(context=BY_CATEGORY)]
 
 
 def test_the_strategy_table_has_every_strategy_the_service_can_name() -> None:
@@ -99,20 +101,26 @@ def test_propose_lints_extra_candidates_and_reports_why_they_fail() -> None:
 
 
 def test_a_pattern_without_examples_skips_few_shot_but_the_others_still_run() -> None:
-    candidates, skipped = propose_candidates(BASE, [pattern(examples=())], k=7)
+    candidates, skipped = propose_candidates(BASE, [pattern(examples=(), context=BY_CATEGORY)],
+                                             k=7)
     assert "few_shot" not in [c.strategy for c in candidates]
     assert {"additive", "contextual", "replacement", "sandwich"} <= {c.strategy for c in candidates}
     assert any(s.strategy == "few_shot" and "example" in s.reason for s in skipped)
 
 
-def test_a_prompt_without_variables_still_gets_rules_but_no_conditional_or_layout() -> None:
+def test_a_prompt_without_variables_gets_rules_and_conditions_but_no_layout() -> None:
+    # The agents send 'category' even though this template does not use it, so guidance may
+    # still depend on it; only a layout needs a context block to move.
     base = BaseVersion("faq", 1, "You answer questions about ACME.\nBe concise.")
-    candidates, skipped = propose_candidates(base, PATTERNS, k=7)
+    candidates, skipped = propose_candidates(base, PATTERNS, k=7,
+                                             recorded_variables=[{"category": "complaint"}, {}])
     strategies = {c.strategy for c in candidates}
-    assert {"additive", "few_shot", "sandwich"} <= strategies
+    assert {"additive", "few_shot", "sandwich", "contextual"} <= strategies
     reasons = {s.strategy: s.reason for s in skipped}
-    assert "contextual" in reasons and "instruction_first" in reasons
-    assert "context_first" in reasons
+    assert "instruction_first" in reasons and "context_first" in reasons
+    without = propose_candidates(base, [pattern()], k=7)[1]
+    assert any(s.strategy == "contextual" and "recorded input variable" in s.reason
+               for s in without)
 
 
 def test_a_50kb_prompt_gives_no_candidate_and_says_why() -> None:
@@ -170,4 +178,12 @@ def test_no_pattern_text_can_break_the_template_or_its_variables(
         assert template_variables(candidate.template) == template_variables(BASE.template)
         text = render_template(candidate.template, SUPPORT_VARIABLES)
         if candidate.strategy == "additive":
-            assert "Avoid: " + " ".join(hostile.representative_reason.split()) in text
+            assert "- " + " ".join(hostile.representative_reason.split()) in text
+
+
+def test_a_candidate_equal_to_the_base_after_normalisation_is_skipped_as_nothing_new() -> None:
+    same = Candidate(BASE.template.replace("\n", "  \n"), "llm_rewriter", "x", ("p1",), 3)
+    candidates, skipped = propose_candidates(BASE, PATTERNS, k=1, extra=[same])
+    assert [c.strategy for c in candidates] == ["additive"]
+    assert Skipped("llm_rewriter", "nothing new: the candidate equals the current version "
+                                   "after normalisation") in skipped

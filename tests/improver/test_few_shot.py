@@ -124,3 +124,22 @@ def test_few_shot_keeps_a_multi_paragraph_example_inside_its_section() -> None:
     assert "Input: Line one\nLine two\nCorrect output: Answer one\nAnswer two" in section(
         result.template
     )
+
+
+def test_a_bare_ok_or_an_unchanged_output_never_becomes_a_worked_example() -> None:
+    # The case: "Input: When is payday? Correct output: ok" reached production.
+    examples = (example("When is payday?", "ok", "Payday is Friday."),
+                example("When is payday?", "Payday is Friday", "Payday is Friday."),
+                example("When is payday again?", "thx!", None))
+    result = few_shot(BASE, [pattern(examples=examples)], CONFIG)
+    assert isinstance(result, Skipped)
+    assert "differs from the output" in result.reason
+    mixed = few_shot(BASE, [pattern(examples=(*examples, example()))], CONFIG)
+    assert isinstance(mixed, Candidate)
+    assert "Correct output: ok" not in mixed.template
+    assert "Correct output: Your refund is $50." in mixed.template
+
+
+def test_noise_patterns_give_no_worked_examples() -> None:
+    noise = pattern(noise="generic acknowledgements ('thx')", statements=())
+    assert isinstance(few_shot(BASE, [noise], CONFIG), Skipped)

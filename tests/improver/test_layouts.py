@@ -5,8 +5,16 @@ from __future__ import annotations
 from improver.layouts import context_first, instruction_first, sandwich
 from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
 from improver.prompt_text import REMINDER_HEADING, RULES_HEADING
+from improver.rules import additive
 from improver.templates import parse_template, render_template
-from tests.improver.builders import SUPPORT_TEMPLATE, SUPPORT_VARIABLES, pattern, tone_pattern
+from tests.improver.builders import (
+    REFUND_FEEDBACK,
+    SUPPORT_TEMPLATE,
+    SUPPORT_VARIABLES,
+    TONE_FEEDBACK,
+    pattern,
+    tone_pattern,
+)
 
 CONFIG = StrategyConfig()
 CONTEXT_FIRST_TEMPLATE = """Customer: {{ customer_name }}
@@ -74,27 +82,44 @@ def test_layouts_never_cut_a_jinja_block_that_spans_paragraphs() -> None:
     assert text.index("VIP customer: Ada") < text.index("Offer priority shipping")
 
 
-def test_sandwich_repeats_the_critical_rule_last_before_the_cue() -> None:
+def test_sandwich_adds_the_critical_feedback_and_repeats_it_last_before_the_cue() -> None:
     result = sandwich(BaseVersion("p", 1, SUPPORT_TEMPLATE), [pattern(), tone_pattern()], CONFIG)
     assert isinstance(result, Candidate)
     text = render_template(result.template, SUPPORT_VARIABLES)
-    rule = "- Avoid: Refund amount included the shipping costs (refund shipping)"
-    assert text.count(rule) == 2
-    assert text.index(RULES_HEADING) < text.index("Customer: Ada") < text.rindex(rule)
-    assert text.rstrip().endswith(f"{REMINDER_HEADING}\n{rule}\n\nReply:")
-    assert "(tone rude)" not in text  # only the critical (top) rule
+    assert text.count(REFUND_FEEDBACK) == 2
+    assert text.index(RULES_HEADING) < text.index("Customer: Ada") < text.rindex(REFUND_FEEDBACK)
+    assert text.rstrip().endswith(f"{REMINDER_HEADING}\n{REFUND_FEEDBACK}\n\nReply:")
+    assert TONE_FEEDBACK not in text  # only the critical (top) pattern
     assert result.addressed_pattern_ids == ("p1",)
 
 
-def test_sandwich_on_its_own_output_is_skipped_and_replaces_a_stale_reminder() -> None:
+def test_sandwich_skips_when_the_critical_feedback_is_already_in_the_prompt() -> None:
+    # Repeating a rule that is already there was a third of all candidate slots.
     first = sandwich(BaseVersion("p", 1, SUPPORT_TEMPLATE), [pattern()], CONFIG)
     assert isinstance(first, Candidate)
-    assert isinstance(sandwich(BaseVersion("p", 2, first.template), [pattern()], CONFIG), Skipped)
+    again = sandwich(BaseVersion("p", 2, first.template), [pattern()], CONFIG)
+    assert isinstance(again, Skipped) and "nothing new" in again.reason
+    with_rule = additive(BaseVersion("p", 1, SUPPORT_TEMPLATE), [pattern()], CONFIG)
+    assert isinstance(with_rule, Candidate)
+    repeat = sandwich(BaseVersion("p", 2, with_rule.template), [pattern()], CONFIG)
+    assert isinstance(repeat, Skipped) and "already in the prompt" in repeat.reason
+
+
+def test_sandwich_replaces_a_stale_reminder_with_the_new_critical_feedback() -> None:
+    first = sandwich(BaseVersion("p", 1, SUPPORT_TEMPLATE), [pattern()], CONFIG)
+    assert isinstance(first, Candidate)
     second = sandwich(BaseVersion("p", 2, first.template), [tone_pattern()], CONFIG)
     assert isinstance(second, Candidate)
     assert second.template.count(REMINDER_HEADING) == 1
     tail = second.template.split(REMINDER_HEADING, 1)[1]
-    assert "(tone rude)" in tail and "(refund shipping)" not in tail
+    assert TONE_FEEDBACK in tail and REFUND_FEEDBACK not in tail
+
+
+def test_sandwich_never_repeats_noise_as_the_critical_rule() -> None:
+    noise = pattern("n1", representative_reason="thx", statements=(), noise="generic")
+    result = sandwich(BaseVersion("p", 1, SUPPORT_TEMPLATE), [noise, tone_pattern()], CONFIG)
+    assert isinstance(result, Candidate)
+    assert "thx" not in result.template and result.addressed_pattern_ids == ("p2",)
 
 
 def test_sandwich_without_an_active_pattern_is_skipped() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import improver
 
 EXPECTED = {
@@ -52,3 +55,30 @@ def test_the_security_error_is_a_template_error_and_a_value_error() -> None:
     assert issubclass(improver.TemplateSecurityError, improver.TemplateError)
     assert issubclass(improver.MissingVariableError, improver.TemplateError)
     assert issubclass(improver.TemplateError, ValueError)
+
+
+def _modules_loaded_by(statement: str) -> set[str]:
+    code = f"import sys\n{statement}\nprint(' '.join(sorted(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    return set(out.split())
+
+
+def test_rendering_a_template_loads_no_strategy_mining_or_scientific_stack() -> None:
+    # The agent SDK imports improver.templates; it must stay light.
+    loaded = _modules_loaded_by("import improver.templates")
+    heavy = {"numpy", "scipy", "sklearn", "analytics", "httpx", "improver.candidates",
+             "improver.rewriter"}
+    assert not loaded & heavy, loaded & heavy
+
+
+def test_a_name_loads_its_module_on_first_use_and_unknown_names_fail() -> None:
+    loaded = _modules_loaded_by("import improver; improver.propose_candidates")
+    assert "improver.candidates" in loaded
+    assert "propose_candidates" in dir(improver)
+    try:
+        improver.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("an unknown name resolved")

@@ -1,26 +1,35 @@
-"""Replacement: the instruction implicated by a complaint is rewritten or removed."""
+"""Replacement: the instruction implicated by a complaint is replaced by feedback or removed."""
 
 from __future__ import annotations
 
+from improver.feedback import FEEDBACK_INTRO
 from improver.model import BaseVersion, Candidate, Skipped, StrategyConfig
+from improver.prompt_text import RULES_HEADING
 from improver.replacement import replacement
 from improver.rules import additive
 from improver.templates import template_variables
-from tests.improver.builders import SUPPORT_TEMPLATE, pattern, tone_pattern
+from tests.improver.builders import (
+    REFUND_FEEDBACK,
+    SUPPORT_TEMPLATE,
+    TONE_FEEDBACK,
+    pattern,
+    tone_pattern,
+)
 
 BASE = BaseVersion("support/triage", 3, SUPPORT_TEMPLATE)
 CONFIG = StrategyConfig()
 CULPRIT = "- Always include shipping costs in the refund amount."
 
 
-def test_replacement_rewrites_the_instruction_that_shares_terms_with_the_complaint() -> None:
+def test_replacement_swaps_the_implicated_instruction_for_the_reviewers_feedback() -> None:
     result = replacement(BASE, [pattern()], CONFIG)
     assert isinstance(result, Candidate)
     lines = result.template.splitlines()
     assert CULPRIT not in lines
-    rewritten = "- Avoid: Refund amount included the shipping costs (refund shipping)"
-    assert lines[1] == rewritten  # in place, bullet kept
-    assert "- Be concise." in lines  # the innocent instruction stays
+    assert lines[1] == "- Be concise."  # the innocent instruction stays, in place
+    section = result.template.split(RULES_HEADING, 1)[1]
+    assert section.startswith(f"\n{FEEDBACK_INTRO}\n{REFUND_FEEDBACK}")
+    assert "Avoid" not in result.template
     assert "shipping" in result.rationale and CULPRIT.strip() in result.rationale
     assert result.addressed_pattern_ids == ("p1",)
 
@@ -70,8 +79,7 @@ def test_replacement_handles_each_pattern_on_its_own_instruction() -> None:
     result = replacement(BaseVersion("p", 1, template), [pattern(), tone_pattern()], CONFIG)
     assert isinstance(result, Candidate)
     assert result.addressed_pattern_ids == ("p1", "p2")
-    assert result.template.splitlines()[:2] == [
-        "Avoid: Refund amount included the shipping costs (refund shipping)",
-        "Avoid: The reply was rude to an upset customer (tone rude)",
-    ]
+    assert "Always include shipping" not in result.template
+    assert "Be blunt and rude" not in result.template
+    assert f"{FEEDBACK_INTRO}\n{REFUND_FEEDBACK}\n{TONE_FEEDBACK}" in result.template
     assert template_variables(result.template) == frozenset({"message"})

@@ -14,8 +14,14 @@ from improver.critique import CRITIQUE_SYSTEM, EDIT_SYSTEM
 from improver.model import BaseVersion, Candidate, Skipped
 from improver.rewriter import LLM_REWRITER, LLMRewriter, RewriterConfig
 from improver.templates import render_template, template_variables
-from tests.improver.builders import SUPPORT_TEMPLATE, SUPPORT_VARIABLES, pattern, tone_pattern
-from tests.improver.llm_stub import LLMStub, ScriptedReply
+from tests.improver.builders import (
+    SUPPORT_TEMPLATE,
+    SUPPORT_VARIABLES,
+    example,
+    pattern,
+    tone_pattern,
+)
+from tests.improver.llm_stub import CHECKLIST_HEADING, LLMStub, ScriptedReply
 
 BASE = BaseVersion("support/triage", 3, SUPPORT_TEMPLATE)
 PATTERNS = [pattern(), tone_pattern()]
@@ -40,26 +46,77 @@ def rewriter(
     return LLMRewriter(config, client, sleep=sleep or SleepRecorder(), rng=random.Random(7))
 
 
-def test_rewriter_returns_a_linted_candidate_from_a_critique_then_an_edit(
+def test_rewriter_reflects_on_traces_then_makes_one_merged_edit(
     llm_stub: LLMStub, http_client: httpx.Client
 ) -> None:
     r = rewriter(llm_stub, http_client)
     result = r.rewrite(BASE, PATTERNS)
     assert isinstance(result, Candidate)
     assert result.strategy == LLM_REWRITER
-    assert result.addressed_pattern_ids == ("p1", "p2")
+    assert result.addressed_pattern_ids == ("p1", "p2")  # one edit, several patterns
     assert template_variables(result.template) == template_variables(SUPPORT_TEMPLATE)
     text = render_template(result.template, SUPPORT_VARIABLES)
-    assert "- Avoid: Refund amount included the shipping costs" in text
-    assert "The prompt does not address" in result.rationale  # the critique is kept
+    assert text.count(CHECKLIST_HEADING) == 1
+    assert '- Refund amount included the shipping costs; answer the way reviewers corrected ' \
+           'it, e.g. "Your refund is $50."' in text
+    assert "I am sorry for the wait" in text
+    assert "Avoid" not in text
+    assert "Root causes" in result.rationale  # the diagnosis is kept
     critique, edit = llm_stub.control.requests
     assert critique.body["messages"][0]["content"] == CRITIQUE_SYSTEM
     assert edit.body["messages"][0]["content"] == EDIT_SYSTEM
-    assert "<critique>" in edit.body["messages"][1]["content"]
+    sent = edit.body["messages"][1]["content"]
+    assert "<critique>" in sent
+    # The traces, not only the reasons: input, the agent's output and the correction.
+    for line in ("Input: Refund order 12", "Agent output: Your refund is $55 including shipping.",
+                 "Reviewer's correction: Your refund is $50.",
+                 "Reviewer feedback: Refund amount included the shipping costs",
+                 "Input: Where is my package?? Third time asking!"):
+        assert line in sent
     assert critique.headers["authorization"] == "Bearer sk-test"
     assert critique.body["model"] == "stub-model"
     assert 0 < critique.body["max_tokens"] <= r.config.max_output_tokens
     assert r.usage.calls == 2 and r.usage.tokens > 0
+
+
+def test_rewriter_credits_only_the_patterns_the_edit_says_it_addresses(
+    llm_stub: LLMStub, http_client: httpx.Client
+) -> None:
+    # The stub acts only on feedback whose traces carry a correction; a bare "ok" is none.
+    uncorrected = tone_pattern(examples=(example("Where is my package??", "ok", "It comes."),))
+    result = rewriter(llm_stub, http_client).rewrite(BASE, [pattern(), uncorrected])
+    assert isinstance(result, Candidate)
+    assert result.addressed_pattern_ids == ("p1",)
+    sent = llm_stub.control.requests[-1].body["messages"][1]["content"]
+    assert "Reviewer's correction: ok" not in sent
+    assert "Input: Where is my package??" in sent  # the trace still shows what went wrong
+
+
+def test_rewriter_sends_no_noise_and_no_uncommented_failures(
+    llm_stub: LLMStub, http_client: httpx.Client
+) -> None:
+    noise = pattern("n1", representative_reason="thx", statements=(), noise="generic")
+    failures = pattern("f1", representative_reason="unsuccessful execution", corrections=0,
+                       statements=(("en", "Unsuccessful execution."),), categories=())
+    result = rewriter(llm_stub, http_client).rewrite(BASE, [noise, failures, pattern()])
+    assert isinstance(result, Candidate) and result.addressed_pattern_ids == ("p1",)
+    sent = llm_stub.control.requests[0].body["messages"][1]["content"]
+    assert "thx" not in sent and "nsuccessful execution" not in sent
+    llm_stub.control.reset()
+    silent = rewriter(llm_stub, http_client).rewrite(BASE, [noise, failures])
+    assert isinstance(silent, Skipped) and "noise" in silent.reason
+    assert llm_stub.control.requests == []  # nothing worth an LLM call
+
+
+def test_rewriter_skips_an_edit_that_returns_the_prompt_unchanged(
+    llm_stub: LLMStub, http_client: httpx.Client
+) -> None:
+    llm_stub.control.script(
+        ScriptedReply(),
+        ScriptedReply(content=f"<prompt>\n{SUPPORT_TEMPLATE}</prompt><addressed>1</addressed>"),
+    )
+    result = rewriter(llm_stub, http_client).rewrite(BASE, PATTERNS)
+    assert isinstance(result, Skipped) and "nothing new" in result.reason
 
 
 def test_rewriter_retries_after_429_waiting_as_long_as_retry_after_says(

@@ -15,7 +15,8 @@ PACKAGE = Path(mining.__file__).parent
 def test_all_lists_exactly_the_public_api() -> None:
     assert sorted(mining.__all__) == sorted([
         "Anomaly", "FailureRecord", "MiningConfig", "MiningResult", "Pattern",
-        "PatternExample", "WindowCounts", "count_windows", "detect_anomalies", "mine_patterns",
+        "PatternContext", "PatternExample", "ShareWindow", "WindowCounts", "count_windows",
+        "detect_anomalies", "mine_patterns",
     ])
     for name in mining.__all__:
         assert getattr(mining, name) is not None
@@ -33,7 +34,8 @@ def test_mine_patterns_keeps_the_agreed_signature() -> None:
 
 def test_value_types_are_frozen_dataclasses() -> None:
     for cls in (mining.MiningConfig, mining.MiningResult, mining.WindowCounts, mining.Anomaly,
-                mining.Pattern, mining.PatternExample, mining.FailureRecord):
+                mining.Pattern, mining.PatternExample, mining.FailureRecord,
+                mining.PatternContext, mining.ShareWindow):
         assert dataclasses.is_dataclass(cls)
         assert cls.__dataclass_params__.frozen  # type: ignore[attr-defined]
 
@@ -58,3 +60,14 @@ def test_mining_imports_nothing_of_ours_outside_analytics_and_does_no_io() -> No
 def test_every_module_stays_readable_in_one_sitting() -> None:
     for path in PACKAGE.glob("*.py"):
         assert len(path.read_text(encoding="utf-8").splitlines()) <= 500, path.name
+
+
+def test_the_data_model_loads_without_the_clustering_stack() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, analytics.mining.model, analytics.mining\n"
+            "print(' '.join(sorted(sys.modules)))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    assert not loaded & {"sklearn", "analytics.mining.patterns", "analytics.mining.features"}

@@ -136,10 +136,11 @@ def test_misconfiguration_and_bad_arguments_are_programming_errors() -> None:
         mine_patterns([], now=NOW, executions_in_window=1, window_executions=[1, 2])
 
 
-def test_zero_executions_gives_zero_share() -> None:
+def test_share_is_over_records_so_a_wrong_execution_count_cannot_break_it() -> None:
     records = [_record(i, "the date is wrong") for i in range(3)]
-    [pattern] = mine_patterns(records, now=NOW, executions_in_window=0).patterns
-    assert pattern.share == 0.0
+    for executions in (0, 1, 10_000):
+        [pattern] = mine_patterns(records, now=NOW, executions_in_window=executions).patterns
+        assert pattern.share == 1.0 and pattern.window_records == 3
 
 
 _text = st.one_of(st.none(), st.text(max_size=80),
@@ -156,8 +157,9 @@ def test_any_text_gives_a_consistent_result(rows: list[tuple]) -> None:
     result = _mine(records, window_executions=[10] * 7)
     assert result.records_used + result.records_ignored == len(records)
     clustered = sum(p.size for p in result.patterns)
-    assert clustered + result.unclustered == result.records_used
+    assert clustered + result.unclustered + result.counted_failures == result.records_used
     assert len(result.pattern_of) == clustered
     for p in result.patterns:
+        assert 0.0 <= p.share <= 1.0
         assert Pattern.from_dict(json.loads(json.dumps(p.to_dict()))) == p
         assert math.isfinite(p.severity_score) and math.isfinite(p.trend_z)

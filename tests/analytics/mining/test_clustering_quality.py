@@ -127,7 +127,11 @@ def test_pattern_reports_its_evidence() -> None:
     assert set(top.versions) == {r.version for r in members}
     assert top.severity_score == pytest.approx(sum(r.severity for r in members))
     recent = [r for r in members if r.occurred_at > NOW - DAY]
-    assert top.share == pytest.approx(len(recent) / 400)
+    in_window = [r for r in corpus.records if r.occurred_at > NOW - DAY]
+    assert result.share_window is not None and result.share_window.is_latest
+    assert result.share_window.records == len(in_window)
+    assert top.window_records == len(recent)
+    assert top.share == pytest.approx(len(recent) / len(in_window))
     assert top.recent_severity_score == pytest.approx(sum(r.severity for r in recent))
     assert 1 <= len(top.examples) <= 3
     assert len({e.reason for e in top.examples}) == len(top.examples)
