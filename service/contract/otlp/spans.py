@@ -1,0 +1,203 @@
+"""OTLP/HTTP trace requests decoded into plain spans, and the answers OTLP expects back.
+
+Protobuf is parsed by ``opentelemetry-proto`` (the messages generated from the OTLP
+``.proto`` files, run by protobuf's C parser): a hand-written wire-format reader would have to
+track every revision of the protocol, and would be slower. JSON follows the OTLP/JSON rules
+(lowerCamelCase keys, trace and span ids as hex, 64-bit integers as strings), which differ
+from protobuf's generic JSON mapping, so it is walked here directly.
+
+Only the attributes ``keys.wanted`` names are kept; values are strings, numbers or booleans
+(arrays and maps are not read by the mapping).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .keys import EVALUATION_EVENT, EVALUATION_PREFIX, RESOURCE_KEYS, wanted
+
+AttrValue = str | int | float | bool
+STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR
+_SCALARS = ("string_value", "int_value", "double_value", "bool_value")
+_JSON_SCALARS = {"stringValue": str, "intValue": int, "doubleValue": float, "boolValue": bool}
+
+
+class OtlpDecodeError(ValueError):
+    """The body is not an ``ExportTraceServiceRequest`` in the encoding it claims."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    """An event recorded on a span (only evaluation results are kept)."""
+
+    name: str
+    attributes: Mapping[str, AttrValue]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """One received span: ids as lowercase hex ('' when absent or malformed)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str
+    name: str
+    start_ns: int
+    end_ns: int
+    error: bool  # status code ERROR
+    attributes: Mapping[str, AttrValue]
+    events: tuple[SpanEvent, ...] = ()
+    resource: Mapping[str, AttrValue] = field(default_factory=dict)
+
+
+def _is_evaluation(name: str, attributes: Mapping[str, AttrValue]) -> bool:
+    return name == EVALUATION_EVENT or any(k.startswith(EVALUATION_PREFIX) for k in attributes)
+
+
+# -- protobuf -----------------------------------------------------------------------------------
+
+def _pb_attributes(kvs: Any, keep: Callable[[str], bool]) -> dict[str, AttrValue]:
+    out: dict[str, AttrValue] = {}
+    for kv in kvs:
+        if keep(kv.key):
+            value = kv.value
+            kind = value.WhichOneof("value")
+            if kind in _SCALARS:
+                out[kv.key] = getattr(value, kind)
+    return out
+
+
+def _pb_id(raw: bytes, size: int) -> str:
+    return raw.hex() if len(raw) == size and any(raw) else ""
+
+
+def decode_protobuf(body: bytes) -> list[Span]:
+    """Return the spans of a binary ``ExportTraceServiceRequest``."""
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceRequest,
+    )
+
+    try:
+        request = ExportTraceServiceRequest.FromString(body)
+    except DecodeError as exc:
+        raise OtlpDecodeError(f"not a protobuf ExportTraceServiceRequest: {exc}") from exc
+    spans: list[Span] = []
+    for resource_spans in request.resource_spans:
+        resource = _pb_attributes(resource_spans.resource.attributes, RESOURCE_KEYS.__contains__)
+        for scope_spans in resource_spans.scope_spans:
+            for s in scope_spans.spans:
+                events: tuple[SpanEvent, ...] = ()
+                if s.events:
+                    decoded = (SpanEvent(e.name, _pb_attributes(e.attributes, wanted))
+                               for e in s.events)
+                    events = tuple(e for e in decoded if _is_evaluation(e.name, e.attributes))
+                spans.append(Span(
+                    _pb_id(s.trace_id, 16), _pb_id(s.span_id, 8),
+                    s.parent_span_id.hex() if len(s.parent_span_id) == 8 else "",
+                    s.name, s.start_time_unix_nano, s.end_time_unix_nano,
+                    s.status.code == STATUS_ERROR, _pb_attributes(s.attributes, wanted),
+                    events, resource))
+    return spans
+
+
+# -- JSON ---------------------------------------------------------------------------------------
+
+def _json_attributes(kvs: Any, keep: Callable[[str], bool]) -> dict[str, AttrValue]:
+    out: dict[str, AttrValue] = {}
+    for kv in kvs or ():
+        key = kv.get("key")
+        if not isinstance(key, str) or not keep(key):
+            continue
+        value = kv.get("value")
+        if not isinstance(value, dict):
+            continue
+        for member, kind in _JSON_SCALARS.items():
+            if member in value:
+                raw = value[member]
+                if kind is int and isinstance(raw, str | int) and not isinstance(raw, bool):
+                    out[key] = int(raw)  # int64 travels as a string
+                elif kind is float and isinstance(raw, int | float | str):
+                    out[key] = float(raw)  # "NaN", "Infinity" are allowed by protojson
+                elif isinstance(raw, kind):
+                    out[key] = raw
+                break
+    return out
+
+
+def _json_id(raw: Any, size: int) -> str:
+    if not isinstance(raw, str) or len(raw) != 2 * size:
+        return ""
+    try:
+        value = bytes.fromhex(raw)
+    except ValueError:
+        return ""
+    return value.hex() if any(value) else ""
+
+
+def _json_nanos(raw: Any) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        return 0
+    return int(raw)
+
+
+def _json_error(status: Any) -> bool:
+    code = status.get("code") if isinstance(status, dict) else None
+    return code in (STATUS_ERROR, "STATUS_CODE_ERROR")
+
+
+def decode_json(body: bytes) -> list[Span]:
+    """Return the spans of an OTLP/JSON ``ExportTraceServiceRequest``."""
+    try:
+        request = json.loads(body)
+        spans: list[Span] = []
+        for resource_spans in request.get("resourceSpans") or ():
+            resource = _json_attributes((resource_spans.get("resource") or {}).get("attributes"),
+                                        RESOURCE_KEYS.__contains__)
+            for scope_spans in resource_spans.get("scopeSpans") or ():
+                for s in scope_spans.get("spans") or ():
+                    events = tuple(
+                        ev for ev in (SpanEvent(str(e.get("name", "")),
+                                                _json_attributes(e.get("attributes"), wanted))
+                                      for e in s.get("events") or ())
+                        if _is_evaluation(ev.name, ev.attributes))
+                    spans.append(Span(
+                        _json_id(s.get("traceId"), 16), _json_id(s.get("spanId"), 8),
+                        _json_id(s.get("parentSpanId"), 8), str(s.get("name", "")),
+                        _json_nanos(s.get("startTimeUnixNano")),
+                        _json_nanos(s.get("endTimeUnixNano")), _json_error(s.get("status")),
+                        _json_attributes(s.get("attributes"), wanted), events, resource))
+    except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+        # ValueError covers bad JSON, bad UTF-8 and non-numeric int64 strings; the others a
+        # structure of the wrong shape (a list where a message belongs).
+        raise OtlpDecodeError(f"not an OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
+    return spans
+
+
+# -- answers ------------------------------------------------------------------------------------
+
+def encode_response(rejected: int, message: str, *, as_json: bool) -> bytes:
+    """Return an ``ExportTraceServiceResponse``; ``partial_success`` only when it says something.
+
+    The specification: a full success leaves ``partial_success`` unset; ``rejected_spans`` 0
+    with a message is a warning (here: spans ignored for want of a prompt identity).
+    """
+    if as_json:
+        if not rejected and not message:
+            return b"{}"
+        partial: dict[str, Any] = {"errorMessage": message}
+        if rejected:
+            partial["rejectedSpans"] = str(rejected)
+        return json.dumps({"partialSuccess": partial}).encode()
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+        ExportTraceServiceResponse,
+    )
+
+    response = ExportTraceServiceResponse()
+    if rejected or message:
+        response.partial_success.rejected_spans = rejected
+        response.partial_success.error_message = message
+    return response.SerializeToString()
