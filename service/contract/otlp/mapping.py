@@ -96,6 +96,7 @@ class _Context:
     step: Any = None
     sdk_execution: str | None = None
     subject: str | None = None
+    subject_marked: bool = False  # the subject is promptd.subject (the SDK's)
 
 
 _NO_CONTEXT = _Context()
@@ -200,10 +201,18 @@ def _own_identity(attributes: Mapping[str, AttrValue],
 
 def _own_context(s: Span, parent: _Context, catalogue: Catalogue) -> _Context:
     a = s.attributes
-    subject = next((str(a[key]) for key in k.SUBJECT_KEYS if key in a), parent.subject)
+    # The subject the SDK assigned the arm for wins over a conversation id on a span beneath
+    # it: sample-ratio checks count the units assignment saw.
+    marked = parent.subject if parent.subject_marked else None
+    if k.SUBJECT_KEYS[0] in a:
+        marked = str(a[k.SUBJECT_KEYS[0]])
+    subject = marked or next((str(a[key]) for key in k.SUBJECT_KEYS if key in a),
+                             parent.subject)
     identity = _own_identity(a, catalogue)
     if identity is None:
-        return parent if subject == parent.subject else _replace_subject(parent, subject)
+        if subject == parent.subject and (marked is not None) == parent.subject_marked:
+            return parent
+        return _replace_subject(parent, subject, marked is not None)
     prompt, version = identity
     deployment = a.get(k.DEPLOYMENT)
     if isinstance(deployment, str):
@@ -219,12 +228,13 @@ def _own_context(s: Span, parent: _Context, catalogue: Catalogue) -> _Context:
         same = (prompt, str(version)) == (parent.prompt, str(parent.version))
         sdk_execution = parent.sdk_execution if same else None
     arm = marks[1] if isinstance(marks[1], str) else None
-    return _Context(prompt, version, marks[0], arm, marks[2], sdk_execution, subject)
+    return _Context(prompt, version, marks[0], arm, marks[2], sdk_execution, subject,
+                    marked is not None)
 
 
-def _replace_subject(ctx: _Context, subject: str | None) -> _Context:
+def _replace_subject(ctx: _Context, subject: str | None, marked: bool) -> _Context:
     return _Context(ctx.prompt, ctx.version, ctx.deployment, ctx.arm, ctx.step,
-                    ctx.sdk_execution, subject)
+                    ctx.sdk_execution, subject, marked)
 
 
 def _context_of(key: tuple[str, str], index: Mapping[tuple[str, str], Span],
