@@ -33,7 +33,8 @@ OUTPUT_TOKEN_KEYS = ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_toke
 LANGFUSE_USAGE = "langfuse.observation.usage_details"  # JSON {"input": n, "output": n}
 ERROR_TYPE = "error.type"
 LANGFUSE_LEVEL = "langfuse.observation.level"  # "ERROR" marks a failed generation
-SUBJECT_KEYS = ("promptd.subject", "gen_ai.conversation.id", "session.id", "user.id",
+MARKED_SUBJECT = "promptd.subject"  # the subject the SDK assigned the arm for
+SUBJECT_KEYS = (MARKED_SUBJECT, "gen_ai.conversation.id", "session.id", "user.id",
                 "langfuse.session.id", "langfuse.user.id")
 
 # What promptd's SDK stamps on the agent's span at resolve() (see service.sdk).
@@ -49,6 +50,8 @@ EVALUATION_NAME = "gen_ai.evaluation.name"
 EVALUATION_SCORE = "gen_ai.evaluation.score.value"
 EVALUATION_LABEL = "gen_ai.evaluation.score.label"
 EVALUATION_EXPLANATION = "gen_ai.evaluation.explanation"
+EVALUATION_KEYS = frozenset({EVALUATION_NAME, EVALUATION_SCORE, EVALUATION_LABEL,
+                             EVALUATION_EXPLANATION})
 
 SERVICE_NAME = "service.name"  # a resource attribute
 

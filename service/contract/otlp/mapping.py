@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from service.contract.agent import CorrectionIn, ExecutionIn, span_execution_id
 
@@ -34,6 +34,7 @@ FAILING_LABELS = frozenset({"fail", "failed", "failure", "false", "incorrect", "
 PASSING_LABELS = frozenset({"pass", "passed", "true", "correct", "good", "yes", "accepted"})
 FAILING_BELOW = 0.5  # an unlabelled score in [0, 1] under this fails
 _MESSAGE_EXAMPLES = 5
+_EXECUTIONS = TypeAdapter(list[ExecutionIn])
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,17 +143,21 @@ def map_spans(spans: Sequence[Span], catalogue: Catalogue,
         else:
             candidates[key] = _Candidate(s, ctx.prompt, version, ctx)
     corrections = _evaluate(spans, index, contexts, candidates, catalogue, out)
-    mapped: set[str] = set()
-    for key, c in candidates.items():
-        try:
-            out.executions.append(ExecutionIn.model_validate(_execution_fields(c, prices)))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "span"
-            _reject(out, "invalid_span", f"span {c.span.name!r}: {where}: {first.get('msg')}")
-            continue
-        mapped.add(span_execution_id(*key))
-        out.spans["mapped", "execution"] += 1
+    fields = [_execution_fields(c, prices) for c in candidates.values()]
+    try:  # one call for the whole batch; span by span only to find the invalid ones
+        out.executions = _EXECUTIONS.validate_python(fields)
+    except ValidationError:
+        for c, item in zip(candidates.values(), fields, strict=True):
+            try:
+                out.executions.append(ExecutionIn.model_validate(item))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first.get("loc", ())) or "span"
+                _reject(out, "invalid_span", f"span {c.span.name!r}: {where}: {first.get('msg')}")
+    mapped = {e.event_id for e in out.executions}
+    out.spans["mapped", "execution"] += len(out.executions)
+    if not out.executions:
+        del out.spans["mapped", "execution"]
     for target, correction in corrections:
         if target is not None and target not in mapped:
             out.evaluations["unmatched"] += 1  # its execution was rejected after all
@@ -204,10 +209,15 @@ def _own_context(s: Span, parent: _Context, catalogue: Catalogue) -> _Context:
     # The subject the SDK assigned the arm for wins over a conversation id on a span beneath
     # it: sample-ratio checks count the units assignment saw.
     marked = parent.subject if parent.subject_marked else None
-    if k.SUBJECT_KEYS[0] in a:
-        marked = str(a[k.SUBJECT_KEYS[0]])
-    subject = marked or next((str(a[key]) for key in k.SUBJECT_KEYS if key in a),
-                             parent.subject)
+    subject = parent.subject
+    for key in k.SUBJECT_KEYS:
+        if key in a:
+            subject = str(a[key])
+            if key == k.MARKED_SUBJECT:
+                marked = subject
+            break
+    if marked is not None:
+        subject = marked
     identity = _own_identity(a, catalogue)
     if identity is None:
         if subject == parent.subject and (marked is not None) == parent.subject_marked:
@@ -240,6 +250,10 @@ def _replace_subject(ctx: _Context, subject: str | None, marked: bool) -> _Conte
 def _context_of(key: tuple[str, str], index: Mapping[tuple[str, str], Span],
                 contexts: dict[tuple[str, str], _Context], catalogue: Catalogue) -> _Context:
     """Return a span's context, folding its ancestors' first (memoised per request)."""
+    span = index[key]
+    if not span.parent_span_id or (key[0], span.parent_span_id) not in index:
+        ctx = contexts[key] = _own_context(span, _NO_CONTEXT, catalogue)  # a local root
+        return ctx
     chain: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     cursor: tuple[str, str] | None = key
@@ -277,7 +291,7 @@ class _Evaluation:
 
 
 def _evaluation(attributes: Mapping[str, AttrValue]) -> _Evaluation | None:
-    if not any(key.startswith(k.EVALUATION_PREFIX) for key in attributes):
+    if k.EVALUATION_KEYS.isdisjoint(attributes):
         return None
     score = attributes.get(k.EVALUATION_SCORE)
     label = attributes.get(k.EVALUATION_LABEL)
@@ -307,7 +321,7 @@ def _evaluate(spans: Sequence[Span], index: Mapping[tuple[str, str], Span],
     corrections: list[tuple[str | None, CorrectionIn]] = []
     below: dict[tuple[str, str], list[_Candidate]] | None = None
     for s in spans:
-        if not s.events and not any(key.startswith(k.EVALUATION_PREFIX) for key in s.attributes):
+        if not s.evaluated:
             continue
         evaluations = _evaluations_of(s)
         if not evaluations or not s.trace_id or not s.span_id:
@@ -386,7 +400,10 @@ def _model_calls_below(candidates: dict[tuple[str, str], _Candidate],
 # -- executions ---------------------------------------------------------------------------------
 
 def _first(attributes: Mapping[str, AttrValue], names: Sequence[str]) -> AttrValue | None:
-    return next((attributes[n] for n in names if n in attributes), None)
+    for name in names:
+        if name in attributes:
+            return attributes[name]
+    return None
 
 
 def _tokens(attributes: Mapping[str, AttrValue]) -> tuple[Any, Any]:

@@ -17,7 +17,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .keys import EVALUATION_EVENT, EVALUATION_PREFIX, RESOURCE_KEYS, wanted
+from .keys import (
+    EVALUATION_EVENT,
+    EVALUATION_KEYS,
+    EVALUATION_PREFIX,
+    RESOURCE_KEYS,
+    SPAN_KEYS,
+    wanted,
+)
 
 AttrValue = str | int | float | bool
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR
@@ -52,9 +59,14 @@ class Span:
     events: tuple[SpanEvent, ...] = ()
     resource: Mapping[str, AttrValue] = field(default_factory=dict)
 
+    @property
+    def evaluated(self) -> bool:
+        """Return True when the span carries an evaluation, as attributes or an event."""
+        return bool(self.events) or not EVALUATION_KEYS.isdisjoint(self.attributes)
+
 
 def _is_evaluation(name: str, attributes: Mapping[str, AttrValue]) -> bool:
-    return name == EVALUATION_EVENT or any(k.startswith(EVALUATION_PREFIX) for k in attributes)
+    return name == EVALUATION_EVENT or not EVALUATION_KEYS.isdisjoint(attributes)
 
 
 # -- protobuf -----------------------------------------------------------------------------------
@@ -62,11 +74,27 @@ def _is_evaluation(name: str, attributes: Mapping[str, AttrValue]) -> bool:
 def _pb_attributes(kvs: Any, keep: Callable[[str], bool]) -> dict[str, AttrValue]:
     out: dict[str, AttrValue] = {}
     for kv in kvs:
-        if keep(kv.key):
+        key = kv.key
+        if keep(key):
             value = kv.value
             kind = value.WhichOneof("value")
             if kind in _SCALARS:
-                out[kv.key] = getattr(value, kind)
+                out[key] = getattr(value, kind)
+    return out
+
+
+def _pb_span_attributes(kvs: Any) -> dict[str, AttrValue]:
+    # The hot loop of decoding (a dozen attributes per span, 512 spans per request): the
+    # key test is inlined, and each protobuf field is read once.
+    out: dict[str, AttrValue] = {}
+    keys, prefix, scalars = SPAN_KEYS, EVALUATION_PREFIX, _SCALARS
+    for kv in kvs:
+        key = kv.key
+        if key in keys or key.startswith(prefix):
+            value = kv.value
+            kind = value.WhichOneof("value")
+            if kind in scalars:
+                out[key] = getattr(value, kind)
     return out
 
 
@@ -95,12 +123,12 @@ def decode_protobuf(body: bytes) -> list[Span]:
                     decoded = (SpanEvent(e.name, _pb_attributes(e.attributes, wanted))
                                for e in s.events)
                     events = tuple(e for e in decoded if _is_evaluation(e.name, e.attributes))
+                parent = s.parent_span_id
                 spans.append(Span(
                     _pb_id(s.trace_id, 16), _pb_id(s.span_id, 8),
-                    s.parent_span_id.hex() if len(s.parent_span_id) == 8 else "",
-                    s.name, s.start_time_unix_nano, s.end_time_unix_nano,
-                    s.status.code == STATUS_ERROR, _pb_attributes(s.attributes, wanted),
-                    events, resource))
+                    parent.hex() if len(parent) == 8 else "", s.name, s.start_time_unix_nano,
+                    s.end_time_unix_nano, s.status.code == STATUS_ERROR,
+                    _pb_span_attributes(s.attributes), events, resource))
     return spans
 
 
