@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import Field, JsonValue, ValidationInfo, field_validator, model_validator
 
 from .fields import (
     MAX_VERSION,
@@ -80,11 +80,14 @@ class CorrectionIn(Strict):
 
     type: Literal["correction"] = "correction"
     event_id: EventId | None = None
-    execution_id: EventId | None = Field(
-        None, description="the execution corrected; or name its span by trace_id and span_id")
     trace_id: TraceId | None = Field(
         None, description="with span_id: the OpenTelemetry span the execution came from")
     span_id: SpanId | None = None
+    # Validated even when absent (validate_default), so a correction naming no execution is
+    # refused at this field, as it was when the field was required.
+    execution_id: EventId | None = Field(
+        None, validate_default=True,
+        description="the execution corrected; or name its span by trace_id and span_id")
     prompt: PromptName
     version: int = Field(ge=1, le=MAX_VERSION)
     category: Annotated[str, Field(min_length=1, max_length=100)]
@@ -95,12 +98,18 @@ class CorrectionIn(Strict):
     author: ShortText | None = None
     occurred_at: datetime | None = None
 
+    @field_validator("execution_id")
+    @classmethod
+    def _named(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("trace_id") is None \
+                and info.data.get("span_id") is None:
+            raise ValueError("a correction names its execution: execution_id, or trace_id "
+                             "and span_id")
+        return value
+
     @model_validator(mode="after")
     def _names_its_execution(self) -> CorrectionIn:
         if self.trace_id is None and self.span_id is None:
-            if self.execution_id is None:
-                raise ValueError("a correction names its execution: execution_id, or "
-                                 "trace_id and span_id")
             return self
         if self.trace_id is None or self.span_id is None:
             raise ValueError("trace_id and span_id name a span together: give both")
