@@ -28,7 +28,7 @@ from service.contract.otlp import (
     encode_response,
     map_spans,
 )
-from service.http.deps import Agent, DaemonDep
+from service.http.deps import DaemonDep, require_agent
 from service.http.errors import ApiError, error_responses
 from service.projections.views import RegistryView
 from service.runtime.daemon import Daemon
@@ -110,20 +110,24 @@ def _prices(daemon: Daemon) -> dict[str, Price]:
 @router.post("/traces", summary="Ingest OpenTelemetry GenAI spans (OTLP/HTTP)",
              openapi_extra={"requestBody": _OTLP_BODY}, response_class=Response,
              responses={**_OTLP_ANSWER, **error_responses(400, 401, 413, 503)})
-async def post_traces(request: Request, daemon: DaemonDep, _: Agent) -> Response:
+async def post_traces(request: Request, daemon: DaemonDep) -> Response:
     """Store model-call spans as executions and failing evaluations as corrections.
 
     Spans without a prompt identity are ignored (counted); spans naming an unknown prompt or
     version are rejected in ``partial_success``, never the whole batch.
     """
     started = time.perf_counter()
+    # The body is read before the token is checked, as FastAPI does for every route with a
+    # body model: an oversized body is 413 for anyone (RequestGuard stops it while reading).
+    raw = await request.body()
+    await require_agent(request)
     media = _media_type(request)
     if media is None:
         raise ApiError(415, "unsupported_media_type",
                        f"Content-Type must be {PROTOBUF} or {JSON}")
     limit = daemon.settings.max_body_bytes
-    body = _decompressed(await request.body(),
-                         request.headers.get("content-encoding", "").strip().lower(), limit)
+    body = _decompressed(raw, request.headers.get("content-encoding", "").strip().lower(),
+                         limit)
     try:
         spans = decode_json(body) if media == JSON else decode_protobuf(body)
     except OtlpDecodeError as exc:
