@@ -328,6 +328,25 @@ def test_protobuf_and_json_encodings_give_the_same_events(rec: Recorder) -> None
     assert from_json.spans == from_pb.spans
 
 
+def test_attributes_of_an_unusual_type_or_zero_decode_as_the_sdk_recorded_them(
+        rec: Recorder) -> None:
+    unusual = {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 0,
+               "gen_ai.usage.output_tokens": "12", "promptd.deployment.step": 1.0,
+               "gen_ai.request.model": "", "promptd.deployment.id": 5,
+               "gen_ai.prompt.name": PROMPT, "gen_ai.prompt.version": 2,
+               "gen_ai.evaluation.score.value": 1, "session.id": True,
+               "gen_ai.response.finish_reasons": ("stop",), "unrelated.key": "x"}
+    rec.span("chat", unusual)
+    body = encode_pb(rec.finished()).SerializeToString()
+    (span,) = decode_protobuf(body)
+    expected = {k: v for k, v in unusual.items()
+                if k not in ("gen_ai.response.finish_reasons", "unrelated.key")}
+    assert span.attributes == expected
+    assert [type(v) for v in span.attributes.values()] == [type(v) for v in expected.values()]
+    (json_span,) = decode_json(encode_json(rec.finished()).to_json().encode())
+    assert json_span.attributes == expected
+
+
 def test_a_loop_of_parent_ids_ends_the_walk_instead_of_hanging() -> None:
     from service.contract.otlp import Span
 

@@ -6,7 +6,8 @@ Pure: bytes and the registry's catalogue in, ``ExecutionIn``/``CorrectionIn`` ou
 """
 
 from .mapping import Catalogue, Price, TraceMapping, map_spans, price_of
-from .spans import OtlpDecodeError, Span, SpanEvent, decode_json, decode_protobuf, encode_response
+from .protobuf import decode_protobuf
+from .spans import OtlpDecodeError, Span, SpanEvent, decode_json, encode_response
 
 __all__ = [
     "Catalogue", "OtlpDecodeError", "Price", "Span", "SpanEvent", "TraceMapping", "decode_json",

@@ -63,6 +63,16 @@ SPAN_KEYS = frozenset({
 })
 RESOURCE_KEYS = frozenset({SERVICE_NAME})
 
+# The value type each key is written with by the instrumentations (OTLP AnyValue field);
+# the decoder reads that field first and asks which one is set only when it is empty.
+_INT_KEYS = frozenset({*INPUT_TOKEN_KEYS, *OUTPUT_TOKEN_KEYS, STEP})
+_EITHER_KEYS = frozenset(k for pair in PROMPT_KEYS for k in pair[1:])  # versions: int or text
+EXPECTED_KIND: dict[str, str] = {
+    key: "int_value" if key in _INT_KEYS else "string_value"
+    for key in SPAN_KEYS if key not in _EITHER_KEYS
+}
+EXPECTED_KIND[EVALUATION_SCORE] = "double_value"
+
 
 def wanted(key: str) -> bool:
     """Return True for a span attribute the mapping reads."""

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -86,9 +86,8 @@ class TraceMapping:
         return ". ".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
-class _Context:
-    """What a span knows through itself and its ancestors."""
+class _Context(NamedTuple):
+    """What a span knows through itself and its ancestors (a tuple: one per span, cheap)."""
 
     prompt: str | None = None
     version: Any = None  # as sent: int, str or None
@@ -121,6 +120,7 @@ def map_spans(spans: Sequence[Span], catalogue: Catalogue,
     index = {(s.trace_id, s.span_id): s for s in spans if s.trace_id and s.span_id}
     contexts: dict[tuple[str, str], _Context] = {}
     candidates: dict[tuple[str, str], _Candidate] = {}
+    prompts, versions = catalogue.prompts, catalogue.versions
     for s in spans:
         key = (s.trace_id, s.span_id)
         if not s.trace_id or not s.span_id or s.end_ns < s.start_ns:
@@ -129,16 +129,19 @@ def map_spans(spans: Sequence[Span], catalogue: Catalogue,
         if not _is_model_call(s.attributes):
             out.spans["ignored", "not_model_call"] += 1
             continue
-        ctx = _context_of(key, index, contexts, catalogue)
+        if s.parent_span_id and (s.trace_id, s.parent_span_id) in index:
+            ctx = _context_of(key, index, contexts, catalogue)
+        else:  # a root of this request (the usual model-call span): nothing to inherit
+            ctx = _own_context(s, _NO_CONTEXT, catalogue)
         if ctx.prompt is None:
             out.spans["ignored", "no_prompt"] += 1
         elif ctx.sdk_execution is not None:
             out.spans["ignored", "recorded_by_sdk"] += 1
         elif (version := _as_version(ctx.version)) is None:
             _reject(out, "missing_version", f"prompt {ctx.prompt!r} without an integer version")
-        elif ctx.prompt not in catalogue.prompts:
+        elif ctx.prompt not in prompts:
             _reject(out, "unknown_prompt", f"unknown prompt {ctx.prompt!r}")
-        elif (ctx.prompt, version) not in catalogue.versions:
+        elif (ctx.prompt, version) not in versions:
             _reject(out, "unknown_version", f"prompt {ctx.prompt!r} has no version {version}")
         else:
             candidates[key] = _Candidate(s, ctx.prompt, version, ctx)
@@ -211,8 +214,9 @@ def _own_context(s: Span, parent: _Context, catalogue: Catalogue) -> _Context:
     marked = parent.subject if parent.subject_marked else None
     subject = parent.subject
     for key in k.SUBJECT_KEYS:
-        if key in a:
-            subject = str(a[key])
+        value = a.get(key)
+        if value is not None:
+            subject = str(value)
             if key == k.MARKED_SUBJECT:
                 marked = subject
             break
@@ -250,10 +254,6 @@ def _replace_subject(ctx: _Context, subject: str | None, marked: bool) -> _Conte
 def _context_of(key: tuple[str, str], index: Mapping[tuple[str, str], Span],
                 contexts: dict[tuple[str, str], _Context], catalogue: Catalogue) -> _Context:
     """Return a span's context, folding its ancestors' first (memoised per request)."""
-    span = index[key]
-    if not span.parent_span_id or (key[0], span.parent_span_id) not in index:
-        ctx = contexts[key] = _own_context(span, _NO_CONTEXT, catalogue)  # a local root
-        return ctx
     chain: list[tuple[str, str]] = []
     seen: set[tuple[str, str]] = set()
     cursor: tuple[str, str] | None = key
@@ -436,31 +436,38 @@ def price_of(model: str | None, prices: Mapping[str, Price]) -> Price | None:
 
 def _execution_fields(c: _Candidate, prices: Mapping[str, Price] | None) -> dict[str, Any]:
     s, a, ctx = c.span, c.span.attributes, c.context
+    fields: dict[str, Any] = {
+        "event_id": span_execution_id(s.trace_id, s.span_id), "prompt": c.prompt,
+        "version": c.version, "latency_ms": (s.end_ns - s.start_ns) / 1e6,
+        # Unix seconds: the contract reads a number as a UTC time.
+        "occurred_at": s.end_ns / 1e9,
+    }
+    if ctx.deployment is not None:
+        fields["deployment"], fields["arm"], fields["step"] = ctx.deployment, ctx.arm, ctx.step
+    if ctx.subject:
+        fields["subject"] = ctx.subject[:200]
     error_type = a.get(k.ERROR_TYPE)
     failed = s.error or error_type is not None or a.get(k.LANGFUSE_LEVEL) == "ERROR"
+    fields["success"] = not failed
+    if failed:
+        fields["error_type"] = str(error_type)[:200] if error_type is not None \
+            else "span_status_error"
+    if c.scores:
+        fields["score"] = sum(c.scores) / len(c.scores)
     model = _first(a, k.MODEL_KEYS)
-    model = str(model) if model is not None else None
+    if model is not None:
+        model = fields["model"] = str(model)[:200]
     tokens_in, tokens_out = _tokens(a)
-    cost = None
-    price = price_of(model, prices or {})
+    if tokens_in is not None:
+        fields["input_tokens"] = tokens_in
+    if tokens_out is not None:
+        fields["output_tokens"] = tokens_out
+    price = price_of(model, prices) if prices else None
     if price is not None and isinstance(tokens_in, int) and isinstance(tokens_out, int):
-        cost = (tokens_in * price.input + tokens_out * price.output) / 1_000_000
+        fields["cost_usd"] = (tokens_in * price.input + tokens_out * price.output) / 1_000_000
     metadata: dict[str, Any] = {"source": "otlp", "span_name": s.name[:200]}
     service = s.resource.get(k.SERVICE_NAME)
     if service is not None:
         metadata["service"] = str(service)[:200]
-    fields: dict[str, Any] = {
-        "event_id": span_execution_id(s.trace_id, s.span_id), "prompt": c.prompt,
-        "version": c.version, "deployment": ctx.deployment, "arm": ctx.arm, "step": ctx.step,
-        "subject": ctx.subject[:200] if ctx.subject else None, "success": not failed,
-        "score": sum(c.scores) / len(c.scores) if c.scores else None,
-        "latency_ms": (s.end_ns - s.start_ns) / 1e6, "input_tokens": tokens_in,
-        "output_tokens": tokens_out, "cost_usd": cost,
-        "error_type": str(error_type)[:200] if error_type is not None else None,
-        "model": model[:200] if model else None, "metadata": metadata,
-        "occurred_at": datetime.fromtimestamp(s.end_ns / 1e9, UTC),
-    }
-    if failed and fields["error_type"] is None:
-        fields["error_type"] = "span_status_error"
+    fields["metadata"] = metadata
     return {name: value for name, value in fields.items() if value is not None}
-

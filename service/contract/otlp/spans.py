@@ -1,10 +1,8 @@
 """OTLP/HTTP trace requests decoded into plain spans, and the answers OTLP expects back.
 
-Protobuf is parsed by ``opentelemetry-proto`` (the messages generated from the OTLP
-``.proto`` files, run by protobuf's C parser): a hand-written wire-format reader would have to
-track every revision of the protocol, and would be slower. JSON follows the OTLP/JSON rules
-(lowerCamelCase keys, trace and span ids as hex, 64-bit integers as strings), which differ
-from protobuf's generic JSON mapping, so it is walked here directly.
+Protobuf bodies are parsed by ``opentelemetry-proto`` (``protobuf.py``). JSON follows the
+OTLP/JSON rules (lowerCamelCase keys, trace and span ids as hex, 64-bit integers as
+strings), which differ from protobuf's generic JSON mapping, so it is walked here directly.
 
 Only the attributes ``keys.wanted`` names are kept; values are strings, numbers or booleans
 (arrays and maps are not read by the mapping).
@@ -20,9 +18,7 @@ from typing import Any
 from .keys import (
     EVALUATION_EVENT,
     EVALUATION_KEYS,
-    EVALUATION_PREFIX,
     RESOURCE_KEYS,
-    SPAN_KEYS,
     wanted,
 )
 
@@ -65,71 +61,8 @@ class Span:
         return bool(self.events) or not EVALUATION_KEYS.isdisjoint(self.attributes)
 
 
-def _is_evaluation(name: str, attributes: Mapping[str, AttrValue]) -> bool:
+def is_evaluation(name: str, attributes: Mapping[str, AttrValue]) -> bool:
     return name == EVALUATION_EVENT or not EVALUATION_KEYS.isdisjoint(attributes)
-
-
-# -- protobuf -----------------------------------------------------------------------------------
-
-def _pb_attributes(kvs: Any, keep: Callable[[str], bool]) -> dict[str, AttrValue]:
-    out: dict[str, AttrValue] = {}
-    for kv in kvs:
-        key = kv.key
-        if keep(key):
-            value = kv.value
-            kind = value.WhichOneof("value")
-            if kind in _SCALARS:
-                out[key] = getattr(value, kind)
-    return out
-
-
-def _pb_span_attributes(kvs: Any) -> dict[str, AttrValue]:
-    # The hot loop of decoding (a dozen attributes per span, 512 spans per request): the
-    # key test is inlined, and each protobuf field is read once.
-    out: dict[str, AttrValue] = {}
-    keys, prefix, scalars = SPAN_KEYS, EVALUATION_PREFIX, _SCALARS
-    for kv in kvs:
-        key = kv.key
-        if key in keys or key.startswith(prefix):
-            value = kv.value
-            kind = value.WhichOneof("value")
-            if kind in scalars:
-                out[key] = getattr(value, kind)
-    return out
-
-
-def _pb_id(raw: bytes, size: int) -> str:
-    return raw.hex() if len(raw) == size and any(raw) else ""
-
-
-def decode_protobuf(body: bytes) -> list[Span]:
-    """Return the spans of a binary ``ExportTraceServiceRequest``."""
-    from google.protobuf.message import DecodeError
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceRequest,
-    )
-
-    try:
-        request = ExportTraceServiceRequest.FromString(body)
-    except DecodeError as exc:
-        raise OtlpDecodeError(f"not a protobuf ExportTraceServiceRequest: {exc}") from exc
-    spans: list[Span] = []
-    for resource_spans in request.resource_spans:
-        resource = _pb_attributes(resource_spans.resource.attributes, RESOURCE_KEYS.__contains__)
-        for scope_spans in resource_spans.scope_spans:
-            for s in scope_spans.spans:
-                events: tuple[SpanEvent, ...] = ()
-                if s.events:
-                    decoded = (SpanEvent(e.name, _pb_attributes(e.attributes, wanted))
-                               for e in s.events)
-                    events = tuple(e for e in decoded if _is_evaluation(e.name, e.attributes))
-                parent = s.parent_span_id
-                spans.append(Span(
-                    _pb_id(s.trace_id, 16), _pb_id(s.span_id, 8),
-                    parent.hex() if len(parent) == 8 else "", s.name, s.start_time_unix_nano,
-                    s.end_time_unix_nano, s.status.code == STATUS_ERROR,
-                    _pb_span_attributes(s.attributes), events, resource))
-    return spans
 
 
 # -- JSON ---------------------------------------------------------------------------------------
@@ -191,7 +124,7 @@ def decode_json(body: bytes) -> list[Span]:
                         ev for ev in (SpanEvent(str(e.get("name", "")),
                                                 _json_attributes(e.get("attributes"), wanted))
                                       for e in s.get("events") or ())
-                        if _is_evaluation(ev.name, ev.attributes))
+                        if is_evaluation(ev.name, ev.attributes))
                     spans.append(Span(
                         _json_id(s.get("traceId"), 16), _json_id(s.get("spanId"), 8),
                         _json_id(s.get("parentSpanId"), 8), str(s.get("name", "")),
@@ -213,19 +146,13 @@ def encode_response(rejected: int, message: str, *, as_json: bool) -> bytes:
     The specification: a full success leaves ``partial_success`` unset; ``rejected_spans`` 0
     with a message is a warning (here: spans ignored for want of a prompt identity).
     """
-    if as_json:
-        if not rejected and not message:
-            return b"{}"
-        partial: dict[str, Any] = {"errorMessage": message}
-        if rejected:
-            partial["rejectedSpans"] = str(rejected)
-        return json.dumps({"partialSuccess": partial}).encode()
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-        ExportTraceServiceResponse,
-    )
+    if not as_json:
+        from .protobuf import encode_protobuf_response
 
-    response = ExportTraceServiceResponse()
-    if rejected or message:
-        response.partial_success.rejected_spans = rejected
-        response.partial_success.error_message = message
-    return response.SerializeToString()
+        return encode_protobuf_response(rejected, message)
+    if not rejected and not message:
+        return b"{}"
+    partial: dict[str, Any] = {"errorMessage": message}
+    if rejected:
+        partial["rejectedSpans"] = str(rejected)
+    return json.dumps({"partialSuccess": partial}).encode()
