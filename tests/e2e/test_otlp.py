@@ -185,3 +185,15 @@ def test_a_full_writer_queue_answers_503_with_retry_after_and_the_exporters_lose
         assert len(stored) == len(set(stored)) and set(stored) == expected
         for a in agents:
             a.provider.shutdown()
+
+
+def test_the_price_table_gives_each_execution_its_cost(tmp_path: Path) -> None:
+    prices = {"gpt-4o-mini": {"input": 0.15, "output": 0.6}}
+    with live_daemon(tmp_path, otlp_prices=prices) as live:
+        live.create_prompt()
+        agent = agent_provider(exporter(live.url, live.issue("agent")))
+        _chat(agent, 3)
+        agent.flush()
+        agent.provider.shutdown()
+        costs = sorted(e["payload"]["cost_usd"] for e in _executions(live))
+    assert costs == pytest.approx([(tokens * 0.15 + 10 * 0.6) / 1e6 for tokens in (100, 101, 102)])

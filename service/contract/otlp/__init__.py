@@ -5,9 +5,10 @@ Pure: bytes and the registry's catalogue in, ``ExecutionIn``/``CorrectionIn`` ou
 ``opentelemetry-proto`` package (the ``server`` extra); the agent SDK never imports this.
 """
 
+from .answers import encode_response
 from .mapping import Catalogue, Price, TraceMapping, map_spans, price_of
 from .protobuf import decode_protobuf
-from .spans import OtlpDecodeError, Span, SpanEvent, decode_json, encode_response
+from .spans import OtlpDecodeError, Span, SpanEvent, decode_json
 
 __all__ = [
     "Catalogue", "OtlpDecodeError", "Price", "Span", "SpanEvent", "TraceMapping", "decode_json",

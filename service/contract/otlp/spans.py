@@ -1,4 +1,4 @@
-"""OTLP/HTTP trace requests decoded into plain spans, and the answers OTLP expects back.
+"""OTLP/HTTP trace requests decoded into plain spans (JSON here, protobuf in ``protobuf.py``).
 
 Protobuf bodies are parsed by ``opentelemetry-proto`` (``protobuf.py``). JSON follows the
 OTLP/JSON rules (lowerCamelCase keys, trace and span ids as hex, 64-bit integers as
@@ -136,23 +136,3 @@ def decode_json(body: bytes) -> list[Span]:
         # structure of the wrong shape (a list where a message belongs).
         raise OtlpDecodeError(f"not an OTLP/JSON ExportTraceServiceRequest: {exc}") from exc
     return spans
-
-
-# -- answers ------------------------------------------------------------------------------------
-
-def encode_response(rejected: int, message: str, *, as_json: bool) -> bytes:
-    """Return an ``ExportTraceServiceResponse``; ``partial_success`` only when it says something.
-
-    The specification: a full success leaves ``partial_success`` unset; ``rejected_spans`` 0
-    with a message is a warning (here: spans ignored for want of a prompt identity).
-    """
-    if not as_json:
-        from .protobuf import encode_protobuf_response
-
-        return encode_protobuf_response(rejected, message)
-    if not rejected and not message:
-        return b"{}"
-    partial: dict[str, Any] = {"errorMessage": message}
-    if rejected:
-        partial["rejectedSpans"] = str(rejected)
-    return json.dumps({"partialSuccess": partial}).encode()
