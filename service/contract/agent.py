@@ -8,7 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import Field, JsonValue, ValidationInfo, field_validator, model_validator
 
 from .fields import (
     MAX_VERSION,
@@ -66,12 +66,28 @@ class ExecutionIn(Strict):
         return value
 
 
+TraceId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{32}$")]
+SpanId = Annotated[str, Field(pattern=r"^[0-9a-fA-F]{16}$")]
+
+
+def span_execution_id(trace_id: str, span_id: str) -> str:
+    """Return the event id of the execution an OpenTelemetry span became (``trace:span``)."""
+    return f"{trace_id.lower()}:{span_id.lower()}"
+
+
 class CorrectionIn(Strict):
     """What a person or checker reports about an execution's output."""
 
     type: Literal["correction"] = "correction"
     event_id: EventId | None = None
-    execution_id: EventId
+    trace_id: TraceId | None = Field(
+        None, description="with span_id: the OpenTelemetry span the execution came from")
+    span_id: SpanId | None = None
+    # Validated even when absent (validate_default), so a correction naming no execution is
+    # refused at this field, as it was when the field was required.
+    execution_id: EventId | None = Field(
+        None, validate_default=True,
+        description="the execution corrected; or name its span by trace_id and span_id")
     prompt: PromptName
     version: int = Field(ge=1, le=MAX_VERSION)
     category: Annotated[str, Field(min_length=1, max_length=100)]
@@ -81,6 +97,28 @@ class CorrectionIn(Strict):
     severity: Literal["low", "medium", "high", "critical"] = "medium"
     author: ShortText | None = None
     occurred_at: datetime | None = None
+
+    @field_validator("execution_id")
+    @classmethod
+    def _named(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("trace_id") is None \
+                and info.data.get("span_id") is None:
+            raise ValueError("a correction names its execution: execution_id, or trace_id "
+                             "and span_id")
+        return value
+
+    @model_validator(mode="after")
+    def _names_its_execution(self) -> CorrectionIn:
+        if self.trace_id is None and self.span_id is None:
+            return self
+        if self.trace_id is None or self.span_id is None:
+            raise ValueError("trace_id and span_id name a span together: give both")
+        self.trace_id, self.span_id = self.trace_id.lower(), self.span_id.lower()
+        derived = span_execution_id(self.trace_id, self.span_id)
+        if self.execution_id is not None and self.execution_id != derived:
+            raise ValueError(f"execution_id {self.execution_id!r} is not the span's {derived!r}")
+        self.execution_id = derived
+        return self
 
 
 AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]

@@ -37,6 +37,14 @@ class Metrics:
         self.ingest_seconds = Histogram(
             "promptd_ingest_duration_seconds", "Time to validate and durably append a request",
             ["route"], buckets=LATENCY_BUCKETS, registry=r)
+        self.otlp_spans = Counter(
+            "promptd_otlp_spans_total",
+            "Spans received on /v1/traces, by result (mapped, ignored, rejected) and reason",
+            ["result", "reason"], registry=r)
+        self.otlp_evaluations = Counter(
+            "promptd_otlp_evaluations_total",
+            "gen_ai.evaluation results on received spans, by what they became",
+            ["result"], registry=r)
         self.resolve_seconds = Histogram(
             "promptd_resolve_duration_seconds", "Time to answer a resolve request",
             buckets=LATENCY_BUCKETS, registry=r)

@@ -64,6 +64,11 @@ class Settings(BaseSettings):
         description="default canary policy overrides as JSON, e.g. '{\"min_step_seconds\": 600}'")
     improve_requires_approval: bool = Field(
         False, description="machine-written candidates wait for `promptd approve`")
+    otlp_prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description="POST /v1/traces: US dollars per million tokens by model, as JSON, e.g. "
+        "'{\"gpt-4o-mini\": {\"input\": 0.15, \"output\": 0.6}}' (a dated model name "
+        "takes the longest entry it starts with)")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON lines unless stderr is a terminal"
@@ -86,6 +91,15 @@ class Settings(BaseSettings):
         return RenderBudget(max_output_chars=self.render_max_output_chars,
                             max_steps=self.render_max_steps,
                             max_seconds=self.render_max_seconds)
+
+    @field_validator("otlp_prices")
+    @classmethod
+    def _prices_per_direction(cls, value: dict[str, dict[str, float]]
+                              ) -> dict[str, dict[str, float]]:
+        for model, price in value.items():
+            if set(price) != {"input", "output"} or min(price.values()) < 0:
+                raise ValueError(f"{model}: give non-negative 'input' and 'output' prices")
+        return value
 
     @field_validator("database_url")
     @classmethod

@@ -15,6 +15,7 @@ from ._core import _ClientCore
 from ._delivery import _Delivery, _Queued
 from ._log import EventLogger
 from ._models import PromptdError, Resolution, Run
+from ._otel import mark_current_span
 
 log = EventLogger("promptd.sdk")
 
@@ -41,13 +42,13 @@ class AsyncPromptdClient(_ClientCore):
         """Return the version to use now: cached, stale while refreshing, or the fallback."""
         cached = self._cached(prompt, subject, label)
         if cached is not None:
-            return cached.for_subject(subject)
+            return _marked(cached.for_subject(subject), subject)
         try:
             res = await self._fetch(prompt, subject, label, retries=1)
         except PromptdError as exc:
             return self._fallback(prompt, label, exc)
         self._store(subject, res)
-        return res.for_subject(subject)
+        return _marked(res.for_subject(subject), subject)
 
     async def _fetch(self, prompt: str, subject: str | None, label: str,
                      retries: int) -> Resolution:
@@ -195,6 +196,8 @@ class _AsyncTimedRun:
     async def __aenter__(self) -> Run:
         self.run = Run(await self.client.resolve(self.prompt, self.subject, label=self.label),
                        self.subject)
+        # The run records itself: its spans tell the daemon so, and are not counted twice.
+        mark_current_span(self.run.resolution, self.subject, self.run.event_id)
         return self.run
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -208,3 +211,9 @@ class _AsyncTimedRun:
                 log.error("promptd.run_not_recorded", error=str(problem))  # keep the original
             else:
                 self.run.recorded = True
+
+
+def _marked(resolution: Resolution, subject: str | None) -> Resolution:
+    """Return ``resolution`` after naming it on the agent's current span (if it traces)."""
+    mark_current_span(resolution, subject)
+    return resolution

@@ -67,6 +67,26 @@ def _failures_with_corrections(n: int, seed: int, version: int = 1) -> list[dict
     return events
 
 
+def _export_spans(live: LiveDaemon, token: str) -> None:
+    """Export GenAI spans through the OpenTelemetry SDK: mapped, ignored, rejected, judged."""
+    from tests.e2e.otlp_clients import agent_provider, exporter
+
+    traced = agent_provider(exporter(live.url, token))
+    tracer = traced.provider.get_tracer("scenario")
+    chat = {"gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o-mini",
+            "gen_ai.usage.input_tokens": 40, "gen_ai.usage.output_tokens": 8}
+    for i in range(5):
+        tracer.start_span("chat", attributes={
+            **chat, "gen_ai.prompt.name": PROMPT, "gen_ai.prompt.version": "1",
+            "gen_ai.evaluation.name": "helpful", "gen_ai.evaluation.score.value": 0.9,
+            "session.id": f"otel-{i}"}).end()
+    tracer.start_span("chat", attributes=chat).end()  # no prompt identity: ignored
+    tracer.start_span("chat", attributes={**chat, "gen_ai.prompt.name": UNKNOWN_PROMPT,
+                                          "gen_ai.prompt.version": "1"}).end()  # rejected
+    traced.flush()
+    traced.provider.shutdown()
+
+
 def _misreported_arms(deployment: dict[str, Any], n: int) -> list[dict[str, Any]]:
     # Agents that report control and c1 half and half while c2 and c3 hold a quarter of the
     # traffic between them: the sample-ratio check must catch it.
@@ -88,8 +108,11 @@ def run_scenario(live: LiveDaemon, *, pause: float = 0.0) -> ScenarioResult:
     run_traffic(agent, PROMPT, 60, {1: 0.8}, seed=1)
     failures = _failures_with_corrections(30, seed=2)
     _ok(agent.post("/v1/events", json={"events": failures}))
+    agent_token = agent.headers["authorization"].removeprefix("Bearer ")
+    _export_spans(live, agent_token)
     time.sleep(pause)
     run_traffic(agent, PROMPT, 60, {1: 0.8}, seed=2)
+    _export_spans(live, agent_token)
     _ok(agent.post("/v1/events", json={"events": _failures_with_corrections(30, seed=3)}))
     assert _ok(agent.post("/v1/events", json={"events": failures}))["duplicates"] == 60
     rejected = agent.post("/v1/events", json={"events": [

@@ -13,6 +13,7 @@ from tests.support import LiveDaemon
 AGENT_ROUTES = {
     ("POST", "/v1/events"), ("POST", "/v1/executions"), ("POST", "/v1/corrections"),
     ("GET", "/v1/prompts/{name}/resolve"), ("POST", "/v1/prompts/{name}/render"),
+    ("POST", "/v1/traces"),
 }
 PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 SPINE_ROUTES = {

@@ -24,6 +24,7 @@ PUBLIC = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 AGENT_ROUTES = {
     ("POST", "/v1/events"), ("POST", "/v1/executions"), ("POST", "/v1/corrections"),
     ("GET", "/v1/prompts/{name}/resolve"), ("POST", "/v1/prompts/{name}/render"),
+    ("POST", "/v1/traces"),
 }
 # A wrong secret behind a well-formed token, so a leak into the log would be easy to spot.
 FORGED_SECRET = "forgedsecretforgedsecretforgedsecret0000"
