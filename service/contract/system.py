@@ -252,7 +252,10 @@ class PatternsMined(SystemEvent):
     patterns: list[dict[str, Any]] = Field(default_factory=list)
     resolved: list[dict[str, Any]] = Field(default_factory=list)
     anomalies: list[dict[str, Any]] = Field(default_factory=list)
-    window: dict[str, Any] | None = None
+    # The window shares were computed on (the latest one with records), and how many
+    # failed executions without an error type were counted but formed no pattern.
+    share_window: dict[str, Any] | None = None
+    counted_failures: int = 0
 
     def stream(self) -> str:
         return f"patterns:{self.prompt}"

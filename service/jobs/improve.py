@@ -20,11 +20,13 @@ IMPROVER_AUTHOR = "promptd:improver"
 def strong_patterns(ctx: JobContext, patterns: list[Pattern], version: int) -> list[Pattern]:
     """Return the patterns worth acting on for ``version``.
 
-    Big enough, frequent enough, not resolved, and seen on the version now in production:
-    a complaint only about versions that are gone is history, not work.
+    Big enough, frequent enough (``share``: of the records in the last window with data),
+    not resolved, not noise, stated by reviewers (not only runtime errors), and seen on the
+    version now in production: a complaint only about versions that are gone is history.
     """
     s = ctx.settings
-    return [p for p in patterns if p.status != "resolved" and p.size >= s.improve_min_pattern_size
+    return [p for p in patterns if p.status != "resolved" and not p.noise
+            and p.corrections > 0 and p.size >= s.improve_min_pattern_size
             and p.share >= s.improve_min_pattern_share and version in p.versions]
 
 

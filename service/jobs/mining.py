@@ -39,7 +39,9 @@ def mine_prompt(ctx: JobContext, prompt: str, now: float, *, force: bool = False
         prompt=prompt, upto_position=read.latest_failure, records=len(records),
         window_s=cfg.window_seconds, patterns=[p.to_dict() for p in patterns],
         resolved=[p.to_dict() for p in result.resolved],
-        anomalies=[asdict(a) for a in (*result.anomalies, *anomalies)], actor=SYSTEM_ACTOR)
+        anomalies=[asdict(a) for a in (*result.anomalies, *anomalies)],
+        share_window=asdict(result.share_window) if result.share_window else None,
+        counted_failures=result.counted_failures, actor=SYSTEM_ACTOR)
     if not ctx.commands.record_patterns(mined, read.stream_version):
         log.info("patterns_already_mined", prompt=prompt,
                  why="another process appended a snapshot since this one read")

@@ -30,6 +30,15 @@ def _clip(text: str | None) -> str | None:
     return text[:MAX_STORED_TEXT] if text else text
 
 
+def _scalar_variables(variables: Any) -> str | None:
+    """Return an execution's scalar input variables as sorted JSON pairs (None if none)."""
+    if not isinstance(variables, dict):
+        return None
+    pairs = sorted((str(k), str(v)[:200]) for k, v in variables.items()
+                   if isinstance(v, str | int | float | bool))
+    return json.dumps(pairs, separators=(",", ":")) if pairs else None
+
+
 class FailureProjection:
     """Every correction and failed execution, with the fields mining needs."""
 
@@ -52,6 +61,7 @@ class FailureProjection:
                     "category": None, "error_type": p.get("error_type"), "severity": 1.0,
                     "input_text": _clip(p.get("input_text")),
                     "output_text": _clip(p.get("output_text")), "corrected_output": None,
+                    "variables": _scalar_variables(p.get("variables")),
                 })
             else:
                 execution = eventlog.find_before(conn, p["execution_id"], e.position)
@@ -65,6 +75,7 @@ class FailureProjection:
                     "input_text": _clip(ex.get("input_text")),
                     "output_text": _clip(p.get("original_output") or ex.get("output_text")),
                     "corrected_output": _clip(p.get("corrected_output")),
+                    "variables": _scalar_variables(ex.get("variables")),
                 })
         if rows:
             conn.execute(failure_records.insert(), rows)
@@ -162,8 +173,9 @@ class PatternProjection:
             upsert(conn, pattern_snapshots, {"prompt": p["prompt"]}, {
                 "position": e.position, "mined_at": e.recorded_at,
                 "upto_position": p["upto_position"],
-                "snapshot": encode_payload({k: p[k] for k in
-                                            ("patterns", "resolved", "anomalies")}),
+                "snapshot": encode_payload({k: p.get(k) for k in
+                                            ("patterns", "resolved", "anomalies",
+                                             "share_window", "counted_failures")}),
             })
 
 
@@ -180,6 +192,7 @@ def load_failures(conn: Connection, prompt: str, since: float) -> list[FailureRe
             reason=r.reason or "", category=r.category, error_type=r.error_type,
             severity=r.severity, input_text=r.input_text, output_text=r.output_text,
             corrected_output=r.corrected_output,
+            variables=tuple((k, v) for k, v in json.loads(r.variables)) if r.variables else (),
         )
         for r in rows
     ]
@@ -207,4 +220,6 @@ def load_snapshot(conn: Connection, prompt: str) -> dict[str, Any] | None:
         "patterns": [Pattern.from_dict(d) for d in data["patterns"]],
         "resolved": [Pattern.from_dict(d) for d in data["resolved"]],
         "anomalies": data["anomalies"],
+        "share_window": data.get("share_window"),
+        "counted_failures": data.get("counted_failures") or 0,
     }

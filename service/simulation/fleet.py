@@ -144,7 +144,7 @@ class Fleet:
             self.client.record_correction(
                 event_id, prompt, version, category, reason=reason,
                 original_output=outcome.output_text, corrected_output=fixed,
-                severity="high" if outcome.failed_mode == "complaint_tone" else "medium",
+                severity=self.world.severity_for(outcome.failed_mode),
                 author=f"{SIMULATION_TAG} corrector")
             corrected = True
         self._tally(prompt, version, res.arm or "none", outcome.success, corrected, res.template)

@@ -132,6 +132,9 @@ failure_records = Table(
     Column("input_text", Text),
     Column("output_text", Text),
     Column("corrected_output", Text),
+    # The execution's scalar input variables, JSON [[name, value], ...] sorted: the
+    # contextual strategy conditions guidance on the one that separates a pattern.
+    Column("variables", Text),
 )
 
 # The latest mining snapshot per prompt (the full history is in the log).
