@@ -97,10 +97,15 @@ class Commands:
     def propose_candidates(self, prompt: str, base_version: int,
                            versions: Sequence[system.VersionCreated],
                            proposals: Sequence[system.CandidateProposed], policy: CanaryPolicy,
-                           *, gated: bool, reason: str) -> list[int]:
-        """Append the improver's candidates and their canary; return the version numbers."""
+                           *, gated: bool, reason: str,
+                           rejections: Sequence[str | None] = ()) -> list[int]:
+        """Append the improver's candidates and their canary; return the canaried versions.
+
+        Candidates with a rejection (the offline gate's) are stored and marked rejected.
+        """
         outcome = self.handler.on_prompt(prompt, deployments.propose_candidates(
-            prompt, base_version, versions, proposals, policy, gated=gated, reason=reason))
+            prompt, base_version, versions, proposals, policy, gated=gated, reason=reason,
+            rejections=rejections))
         return list(outcome.answer or [])
 
     # -- tokens and mining -------------------------------------------------------------------

@@ -133,21 +133,36 @@ def tick_decision(state: DeploymentState, d: Decision) -> Decide[PromptAggregate
 
 def propose_candidates(prompt: str, base_version: int, candidates: Sequence[system.VersionCreated],
                        proposals: Sequence[system.CandidateProposed], policy: CanaryPolicy, *,
-                       gated: bool, reason: str) -> Decide[PromptAggregate]:
+                       gated: bool, reason: str,
+                       rejections: Sequence[str | None] = ()) -> Decide[PromptAggregate]:
     """Return the improver's decision: new versions, their proposals, and their canary.
 
     Version numbers are assigned here, on the aggregate; nothing is proposed if a deployment
     is active or production moved away from the version the candidates were written for.
+    ``rejections`` (one per candidate, None for a candidate that may go live) records the
+    candidates the offline gate refused: stored and marked rejected, never canaried.
     """
+    refused = list(rejections) or [None] * len(candidates)
+
     def decide(agg: PromptAggregate) -> Outcome[PromptAggregate]:
         if agg.active_deployment is not None or agg.production != base_version:
             return Outcome([], answer=[])
         first = agg.latest_version + 1
         numbers = list(range(first, first + len(candidates)))
         events: list[system.SystemEvent] = []
-        for number, version, proposal in zip(numbers, candidates, proposals, strict=True):
+        live: list[int] = []
+        for number, version, proposal, why in zip(numbers, candidates, proposals, refused,
+                                                  strict=True):
             events.append(version.model_copy(update={"version": number}))
             events.append(proposal.model_copy(update={"version": number}))
+            if why is None:
+                live.append(number)
+            else:
+                events.append(system.CandidateRejected(prompt=prompt, version=number,
+                                                       reason=why, actor=system.SYSTEM_ACTOR))
+        if not live:
+            return Outcome(events, answer=[])
+        numbers = live
         d = start(new_deployment_id(), prompt, base_version, numbers, policy,
                   actor=system.SYSTEM_ACTOR, now=0.0, requires_approval=gated,
                   machine_written=True, reason=reason.format(

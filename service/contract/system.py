@@ -127,6 +127,8 @@ class CandidateProposed(_PromptEvent):
     addressed_patterns: list[str] = Field(default_factory=list)
     parent: int | None = None
     text_hash: str
+    # The offline gate's result when an LLM judged it before live traffic (None: no gate).
+    gate: dict[str, Any] | None = None
 
 
 class CandidateRejected(_PromptEvent):

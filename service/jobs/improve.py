@@ -7,6 +7,7 @@ import structlog
 
 from analytics.mining.model import Pattern
 from improver import BaseVersion, Candidate, ImproverConfig, propose_candidates
+from improver.gate import GateResult, run_gate
 from improver.lint import LintConfig, normalised_hash
 from improver.rewriter import LLMRewriter, RewriterConfig
 from improver.templates import template_variables
@@ -74,11 +75,38 @@ def improve_prompt(ctx: JobContext, prompt: str, now: float) -> list[int]:
         log.info("strategy_skipped", prompt=prompt, strategy=skip.strategy, reason=skip.reason)
     if not proposed:
         return []
-    return _propose(ctx, prompt, base, list(proposed))
+    gates = _offline_gate(ctx, prompt, base, list(proposed))
+    return _propose(ctx, prompt, base, list(proposed), gates)
 
 
-def _propose(ctx: JobContext, prompt: str, base: BaseVersion,
-             proposed: list[Candidate]) -> list[int]:
+def _offline_gate(ctx: JobContext, prompt: str, base: BaseVersion,
+                  proposed: list[Candidate]) -> list[GateResult | None]:
+    """Return each candidate's offline gate result (None: no LLM, or nothing to replay)."""
+    s = ctx.settings
+    none: list[GateResult | None] = [None] * len(proposed)
+    if not s.llm_base_url or s.gate_cases == 0:
+        return none
+    cases = ctx.queries.gate_cases(prompt, s.gate_cases)
+    if not cases:
+        log.info("offline_gate_skipped", prompt=prompt, why="no corrected inputs to replay")
+        return none
+    config = RewriterConfig(base_url=s.llm_base_url, model=s.llm_model, api_key=s.llm_api_key,
+                            max_calls=s.gate_max_calls, max_tokens_budget=s.gate_max_tokens)
+    results: list[GateResult | None] = []
+    with httpx.Client(trust_env=False) as client:
+        llm = LLMRewriter(config, client)  # one budget for the whole gate of this run
+        for cand in proposed:
+            result = run_gate(base.template, cand.template, cases,
+                              lambda messages: llm.complete(messages).content,
+                              budget=s.render_budget())
+            log.info("offline_gate", prompt=prompt, strategy=cand.strategy,
+                     **result.to_dict())
+            results.append(result)
+    return results
+
+
+def _propose(ctx: JobContext, prompt: str, base: BaseVersion, proposed: list[Candidate],
+             gates: list[GateResult | None]) -> list[int]:
     # Version numbers are placeholders here: the command numbers them on the prompt's
     # stream, so an admin adding a version meanwhile cannot get the same number.
     versions = [VersionCreated(
@@ -87,17 +115,22 @@ def _propose(ctx: JobContext, prompt: str, base: BaseVersion,
         strategy=c.strategy, rationale=c.rationale,
         addressed_patterns=list(c.addressed_pattern_ids), actor=SYSTEM_ACTOR) for c in proposed]
     proposals = [CandidateProposed(
-        prompt=prompt, version=0, strategy=c.strategy, rationale=c.rationale,
+        prompt=prompt, version=0, strategy=c.strategy,
+        rationale=c.rationale + (f" [{g.summary()}]" if g is not None else ""),
         addressed_patterns=list(c.addressed_pattern_ids), parent=c.parent_version,
-        text_hash=normalised_hash(c.template), actor=SYSTEM_ACTOR) for c in proposed]
+        text_hash=normalised_hash(c.template), actor=SYSTEM_ACTOR,
+        gate=g.to_dict() if g is not None else None)
+        for c, g in zip(proposed, gates, strict=True)]
+    rejections = [g.summary() if g is not None and not g.passed else None for g in gates]
     policy = ctx.commands.policy_for(prompt)
     gated = ctx.settings.improve_requires_approval or policy.approval_before_start
     numbers = ctx.commands.propose_candidates(
         prompt, base.version, versions, proposals, policy, gated=gated,
-        reason="machine-written candidates {versions}")
+        reason="machine-written candidates {versions}", rejections=rejections)
     if not numbers:
-        log.info("candidates_not_proposed", prompt=prompt,
-                 why="a deployment started or production moved since the improver read it")
+        why = ("the offline gate refused every candidate" if all(rejections)
+               else "a deployment started or production moved since the improver read it")
+        log.info("candidates_not_proposed", prompt=prompt, why=why)
         return []
     for cand in proposed:
         ctx.metrics.candidates_proposed.labels(prompt, cand.strategy).inc()

@@ -186,16 +186,27 @@ def load_failures(conn: Connection, prompt: str, since: float) -> list[FailureRe
         .where(failure_records.c.prompt == prompt, failure_records.c.recorded_at >= since)
         .order_by(failure_records.c.position)
     )
-    return [
-        FailureRecord(
-            record_id=r.record_id, kind=r.kind, occurred_at=r.recorded_at, version=r.version,
-            reason=r.reason or "", category=r.category, error_type=r.error_type,
-            severity=r.severity, input_text=r.input_text, output_text=r.output_text,
-            corrected_output=r.corrected_output,
-            variables=tuple((k, v) for k, v in json.loads(r.variables)) if r.variables else (),
-        )
-        for r in rows
-    ]
+    return [_record(r) for r in rows]
+
+
+def _record(r: Any) -> FailureRecord:
+    return FailureRecord(
+        record_id=r.record_id, kind=r.kind, occurred_at=r.recorded_at, version=r.version,
+        reason=r.reason or "", category=r.category, error_type=r.error_type,
+        severity=r.severity, input_text=r.input_text, output_text=r.output_text,
+        corrected_output=r.corrected_output,
+        variables=tuple((k, v) for k, v in json.loads(r.variables)) if r.variables else (),
+    )
+
+
+def load_corrected(conn: Connection, prompt: str, limit: int) -> list[FailureRecord]:
+    """Return a prompt's newest corrections that carry a corrected output, newest first."""
+    rows = conn.execute(
+        select(failure_records)
+        .where(failure_records.c.prompt == prompt, failure_records.c.kind == "correction",
+               failure_records.c.corrected_output.is_not(None))
+        .order_by(failure_records.c.position.desc()).limit(limit))
+    return [_record(r) for r in rows]
 
 
 def latest_failure_position(conn: Connection, prompt: str) -> int:

@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import Engine
 
 from analytics.mining import WindowCounts
+from analytics.mining.clarity import meaningful_correction
 from analytics.mining.model import FailureRecord
 from deploy.state import DeploymentState
 from deploy.stats import StepStats
+from improver.gate import GateCase
 from service.projections import failures, rollout, views
 from service.projections.projector import Projector
 from service.store import eventlog
@@ -106,6 +108,22 @@ class Queries:
         """Return the latest mining snapshot of a prompt, or None."""
         with self._engine.connect() as conn:
             return failures.load_snapshot(conn, prompt)
+
+    def gate_cases(self, prompt: str, limit: int) -> list[GateCase]:
+        """Return the newest corrections of a prompt that say what the answer should have been.
+
+        The offline gate replays them: the input, its variables, the reviewer's reason and
+        the corrected output (a bare "ok" or an unchanged output is not a correction).
+        """
+        if limit <= 0:
+            return []
+        with self._engine.connect() as conn:
+            records = failures.load_corrected(conn, prompt, limit * 3)
+        cases = [GateCase(r.input_text or "", dict(r.variables), r.reason,
+                          r.corrected_output or "")
+                 for r in records if r.input_text
+                 and meaningful_correction(r.output_text, r.corrected_output)]
+        return cases[:limit]
 
     def recorded_variables(self, prompt: str) -> list[dict[str, Any]]:
         """Return the newest variables agents rendered a prompt with."""

@@ -246,7 +246,8 @@ class CandidateProjection:
                 conn.execute(candidates.insert().values(
                     prompt=c.prompt, version=c.version, strategy=c.strategy,
                     rationale=c.rationale, addressed_patterns=_json(c.addressed_patterns),
-                    text_hash=c.text_hash, status="proposed", deployment_id=None,
+                    text_hash=c.text_hash, gate=_json(c.gate) if c.gate else None,
+                    status="proposed", deployment_id=None,
                     proposed_at=e.recorded_at, updated_at=e.recorded_at))
             elif e.type == system.CandidateRejected.TYPE:
                 self._set(conn, p["prompt"], p["version"], "rejected", None, e.recorded_at)
@@ -290,6 +291,7 @@ def load_candidates(conn: Connection, prompt: str | None = None) -> list[dict[st
         query = query.where(candidates.c.prompt == prompt)
     return [{"prompt": r.prompt, "version": r.version, "strategy": r.strategy,
              "rationale": r.rationale, "addressed_patterns": json.loads(r.addressed_patterns),
+             "gate": json.loads(r.gate) if r.gate else None,
              "status": r.status, "deployment_id": r.deployment_id, "proposed_at": r.proposed_at,
              "updated_at": r.updated_at} for r in conn.execute(query)]
 

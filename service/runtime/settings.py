@@ -78,6 +78,13 @@ class Settings(BaseSettings):
     )
     llm_model: str = Field("gpt-4o-mini", description="model name sent to the LLM endpoint")
     llm_api_key: str | None = Field(None, description="bearer key for the LLM endpoint")
+    gate_cases: int = Field(20, ge=0, le=200, description=(
+        "with an LLM: corrected inputs replayed through candidate and control before a "
+        "canary (0: no offline gate)"))
+    gate_max_calls: int = Field(200, ge=1, description=(
+        "LLM calls one improve run's offline gate may make (4 per replayed case)"))
+    gate_max_tokens: int = Field(400_000, ge=1_000, description=(
+        "LLM tokens one improve run's offline gate may spend"))
     # A template is data from users and from an LLM: every render runs under a budget.
     render_max_steps: int = Field(100_000, ge=1_000, description=(
         "work one render may do (sandbox operations, loop iterations; ~0.1 us each)"))

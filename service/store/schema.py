@@ -201,6 +201,7 @@ candidates = Table(
     Column("rationale", Text, nullable=False),
     Column("addressed_patterns", Text, nullable=False),
     Column("text_hash", String(64), nullable=False),
+    Column("gate", Text),  # JSON: the offline gate's wins, losses, ties and p (None: no gate)
     Column("status", String(32), nullable=False),
     Column("deployment_id", String(64)),
     Column("proposed_at", Float, nullable=False),

@@ -11,6 +11,10 @@ that follows the rewriter's instructions to the letter:
   traces carry one (feedback without a corrected answer is not acted on);
 - an older report with ``Reason:`` lines gets a critique listing them, and at the edit step
   one ``- Avoid: <reason>`` line per reason;
+- the offline gate's calls: an answer (a system prompt, then the recorded input) is
+  ``answer to <input>``, marked ``[follows feedback]`` when the prompt carries reviewer
+  feedback; a judgment (``improver.gate.JUDGE_SYSTEM``) prefers the answer so marked, A or B
+  as shown, and ``TIE`` when both or neither are;
 - anything else gets ``stub reply <sha256 prefix of the message>``.
 
 Faults on demand: ``control.script(ScriptedReply(status=429, headers={"Retry-After": "1"}))``
@@ -130,10 +134,34 @@ def _traces_answer(user: str, block: re.Match[str] | None) -> str | None:
     return "<prompt>\n" + "\n".join(lines) + f"\n</prompt>\n<addressed>{addressed}</addressed>"
 
 
+FOLLOWS = "[follows feedback]"
+_GUIDED = ("Reviewers flagged these problems", CHECKLIST_HEADING)
+_ANSWER = re.compile(r"<answer_([ab])>\n(.*?)\n</answer_\1>", re.DOTALL)
+
+
+def _gate_content(messages: list[dict[str, Any]], user: str) -> str | None:
+    """Return the stub's answer to an offline-gate call, or None when it is not one."""
+    from improver.gate import JUDGE_SYSTEM
+
+    system = messages[0].get("content", "") if messages[0].get("role") == "system" else None
+    if system == JUDGE_SYSTEM:
+        answers = dict(_ANSWER.findall(user))
+        marked = [k.upper() for k in ("a", "b") if FOLLOWS in answers.get(k, "")]
+        return marked[0] if len(marked) == 1 else "TIE"
+    if system is not None and len(messages) == 2 and not any(
+            marker in user for marker in ("<prompt>", "Pattern ", "Reason: ")):
+        guided = any(heading in str(system) for heading in _GUIDED)
+        return f"answer to {user}" + (f" {FOLLOWS}" if guided else "")
+    return None
+
+
 def default_content(messages: list[dict[str, Any]]) -> str:
     """Return the stub's deterministic answer to a conversation."""
     user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
     user = user if isinstance(user, str) else json.dumps(user)
+    gate = _gate_content(messages, user)
+    if gate is not None:
+        return gate
     block = _PROMPT_BLOCK.search(user)
     answer = _traces_answer(user, block)
     if answer is not None:

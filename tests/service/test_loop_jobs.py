@@ -124,6 +124,7 @@ def test_the_llm_rewriter_runs_when_configured_and_its_candidate_is_deployed(
     with serve_llm_stub() as stub, live_daemon(
         tmp_path, improve_min_pattern_size=3, improve_min_pattern_share=0.0,
         improve_cooldown_s=0.0, llm_base_url=stub.base_url, llm_model="stub-model",
+        gate_cases=0,  # the rewriter alone here; the gate has its own tests
     ) as live:
         live.create_prompt("support/triage", "Triage {{ ticket }}")
         admin = live.client()
@@ -134,3 +135,66 @@ def test_the_llm_rewriter_runs_when_configured_and_its_candidate_is_deployed(
         assert stub.control.requests[0].body["model"] == "stub-model"
         cands = admin.get("/v1/prompts/support/triage/candidates").json()["candidates"]
         assert "llm_rewriter" in {c["strategy"] for c in cands}
+
+
+def test_with_an_llm_only_candidates_that_win_the_offline_gate_reach_the_canary(
+    tmp_path: Path,
+) -> None:
+    from tests.improver.llm_stub import serve_llm_stub
+
+    with serve_llm_stub() as stub, live_daemon(
+        tmp_path, improve_min_pattern_size=3, improve_min_pattern_share=0.0,
+        improve_cooldown_s=0.0, llm_base_url=stub.base_url, llm_model="stub-model",
+        gate_cases=8,
+    ) as live:
+        live.create_prompt("support/triage", "Triage {{ ticket }}")
+        admin = live.client()
+        _traffic_with_corrections(live, "support/triage")
+        admin.post("/v1/jobs/mine").raise_for_status()
+        admin.post("/v1/jobs/improve").raise_for_status()
+        cands = admin.get("/v1/prompts/support/triage/candidates").json()["candidates"]
+        gated = [c for c in cands if c["gate"] is not None]
+        assert gated and len(gated) == len(cands)  # every candidate was judged offline
+        judged = [r for r in stub.control.requests
+                  if r.body["messages"][0]["content"].startswith("You compare two answers")]
+        assert judged  # the gate asked the model for pairwise judgments
+        passed = [c for c in cands if c["gate"]["passed"]]
+        failed = [c for c in cands if not c["gate"]["passed"]]
+        for c in passed:  # each won more replayed corrections than it lost
+            assert c["gate"]["wins"] > c["gate"]["losses"] and c["status"] == "in_canary"
+            assert "offline gate passed" in c["rationale"]
+        for c in failed:
+            assert c["status"] == "rejected" and "offline gate failed" in c["rationale"]
+        live_deps = admin.get("/v1/deployments", params={"prompt": "support/triage"}).json()
+        canaried = {a["version"] for d in live_deps["deployments"] for a in d["arms"]} - {1}
+        assert canaried == {c["version"] for c in passed}
+        assert passed, [c["rationale"] for c in cands]  # feedback candidates follow reviewers
+        assert failed, [c["rationale"] for c in cands]  # a few-shot copy ties: not canaried
+
+
+def test_an_admins_deployment_supersedes_a_machine_canary(loop: LiveDaemon) -> None:
+    loop.create_prompt("support/triage", "Triage {{ ticket }}")
+    admin = loop.client()
+    _traffic_with_corrections(loop, "support/triage")
+    admin.post("/v1/jobs/mine").raise_for_status()
+    assert admin.post("/v1/jobs/improve").json()["result"] >= 1
+    machine = admin.get("/v1/deployments", params={"prompt": "support/triage"}).json()
+    (held,) = machine["deployments"]
+    assert held["machine_written"]
+    fix = admin.post("/v1/prompts/support/triage/versions",
+                     json={"template": "Triage {{ ticket }}; dates in ISO 8601."}).json()
+    r = admin.post("/v1/deployments", json={"prompt": "support/triage",
+                                            "versions": [fix["version"]]})
+    assert r.status_code == 201, r.text  # no waiting for the machine canary to finish
+    ended = admin.get(f"/v1/deployments/{held['deployment_id']}").json()
+    assert ended["phase"] == "superseded"
+    assert r.json()["deployment_id"] in ended["outcome_reason"]
+    history = admin.get("/v1/prompts/support/triage/history").json()["history"]
+    superseded = next(h for h in history if h["type"] == "deployment.superseded")
+    assert superseded["actor"].startswith("token:")  # the admin, not promptd
+    cands = admin.get("/v1/prompts/support/triage/candidates").json()["candidates"]
+    assert {c["status"] for c in cands} == {"superseded"}
+    # A person's canary is never superseded by another person's: one at a time.
+    again = admin.post("/v1/deployments", json={"prompt": "support/triage",
+                                                "versions": [fix["version"]]})
+    assert again.status_code == 409 and "one at a time" in again.json()["error"]["message"]
