@@ -48,6 +48,8 @@ class FailureProjection:
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
         rows: list[dict[str, Any]] = []
+        executions = eventlog.find_many_before(conn, [
+            (e.payload["execution_id"], e.position) for e in batch if e.type == "correction"])
         for e in batch:
             p = e.payload
             if e.type == "execution":
@@ -64,7 +66,7 @@ class FailureProjection:
                     "variables": _scalar_variables(p.get("variables")),
                 })
             else:
-                execution = eventlog.find_before(conn, p["execution_id"], e.position)
+                execution = executions.get((p["execution_id"], e.position))
                 ex = execution.payload if execution is not None else {}
                 rows.append({
                     "position": e.position, "prompt": p["prompt"], "kind": "correction",
@@ -135,21 +137,31 @@ class RecordedVariablesProjection:
     tables = (recorded_variables,)
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
-        touched: set[str] = set()
-        for e in batch:
-            variables = e.payload.get("variables")
-            if variables:
-                conn.execute(recorded_variables.insert().values(
-                    position=e.position, prompt=e.payload["prompt"],
-                    variables=encode_payload(variables)))
-                touched.add(e.payload["prompt"])
-        for prompt in sorted(touched):
+        # Only the newest RECORDED_VARIABLES_KEPT of a batch can survive it: older ones are
+        # never written (a replay chunk of 5,000 executions writes 20 rows, not 5,000), and
+        # the table ends the same whatever the batch boundaries were.
+        newest: dict[str, list[StoredEvent]] = {}
+        for e in reversed(batch):
+            if e.payload.get("variables"):
+                kept = newest.setdefault(e.payload["prompt"], [])
+                if len(kept) < RECORDED_VARIABLES_KEPT:
+                    kept.append(e)
+        rows = [{"position": e.position, "prompt": prompt,
+                 "variables": encode_payload(e.payload["variables"])}
+                for prompt, kept in newest.items() for e in reversed(kept)]
+        if rows:
+            conn.execute(recorded_variables.insert(), sorted(rows, key=_by_position))
+        for prompt in sorted(newest):
             keep = select(recorded_variables.c.position).where(
                 recorded_variables.c.prompt == prompt
             ).order_by(recorded_variables.c.position.desc()).limit(RECORDED_VARIABLES_KEPT)
             conn.execute(recorded_variables.delete().where(
                 recorded_variables.c.prompt == prompt,
                 recorded_variables.c.position.not_in(keep.scalar_subquery())))
+
+
+def _by_position(row: dict[str, Any]) -> int:
+    return int(row["position"])
 
 
 def load_recorded_variables(conn: Connection, prompt: str) -> list[dict[str, Any]]:

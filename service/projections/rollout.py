@@ -159,6 +159,8 @@ class ArmStatsProjection:
                 touched[key] = _stats_from_row(row) if row is not None else ArmStats()
             return touched[key]
 
+        executions = eventlog.find_many_before(conn, [
+            (e.payload["execution_id"], e.position) for e in batch if e.type == "correction"])
         for e in batch:
             if e.type == "execution":
                 target = self._target(deployment, e.payload, e.position)
@@ -172,7 +174,7 @@ class ArmStatsProjection:
                     score=p.get("score"), latency_ms=p.get("latency_ms"),
                     cost_usd=p.get("cost_usd"), error=bool(p.get("error_type")))
             else:
-                execution = eventlog.find_before(conn, e.payload["execution_id"], e.position)
+                execution = executions.get((e.payload["execution_id"], e.position))
                 if execution is None or execution.type != "execution":
                     continue
                 target = self._target(deployment, execution.payload, execution.position)

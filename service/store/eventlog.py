@@ -255,7 +255,12 @@ _SQLITE_INSERT = (f"INSERT INTO events ({', '.join(_COLUMNS)}) "
 
 def copy_events(conn: Connection, batch: Sequence[StoredEvent]) -> None:
     """Insert already-positioned events verbatim (replay and restore, never ingest)."""
-    if batch:
+    driver = sqlite_driver(conn)
+    if batch and driver is not None:
+        driver.executemany(_SQLITE_INSERT, [
+            (e.position, e.event_id, e.type, e.stream, e.stream_version, e.recorded_at, 1,
+             encode_payload(e.payload)) for e in batch])
+    elif batch:
         conn.execute(events.insert(), [
             {"position": e.position, "event_id": e.event_id, "type": e.type, "stream": e.stream,
              "stream_version": e.stream_version, "recorded_at": e.recorded_at,
@@ -275,6 +280,29 @@ def find_before(conn: Connection, event_id: str, position: int) -> StoredEvent |
         select(events).where(events.c.event_id == event_id, events.c.position < position)
     ).first()
     return _row_to_event(row) if row is not None else None
+
+
+def find_many_before(conn: Connection, wanted: Sequence[tuple[str, int]]
+                     ) -> dict[tuple[str, int], StoredEvent]:
+    """Return ``find_before`` for many (event id, position) pairs in a few queries.
+
+    A fold joins every correction of a batch to its execution this way: one query per 500
+    ids instead of one per correction.
+    """
+    if not wanted:
+        return {}
+    ids = sorted({event_id for event_id, _ in wanted})
+    found: dict[str, StoredEvent] = {}
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        for row in conn.execute(select(events).where(events.c.event_id.in_(chunk))):
+            found[row.event_id] = _row_to_event(row)
+    out: dict[tuple[str, int], StoredEvent] = {}
+    for event_id, position in wanted:
+        event = found.get(event_id)
+        if event is not None and event.position < position:
+            out[(event_id, position)] = event
+    return out
 
 
 def _row_to_event(row: Any) -> StoredEvent:
