@@ -1,13 +1,11 @@
-"""Batched evaluation of the comparisons one canary tick needs, over many deployments at once.
+"""The canary's analysis tick, vectorised: many deployments at once.
 
-A tick lays every deployment's per-step, per-arm moments into one array (``StatsCube``),
-plans its one-sided comparisons as columns (``CheckTable``), and evaluates all of them with
-array operations: the post-stratified difference of ``analytics.estimates.
-stratified_difference`` (arm means and variances from ``analytics.batch.MomentsArray``)
-and the always-valid bounds and p-value of one ``analytics.sequential.confidence_sequence``
-call per (alpha, N*, side) group. Each result is exactly what ``analytics.compare.
-compare_strata`` gives for that check (the tests hold the two equal); calling it once per
-check would cost ~100 us each, and a tick over a thousand deployments seconds.
+A tick lays every deployment's per-stratum, per-arm moments into one array (``StatsCube``),
+plans its one-sided comparisons as columns (``CheckTable``), and hands all of them to
+``analytics.batch.compare_strata_batch``, the one implementation of the post-stratified
+difference and its always-valid bounds (held equal to ``analytics.compare.compare_strata``
+by the tests). Calling ``compare_strata`` once per check would cost ~100 us each, and a
+tick over a thousand deployments seconds.
 """
 
 from __future__ import annotations
@@ -21,10 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from analytics.batch import MomentsArray
+from analytics.batch import MomentsArray, compare_strata_batch
 from analytics.compare import describe
 from analytics.multiple import holm
-from analytics.sequential import confidence_sequence
 from analytics.srm import SrmResult, srm_tests
 from deploy.stats import METRICS, ArmStats, MetricName
 
@@ -34,10 +31,10 @@ _PROPORTION = np.array([METRICS[m].kind == "proportion" for m in METRIC_ORDER])
 
 
 class StatsCube:
-    """Moments (n, total, total_sq) indexed [deployment, stratum, arm, metric].
+    """Moments (n, total, m2) indexed [deployment, stratum, arm, metric].
 
-    A deployment's strata are its steps so far in ascending order; its arms are indexed
-    in the order ``arms`` lists them. Missing cells are empty (n = 0).
+    A deployment's strata are listed in ascending order; its arms are indexed in the order
+    ``arms`` lists them. Missing cells are empty (n = 0).
     """
 
     def __init__(
@@ -90,12 +87,8 @@ class CheckTable:
         self.side: list[str] = []
         self.null: list[float] = []
         self.alpha: list[float] = []
-        self.n_star: list[float | None] = []
+        self.n_star: list[float] = []
         self.min_samples: list[int] = []  # per arm, over all strata, before concluding
-        # Which (alpha, N*) each check uses, as an index into ``tunings``: the confidence
-        # sequences are evaluated once per (tuning, side) group.
-        self.tuning: list[int] = []
-        self.tunings: dict[tuple[float, float | None], int] = {}
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -110,7 +103,7 @@ class CheckTable:
         nulls: Sequence[float],
         *,
         alpha: float,
-        n_star: float | None,
+        n_star: float,
         min_samples: int,
     ) -> range:
         """Return the positions of new checks, one per metric, of ``arm`` against ``base``."""
@@ -126,8 +119,6 @@ class CheckTable:
         self.alpha += [alpha] * k
         self.n_star += [n_star] * k
         self.min_samples += [min_samples] * k
-        tuning = self.tunings.setdefault((alpha, n_star), len(self.tunings))
-        self.tuning += [tuning] * k
         return range(start, start + k)
 
 
@@ -243,107 +234,65 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
     metric = np.array([METRIC_INDEX[m] for m in table.metric])
     control = cube.data[d, :, np.array(table.base_index), metric]  # (checks, strata, 3)
     candidate = cube.data[d, :, np.array(table.arm_index), metric]
-    diff = _stratified(control, candidate, _PROPORTION[metric][:, None])
-    least = np.array(table.min_samples, dtype=float)
-    enough = (diff.size > 0) & (diff.se > 0.0) & (np.minimum(diff.n_c, diff.n_t) >= least)
-    estimate = np.where(enough, diff.estimate, diff.pooled)
-    lower = np.full(count, -math.inf)
-    upper = np.full(count, math.inf)
-    p_value = np.ones(count)
-    null = np.array(table.null)
-    tuning = np.array(table.tuning)
+    proportion = _PROPORTION[metric]
+    alpha, null = np.array(table.alpha), np.array(table.null)
+    n_star, least = np.array(table.n_star), np.array(table.min_samples, dtype=float)
+    names = ("estimate", "lower", "upper", "p", "n_c", "n_t", "mean_c", "mean_t")
+    out = {name: np.zeros(count) for name in names}
+    enough = np.zeros(count, dtype=bool)
     greater = np.array([side == "greater" for side in table.side])
-    for (alpha, n_star), k in table.tunings.items():
-        for side, is_side in (("greater", greater), ("less", ~greater)):
-            at = np.flatnonzero(enough & is_side & (tuning == k))
-            if not at.size:
-                continue
-            cs = confidence_sequence(
-                diff.estimate[at],
-                diff.se[at],
-                diff.size[at],
-                alpha=alpha,
-                n_star=n_star,
-                side=side,  # type: ignore[arg-type]
-                null=null[at],
-            )
-            lower[at], upper[at], p_value[at] = cs.lower, cs.upper, cs.p_value
+    for side, chosen in (("greater", greater), ("less", ~greater)):
+        at = np.flatnonzero(chosen)
+        if not at.size:
+            continue
+        c, t = control[at], candidate[at]
+        batch = compare_strata_batch(
+            MomentsArray(c[..., 0], c[..., 1], c[..., 2]),
+            MomentsArray(t[..., 0], t[..., 1], t[..., 2]),
+            kind=proportion[at],
+            alpha=alpha[at],
+            side=side,  # type: ignore[arg-type]
+            null=null[at],
+            n_star=n_star[at],
+            min_samples=least[at],
+        )
+        diff = batch.difference
+        assert diff is not None
+        out["estimate"][at], out["lower"][at] = batch.estimate, batch.lower
+        out["upper"][at], out["p"][at] = batch.upper, batch.p_value
+        enough[at] = batch.enough_data
+        out["n_c"][at], out["n_t"][at] = diff.n_control, diff.n_candidate
+        out["mean_c"][at], out["mean_t"][at] = diff.mean_control, diff.mean_candidate
     return Results(
         table,
-        estimate.tolist(),
-        lower.tolist(),
-        upper.tolist(),
-        p_value.tolist(),
+        out["estimate"].tolist(),
+        out["lower"].tolist(),
+        out["upper"].tolist(),
+        out["p"].tolist(),
         enough.tolist(),
-        diff.n_c.astype(int).tolist(),
-        diff.n_t.astype(int).tolist(),
-        diff.mean_c.tolist(),
-        diff.mean_t.tolist(),
+        out["n_c"].astype(int).tolist(),
+        out["n_t"].astype(int).tolist(),
+        out["mean_c"].tolist(),
+        out["mean_t"].tolist(),
     )
 
 
-@dataclass(frozen=True)
-class _Difference:
-    estimate: np.ndarray
-    se: np.ndarray
-    size: np.ndarray  # observations in the usable strata, both arms
-    n_c: np.ndarray  # observations over every stratum with data in both arms
-    n_t: np.ndarray
-    mean_c: np.ndarray
-    mean_t: np.ndarray
-    pooled: np.ndarray  # the plain pooled difference, reported when nothing is usable
-
-
-def _stratified(control: np.ndarray, candidate: np.ndarray, proportion: np.ndarray) -> _Difference:
-    """Return ``stratified_difference`` for every row of (checks, strata, 3) moments."""
-    n_c, n_t = control[..., 0], candidate[..., 0]
-    # Strata are the steps in which both arms have data (as compare_strata is given them).
-    present = (n_c > 0) & (n_t > 0)
-    n_c, n_t = np.where(present, n_c, 0.0), np.where(present, n_t, 0.0)
-    c = MomentsArray(
-        n_c, np.where(present, control[..., 1], 0.0), np.where(present, control[..., 2], 0.0)
-    )
-    t = MomentsArray(
-        n_t, np.where(present, candidate[..., 1], 0.0), np.where(present, candidate[..., 2], 0.0)
-    )
-    var_c = np.where(proportion, c.variance("proportion"), c.variance("mean"))
-    var_t = np.where(proportion, t.variance("proportion"), t.variance("mean"))
-    mean_c, mean_t = c.mean(), t.mean()
-    # A stratum where either arm is too small for a variance is left out; the rest weigh
-    # by their share of observations, as in stratified_difference.
-    minimum = np.where(proportion, 1.0, 2.0)
-    usable = present & (n_c >= minimum) & (n_t >= minimum)
-    size = np.where(usable, n_c + n_t, 0.0)
-    total = size.sum(axis=1)
-    weight = size / np.maximum(total, 1.0)[:, None]
-    variance = var_c / np.maximum(n_c, 1.0) + var_t / np.maximum(n_t, 1.0)
-    all_c, all_t = n_c.sum(axis=1), n_t.sum(axis=1)
-    pooled = np.where(
-        (all_c > 0) & (all_t > 0),
-        t.total.sum(axis=1) / np.maximum(all_t, 1.0) - c.total.sum(axis=1) / np.maximum(all_c, 1.0),
-        0.0,
-    )
-    return _Difference(
-        estimate=(weight * (mean_t - mean_c)).sum(axis=1),
-        se=np.sqrt((weight * weight * variance).sum(axis=1)),
-        size=total,
-        n_c=all_c,
-        n_t=all_t,
-        mean_c=(weight * mean_c).sum(axis=1),
-        mean_t=(weight * mean_t).sum(axis=1),
-        pooled=pooled,
-    )
-
-
-def holm_reject(families: Sequence[Sequence[float]], alphas: Sequence[float]) -> list[list[bool]]:
-    """Return, per family of p-values, which hypotheses Holm rejects at that family's alpha."""
+def holm_reject(
+    families: Sequence[Sequence[float]],
+    alphas: Sequence[float],
+    weights: Sequence[Sequence[float]] | None = None,
+) -> list[list[bool]]:
+    """Return, per family of p-values, which hypotheses (weighted) Holm rejects at that
+    family's alpha; ``weights`` gives each family's Holm weights (None: equal)."""
     result: list[list[bool]] = [[] for _ in families]
-    by_size: dict[int, list[int]] = defaultdict(list)
+    by_shape: dict[tuple[float, ...], list[int]] = defaultdict(list)
     for i, family in enumerate(families):
         if family:
-            by_size[len(family)].append(i)
-    for indices in by_size.values():
-        adjusted = holm(np.array([families[i] for i in indices], dtype=float)).p_adjusted
+            shape = tuple(weights[i]) if weights is not None else (1.0,) * len(family)
+            by_shape[shape].append(i)
+    for shape, indices in by_shape.items():
+        p = np.array([families[i] for i in indices], dtype=float)
+        adjusted = holm(p, weights=np.array(shape)).p_adjusted
         limits = np.array([alphas[i] for i in indices])[:, None]
         for i, row in zip(indices, (adjusted <= limits).tolist(), strict=True):
             result[i] = row
@@ -351,13 +300,15 @@ def holm_reject(families: Sequence[Sequence[float]], alphas: Sequence[float]) ->
 
 
 class SrmInput(NamedTuple):
-    """Exposure counts of the arms whose share was constant over the step, and the shares."""
+    """Exposure counts of the current stratum's arms, their expected shares, and the unit
+    counted ("subjects", "assignments" or "executions")."""
 
     arms: tuple[str, ...]
     observed: tuple[int, ...]
     weights: tuple[float, ...]
     threshold: float
     min_count: int
+    unit: str = "subjects"
 
 
 def srm_many(inputs: Sequence[SrmInput | None]) -> list[SrmResult | None]:

@@ -8,18 +8,24 @@ the clock, the log or the network.
 
 Rules, in order of precedence (DESIGN.md section 6):
 
-1. sample-ratio mismatch in the current step: the data cannot be trusted, roll back;
-2. harm: an arm shown worse than control beyond a tolerance on any watched metric (Holm
-   across metrics) is eliminated, or rolls the deployment back if it is the last arm;
+1. sample-ratio mismatch in the current stratum (distinct subjects per arm against the
+   weights): the data cannot be trusted, roll back;
+2. harm: an arm shown worse than control beyond a tolerance on any watched metric
+   (weighted Holm across metrics, the primary metric first) is eliminated, or rolls the
+   deployment back if it is the last arm;
 3. while paused or awaiting promotion nothing moves forward (the safety rules above keep
    running, because candidates still serve traffic);
-4. with several arms, an arm shown worse than the best on the primary metric (Holm across
-   the pairs) is eliminated;
+4. with several arms, an arm shown worse than another live arm on the primary metric
+   (every ordered pair tested, so picking "the best" after looking cannot inflate the
+   error) is eliminated;
 5. a step in which every live arm has its minimum samples and time advances;
 6. at the last step, arms whose primary bound clears the promotion boundary qualify; the
    policy's objective picks the winner, which is promoted (or awaits approval);
-7. nothing qualified and every arm reached the maximum samples: the policy's inconclusive
-   action (by default, roll back machine-written candidates: no benefit was shown).
+7. nothing qualified and every arm reached the sample cap (by default the planned
+   horizon): the policy's inconclusive action (by default, roll back machine-written
+   candidates: no benefit was shown).
+
+The alpha of each test, and why the family stays valid, is ``analytics.planning``'s.
 """
 
 from __future__ import annotations
@@ -46,11 +52,11 @@ from deploy.commands import COMMANDS, CommandName, command
 from deploy.decision import AUTOMATIC_ACTOR, Decision, TransitionError, decision
 from deploy.rules import (
     History,
-    best_arm,
+    harm_weights,
     objective,
-    plan_elimination,
     plan_harm,
     plan_promotion,
+    plan_selection,
     srm_input,
     step_complete,
 )
@@ -100,46 +106,39 @@ def _decide_many(
     deployments: Sequence[tuple[DeploymentState, StepStats]], now: float
 ) -> list[Decision]:
     ticks = [_Tick(History(state, stats, i)) for i, (state, stats) in enumerate(deployments)]
-    cube = StatsCube([t.history.by_step for t in ticks], [t.history.arm_names for t in ticks])
+    cube = StatsCube(
+        [t.history.by_stratum for t in ticks], [t.history.arm_names for t in ticks]
+    )
     for tick, counts in zip(ticks, cube.counts(), strict=True):
         tick.history.count_samples(counts)
     srm = srm_many([t.srm for t in ticks])
-    # Phase 1: harm and promotion checks of every live arm against control.
+    # Every check of the tick in one table: harm and promotion against control, and the
+    # selection pairs among candidates (none depends on another's outcome).
     table = CheckTable()
     for tick in ticks:
-        tick.plan_against_control(table)
-    first = evaluate(cube, table)
-    # Holm within each (deployment, arm) family of harm checks.
+        tick.plan(table)
+    results = evaluate(cube, table)
+    # Weighted Holm within each (deployment, arm) family of harm checks.
     families = [(tick, arm, span) for tick in ticks for arm, span in tick.harm_at.items()]
     rejects = holm_reject(
-        [first.p_value[span.start : span.stop] for _, _, span in families],
-        [tick.state.policy.alpha for tick, _, _ in families],
+        [results.p_value[span.start : span.stop] for _, _, span in families],
+        [tick.history.alphas.harm for tick, _, _ in families],
+        [tick.weights for tick, _, _ in families],
     )
     for (tick, arm, span), rejected in zip(families, rejects, strict=True):
         tick.harmful[arm] = [i for i, r in zip(span, rejected, strict=True) if r]
-    # Phase 2: with several arms, the others against the best so far; Holm across pairs.
-    table = CheckTable()
     for tick in ticks:
-        tick.plan_against_best(table, first)
-    second = evaluate(cube, table)
-    racing = [t for t in ticks if t.elimination_at]
-    rejects = holm_reject(
-        [second.p_value[t.elimination_at.start : t.elimination_at.stop] for t in racing],
-        [t.state.policy.alpha for t in racing],
-    )
-    for tick, rejected in zip(racing, rejects, strict=True):
-        tick.eliminated = [i for i, r in zip(tick.elimination_at, rejected, strict=True) if r]
-    return [
-        _conclude(tick, first, second, result, now) for tick, result in zip(ticks, srm, strict=True)
-    ]
+        # Each pair already runs at its Bonferroni share; a rejection is a conclusion.
+        tick.eliminated = [i for i in tick.selection_at if results.rejects[i]]
+    return [_conclude(tick, results, result, now) for tick, result in zip(ticks, srm, strict=True)]
 
 
 class _Tick:
     """One deployment in this tick: where its planned checks sit in the batch results."""
 
     __slots__ = (
-        "active", "best", "eliminated", "elimination_at", "harm_at", "harmful", "history",
-        "promotion_at", "srm", "state",
+        "active", "eliminated", "harm_at", "harmful", "history", "promotion_at",
+        "selection_at", "srm", "state", "weights",
     )  # fmt: skip
 
     def __init__(self, history: History) -> None:
@@ -147,57 +146,45 @@ class _Tick:
         self.state = history.state
         self.active = self.state.phase in SERVING
         self.srm: SrmInput | None = srm_input(history) if self.active else None
-        self.harm_at: dict[str, range] = {}  # positions in the phase-one results
+        self.harm_at: dict[str, range] = {}  # positions in the results
+        self.weights: list[float] = []  # weighted-Holm weights of each arm's harm checks
         self.promotion_at: dict[str, int] = {}
-        self.elimination_at = range(0)  # positions in the phase-two results
-        self.best: str | None = None
+        self.selection_at = range(0)
         self.harmful: dict[str, list[int]] = {}  # harm checks Holm rejects, per arm
-        self.eliminated: list[int] = []  # elimination checks Holm rejects
+        self.eliminated: list[int] = []  # selection checks that reject
 
-    def plan_against_control(self, table: CheckTable) -> None:
-        """Return nothing; plan the harm (and, at the last step, promotion) checks."""
+    def plan(self, table: CheckTable) -> None:
+        """Return nothing; plan this deployment's checks into ``table``."""
         if not self.active:
             return
         state = self.state
         for arm in state.live_candidates:
             self.harm_at[arm.name] = plan_harm(self.history, table, arm.name)
+        self.weights = harm_weights(self.history, self.history.harm_boundaries[0])
         if state.phase == Phase.RUNNING and state.at_last_step:
             for arm in state.live_candidates:
                 self.promotion_at[arm.name] = plan_promotion(self.history, table, arm.name)
-
-    def plan_against_best(self, table: CheckTable, first: Results) -> None:
-        """Return nothing; with several live arms, plan the others against the best."""
-        start = len(table)
-        if len(self.harm_at) > 1 and self.state.phase == Phase.RUNNING:
-            metric = self.state.policy.primary_metric
-            estimates = {
-                arm: first.estimate[span.start]
-                for arm, span in self.harm_at.items()
-                if span and first.table.metric[span.start] == metric and first.enough[span.start]
-            }
-            self.best = best_arm(self.state, estimates)
-            if self.best is not None:
-                plan_elimination(self.history, table, self.best)
-        self.elimination_at = range(start, len(table))
+        if state.phase == Phase.RUNNING and len(state.live_candidates) > 1:
+            self.selection_at = plan_selection(self.history, table)
 
 
-def _conclude(
-    tick: _Tick,
-    first: Results,
-    second: Results,
-    srm: SrmResult | None,
-    now: float,
-) -> Decision:
+def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) -> Decision:
     state, history = tick.state, tick.history
     if not tick.active:
         return _auto(state, None, f"nothing to analyse while {state.phase.value}", {})
     evidence: dict[str, Any] = {
         "phase": str(state.phase),
         "step_index": state.step_index,
+        "stratum": state.stratum,
         "step_percent": state.policy.steps[state.step_index],
         "weights": state.weights(),
         "step_age_seconds": now - state.step_started_at,
         "srm": _srm_json(tick, srm),
+        "alpha": {
+            "harm_per_arm": history.alphas.harm,
+            "promotion_per_arm": history.alphas.promotion,
+            "selection_per_pair": history.alphas.selection,
+        },
         "control": {
             "version": state.version_of(CONTROL),
             "samples": history.samples(CONTROL),
@@ -221,10 +208,10 @@ def _conclude(
         return _auto(state, None, f"no harm; {state.phase.value}, waiting for an admin", evidence)
 
     if tick.eliminated:
-        at = min(tick.eliminated, key=lambda i: second.p_value[i])
-        worst = second.bound(at)
-        evidence["elimination"] = {"loser": worst.arm, "best": tick.best, **second.json[at]}
-        reason = f"{worst.arm} is worse than {tick.best} on {worst.metric}: {worst.reading()}"
+        at = min(tick.eliminated, key=lambda i: first.p_value[i])
+        worst = first.bound(at)
+        evidence["elimination"] = {"loser": worst.arm, "beaten_by": worst.base, **first.json[at]}
+        reason = f"{worst.arm} is worse than {worst.base} on {worst.metric}: {worst.reading()}"
         return _auto(
             state,
             "deployment.arm_eliminated",
@@ -308,12 +295,13 @@ def _final(tick: _Tick, first: Results, evidence: dict[str, Any]) -> Decision:
         trigger = "improvement" if policy.require_improvement else "non_inferior"
         return _promotion(state, winner, reason, evidence, trigger=trigger)
 
-    saturated = all(tick.history.samples(arm) >= policy.max_samples_per_arm for arm in scores)
+    cap = policy.sample_cap
+    saturated = all(tick.history.samples(arm) >= cap for arm in scores)
     if not saturated:
         return _auto(state, None, f"at the last step; not yet shown {what}", evidence)
     action = policy.inconclusive_action(state.machine_written)
     evidence["inconclusive_action"] = action
-    reason = f"inconclusive at {policy.max_samples_per_arm} samples per arm: not shown {what}"
+    reason = f"inconclusive at {cap} samples per arm: not shown {what}"
     if action == "rollback":
         return _auto(state, "deployment.rolled_back", reason, evidence, trigger="inconclusive")
     best = max(scores, key=lambda arm: scores[arm])
@@ -349,6 +337,7 @@ def _promotion(
 def _srm_json(tick: _Tick, result: SrmResult | None) -> dict[str, Any]:
     item = tick.srm
     body: dict[str, Any] = {
+        "unit": item.unit,
         "observed": dict(zip(item.arms, item.observed, strict=True)),
         "expected_share": dict(zip(item.arms, item.weights, strict=True)),
         "tested": result is not None,

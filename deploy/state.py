@@ -58,9 +58,12 @@ class DeploymentState:
     step_started_at: float
     started_at: float
     eliminated: tuple[str, ...] = ()
-    # (arm, step_index) per elimination: in that step the other arms' shares changed
-    # part-way, which the sample-ratio check must know.
+    # (arm, step_index) per elimination, for the record.
     eliminated_in_step: tuple[tuple[str, int], ...] = ()
+    # The step of every stratum so far: a new stratum begins whenever the weights change
+    # (a step, an elimination, the approval that starts traffic), so that data within one
+    # stratum were all assigned by the same weights. The last entry is the current one.
+    stratum_steps: tuple[int, ...] = (0,)
     machine_written: bool = True
     winner: str | None = None
     ended_at: float | None = None
@@ -82,6 +85,15 @@ class DeploymentState:
     def is_terminal(self) -> bool:
         """Return whether the deployment has ended (promoted or rolled back)."""
         return self.phase in TERMINAL
+
+    @property
+    def stratum(self) -> int:
+        """Return the index of the current stratum (the key of ``StepStats``)."""
+        return len(self.stratum_steps) - 1
+
+    def strata_of_step(self, step_index: int) -> tuple[int, ...]:
+        """Return the strata recorded while the deployment was at ``step_index``."""
+        return tuple(i for i, step in enumerate(self.stratum_steps) if step == step_index)
 
     @property
     def at_last_step(self) -> bool:
@@ -129,6 +141,7 @@ class DeploymentState:
             "arms": [{"name": a.name, "version": a.version} for a in self.arms],
             "phase": self.phase.value,
             "step_index": self.step_index,
+            "stratum": self.stratum,
             "step_percent": self.policy.steps[self.step_index],
             "step_started_at": self.step_started_at,
             "started_at": self.started_at,
@@ -236,8 +249,12 @@ def _started(payload: Mapping[str, Any], at: float) -> DeploymentState:
 
 def _approved(state: DeploymentState, payload: Payload, at: float) -> Next:
     if state.phase == Phase.PENDING_APPROVAL:
-        # The clock of the first step starts when traffic does, not when it was proposed.
-        return replace(state, phase=Phase.RUNNING, step_started_at=at, started_at=at)
+        # The clock of the first step starts when traffic does, not when it was proposed;
+        # so does a stratum (before approval everything was served by control).
+        return replace(
+            state, phase=Phase.RUNNING, step_started_at=at, started_at=at,
+            stratum_steps=(*state.stratum_steps, state.step_index),
+        )
     if state.phase == Phase.AWAITING_PROMOTION and state.winner is not None:
         return _ended(state, Phase.PROMOTED, payload, at, winner=state.winner)
     return None
@@ -249,7 +266,10 @@ def _stepped(state: DeploymentState, payload: Payload, at: float) -> Next:
     target = int(payload["step_index"])
     if target <= state.step_index or target > state.policy.last_step:
         return None  # a stale or duplicate step
-    return replace(state, step_index=target, step_started_at=at)
+    return replace(
+        state, step_index=target, step_started_at=at,
+        stratum_steps=(*state.stratum_steps, target),
+    )
 
 
 def _paused(state: DeploymentState, payload: Payload, at: float) -> Next:
@@ -269,6 +289,7 @@ def _arm_eliminated(state: DeploymentState, payload: Payload, at: float) -> Next
         state,
         eliminated=(*state.eliminated, arm),
         eliminated_in_step=(*state.eliminated_in_step, (arm, state.step_index)),
+        stratum_steps=(*state.stratum_steps, state.step_index),
     )
     if arm == state.winner:
         # The arm held for promotion approval turned out harmful: back to the race.

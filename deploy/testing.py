@@ -84,7 +84,7 @@ def normal_moments(rng: np.random.Generator, n: int, mean: float, sd: float) -> 
         return Moments()
     total = n * mean + sd * math.sqrt(n) * float(rng.standard_normal())
     spread = sd * sd * float(rng.chisquare(n - 1)) if n > 1 else 0.0
-    return Moments(n, total, spread + total * total / n)
+    return Moments(n, total, spread)
 
 
 @dataclass
@@ -176,7 +176,7 @@ def run_canaries(
                 requests_per_tick,
                 count_assignments=count_assignments,
             )
-            step = run.stats.setdefault(run.state.step_index, {})
+            step = run.stats.setdefault(run.state.stratum, {})
             for arm, arm_stats in traffic.items():
                 step[arm] = step[arm] + arm_stats if arm in step else arm_stats
             run.ticks += 1

@@ -28,20 +28,20 @@ def values(draw: st.DrawFn) -> Moments:
     n = draw(st.integers(0, 3_000))
     mean = draw(st.floats(-5, 10))
     sd = draw(st.floats(0, 3))
-    return Moments(n, n * mean, (n - 1) * sd * sd + n * mean * mean) if n else Moments()
+    return Moments.from_summary(n, mean, sd)
 
 
 @st.composite
 def comparisons(
     draw: st.DrawFn,
-) -> tuple[MetricName, list[tuple[Moments, Moments]], str, float, float, float | None]:
+) -> tuple[MetricName, list[tuple[Moments, Moments]], str, float, float, float]:
     metric: MetricName = draw(st.sampled_from(list(METRICS)))
     arm = proportion() if METRICS[metric].kind == "proportion" else values()
     strata = draw(st.lists(st.tuples(arm, arm), min_size=1, max_size=4))
     side = draw(st.sampled_from(["less", "greater"]))
     null = draw(st.floats(-0.2, 0.2))
     alpha = draw(st.sampled_from([0.01, 0.05, 0.1]))
-    n_star = draw(st.sampled_from([None, 500.0, 20_000.0]))
+    n_star = draw(st.sampled_from([500.0, 1_000.0, 20_000.0]))
     return metric, strata, side, null, alpha, n_star
 
 
@@ -115,7 +115,7 @@ def test_batched_bounds_equal_compare_strata_one_by_one(cases: list) -> None:
 
 def test_a_check_below_its_minimum_samples_cannot_conclude() -> None:
     strata = [(Moments.from_proportion(20, 20), Moments.from_proportion(0, 20))]
-    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, None)] * 2)
+    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, 1_000.0)] * 2)
     table.min_samples[1] = 30
     results = evaluate(cube, table)
     assert results.enough[0] and results.rejects[0]
@@ -124,7 +124,7 @@ def test_a_check_below_its_minimum_samples_cannot_conclude() -> None:
 
 def test_evidence_rows_are_strict_json() -> None:
     strata = [(Moments.from_proportion(80, 100), Moments.from_proportion(70, 100))]
-    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, None)])
+    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, 1_000.0)])
     row = evaluate(cube, table).json[0]
     assert row["upper"] is not None and row["lower"] is None  # one-sided: no lower bound
     assert json.loads(json.dumps(row, allow_nan=False)) == row

@@ -124,7 +124,7 @@ def test_state_rebuilt_from_the_log_takes_the_same_next_decision() -> None:
     now = 0.0
     seen = set()
     while not state.is_terminal and now < 100 * SIM.analysis_interval_seconds:
-        step = stats.setdefault(state.step_index, {})
+        step = stats.setdefault(state.stratum, {})
         for arm, arm_stats in simulate_traffic(rng, state.weights(), behaviours, 2_000).items():
             step[arm] = step[arm] + arm_stats if arm in step else arm_stats
         now += SIM.analysis_interval_seconds
