@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from analytics.hypotheses import MetricKind, Side, check_kind, check_side
+from analytics.hypotheses import SIDES, MetricKind, Side, check_kind
 from analytics.moments import Moments
 from analytics.sequential import confidence_sequence
 
@@ -67,12 +67,13 @@ class MomentsArray:
         proportion") broadcasting against the arms.
         """
         n = np.asarray(self.n, dtype=float)
-        safe_n = np.maximum(n, 1.0)
         proportion = _is_proportion(kind)
+        spread = np.where(n >= 2, self.m2 / np.maximum(n - 1.0, 1.0), 0.0)
+        if proportion is False:
+            return spread
         successes = np.round(self.total)
         inner = (successes > 0) & (successes < n)
-        p = np.where(inner, self.total / safe_n, (successes + 0.5) / (n + 1.0))
-        spread = np.where(n >= 2, self.m2 / np.maximum(n - 1.0, 1.0), 0.0)
+        p = np.where(inner, self.total / np.maximum(n, 1.0), (successes + 0.5) / (n + 1.0))
         return np.where(proportion, p * (1.0 - p), spread)
 
     def mean(self) -> np.ndarray:
@@ -178,7 +179,7 @@ def compare_strata_batch(
     *,
     kind: MetricKind | np.ndarray,
     alpha: ArrayLike = 0.05,
-    side: Side = "two-sided",
+    side: Side | np.ndarray = "two-sided",
     null: ArrayLike = 0.0,
     n_star: ArrayLike | None = None,
     min_samples: ArrayLike = 0,
@@ -186,12 +187,11 @@ def compare_strata_batch(
     """Return the post-stratified sequential comparison of every ``(..., strata)`` pair.
 
     Element for element the same numbers as ``compare_strata(..., method="sequential")``
-    given the strata with data in both arms. ``alpha``, ``null``, ``n_star`` and
+    given the strata with data in both arms. ``alpha``, ``side``, ``null``, ``n_star`` and
     ``min_samples`` (observations per arm, over all strata, before anything may be
     concluded) may be arrays, one per comparison. Comparisons without enough data get
     infinite bounds, p-value 1 and the pooled difference as a description.
     """
-    side = check_side(side)
     diff = stratified_differences(control, candidate, kind)
     least = np.asarray(min_samples, dtype=float)
     enough = (
@@ -199,15 +199,22 @@ def compare_strata_batch(
     )
     shape = np.shape(diff.estimate)
     lower, upper, p_value = np.full(shape, -np.inf), np.full(shape, np.inf), np.ones(shape)
-    at = np.flatnonzero(enough)
-    if at.size:
+    sides = np.broadcast_to(np.asarray(side), shape).ravel()
+    flat_enough = enough.ravel()
+    masks = {one_side: sides == one_side for one_side in SIDES}
+    if sum(int(m.sum()) for m in masks.values()) != sides.size:
+        raise ValueError(f"side must be one of {SIDES}")
+    for one_side, mask in masks.items():
+        at = np.flatnonzero(flat_enough & mask)
+        if not at.size:
+            continue
         cs = confidence_sequence(
             diff.estimate.ravel()[at],
             diff.se.ravel()[at],
             diff.effective_n.ravel()[at],
             alpha=_pick(alpha, shape, at),
             n_star=None if n_star is None else _pick(n_star, shape, at),
-            side=side,
+            side=one_side,
             null=_pick(null, shape, at),
         )
         lower.ravel()[at], upper.ravel()[at] = cs.lower, cs.upper

@@ -31,7 +31,8 @@ _PROPORTION = np.array([METRICS[m].kind == "proportion" for m in METRIC_ORDER])
 
 
 class StatsCube:
-    """Moments (n, total, m2) indexed [deployment, stratum, arm, metric].
+    """Moments (n, total, m2) indexed [deployment, stratum, arm, metric], and exposure
+    counts (subjects, assignments, executions) indexed [deployment, stratum, arm].
 
     A deployment's strata are listed in ascending order; its arms are indexed in the order
     ``arms`` lists them. Missing cells are empty (n = 0).
@@ -42,53 +43,89 @@ class StatsCube:
     ) -> None:
         strata = max((len(steps) for steps in deployments), default=0)
         width = max((len(names) for names in arms), default=0)
-        self.data = np.zeros(
-            (len(deployments), max(strata, 1), max(width, 1), len(METRIC_ORDER), 3)
-        )
+        shape = (len(deployments), max(strata, 1), max(width, 1))
+        self.data = np.zeros((*shape, len(METRIC_ORDER), 3))
+        self.exposures = np.zeros((*shape, 3))
         cells: list[ArmStats] = []
         at: list[int] = []
         for d, (steps, names) in enumerate(zip(deployments, arms, strict=True)):
             for s, by_arm in enumerate(steps):
                 for a, name in enumerate(names):
                     stats = by_arm.get(name)
-                    if stats is not None and stats.executions:
+                    if stats is not None:
                         cells.append(stats)
                         at += (d, s, a)
         if cells:
             d_idx, s_idx, a_idx = np.array(at).reshape(-1, 3).T
-            width = 3 * len(METRIC_ORDER)
+            width = 3 * len(METRIC_ORDER) + 3
             flat = np.fromiter(
                 chain.from_iterable(map(ArmStats.moments_row, cells)),
                 dtype=float,
                 count=width * len(cells),
-            )
-            self.data[d_idx, s_idx, a_idx] = flat.reshape(len(cells), -1, 3)
+            ).reshape(len(cells), width)
+            self.data[d_idx, s_idx, a_idx] = flat[:, 3:].reshape(len(cells), -1, 3)
+            self.exposures[d_idx, s_idx, a_idx] = flat[:, :3]
 
     def counts(self) -> list[list[list[float]]]:
         """Return observations per [deployment][arm][metric], summed over strata."""
         return self.data[..., 0].sum(axis=1).tolist()
 
+    def summary(self, metric: Sequence[int], step: np.ndarray) -> CubeSummary:
+        """Return what a tick reads per deployment besides the comparisons: each arm's
+        observations of the deployment's ``metric`` (its primary) over all strata and
+        over the strata ``step`` marks (bool, [deployment, stratum]: the current step);
+        control's (arm 0) observations and mean of every metric; and each arm's exposures
+        in the deployment's last stratum."""
+        rows = np.arange(self.data.shape[0])
+        chosen = np.asarray(metric, dtype=int)
+        n = self.data[..., 0]
+        total_n = n.sum(axis=1)
+        control_n = total_n[:, 0]
+        control_mean = self.data[:, :, 0, :, 1].sum(axis=1) / np.maximum(control_n, 1.0)
+        return CubeSummary(
+            samples=total_n[rows, :, chosen].tolist(),
+            step_samples=(n * step[:, :, None, None]).sum(axis=1)[rows, :, chosen].tolist(),
+            control_n=control_n.tolist(),
+            control_mean=control_mean.tolist(),
+        )
+
+    def exposures_at(self, positions: Sequence[int]) -> list[list[list[float]]]:
+        """Return (subjects, assignments, executions) per [deployment][arm] in the stratum
+        at each deployment's position (-1: none, all zero)."""
+        at = np.asarray(positions, dtype=int)
+        picked = self.exposures[np.arange(len(at)), np.maximum(at, 0)]
+        return np.where((at >= 0)[:, None, None], picked, 0.0).tolist()
+
+
+class CubeSummary(NamedTuple):
+    """Per-deployment sums a tick reads from the cube (see ``StatsCube.summary``)."""
+
+    samples: list[list[float]]  # [deployment][arm]
+    step_samples: list[list[float]]  # [deployment][arm]
+    control_n: list[list[float]]  # [deployment][metric]
+    control_mean: list[list[float]]  # [deployment][metric]
+
 
 class CheckTable:
     """Planned one-sided comparisons of an arm against a base arm, as columns.
 
-    A tick plans ~10,000 of them; columns keep that to a few list extends per arm and
-    hand numpy its inputs directly. ``side`` is the alternative: "less" means the delta
-    (arm - base) lies below ``null``, "greater" above it.
+    A tick plans ~10,000 of them. Each ``add`` is one block (an arm against a base, on one
+    or several metrics) sharing deployment, arms, alpha, tuning and minimum samples; only
+    metric, side and null are per check. A block is two appends, and ``evaluate`` expands
+    the blocks with numpy. ``side`` is the alternative: "less" means the delta (arm - base)
+    lies below ``null``, "greater" above it.
     """
 
     def __init__(self) -> None:
-        self.deployment: list[int] = []  # index into the StatsCube
-        self.arm: list[str] = []
-        self.arm_index: list[int] = []
-        self.base: list[str] = []
-        self.base_index: list[int] = []
+        # Per check.
         self.metric: list[MetricName] = []
         self.side: list[str] = []
         self.null: list[float] = []
-        self.alpha: list[float] = []
-        self.n_star: list[float] = []
-        self.min_samples: list[int] = []  # per arm, over all strata, before concluding
+        # Per block: (deployment, arm index, base index, alpha, n_star, min_samples, size),
+        # the deployment being its index in the StatsCube, and (arm, base) names.
+        self.blocks: list[tuple[float, ...]] = []
+        self.names: list[tuple[str, str]] = []
+        self._block_of: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -107,19 +144,38 @@ class CheckTable:
         min_samples: int,
     ) -> range:
         """Return the positions of new checks, one per metric, of ``arm`` against ``base``."""
-        start, k = len(self.metric), len(metrics)
-        self.deployment += [deployment] * k
-        self.arm += [arm[0]] * k
-        self.arm_index += [arm[1]] * k
-        self.base += [base[0]] * k
-        self.base_index += [base[1]] * k
+        start = len(self.metric)
         self.metric += metrics
         self.side += sides
         self.null += nulls
-        self.alpha += [alpha] * k
-        self.n_star += [n_star] * k
-        self.min_samples += [min_samples] * k
-        return range(start, start + k)
+        self.blocks.append(
+            (deployment, arm[1], base[1], alpha, n_star, min_samples, len(metrics))
+        )
+        self.names.append((arm[0], base[0]))
+        self._block_of = None
+        return range(start, len(self.metric))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Return every per-block value repeated for each check of its block, by name."""
+        blocks = np.array(self.blocks, dtype=float).reshape(-1, 7)
+        size = blocks[:, 6].astype(int)
+        names = ("deployment", "arm_index", "base_index", "alpha", "n_star", "min_samples")
+        return {name: np.repeat(blocks[:, i], size) for i, name in enumerate(names)}
+
+    def block_of(self, i: int) -> int:
+        """Return the block that check ``i`` belongs to."""
+        if self._block_of is None:
+            size = [int(b[6]) for b in self.blocks]
+            self._block_of = np.repeat(np.arange(len(size)), size).tolist()
+        return self._block_of[i]
+
+    def pair(self, i: int) -> tuple[str, str]:
+        """Return (arm, base) of check ``i``."""
+        return self.names[self.block_of(i)]
+
+    def alpha(self, i: int) -> float:
+        """Return the alpha check ``i`` runs at."""
+        return float(self.blocks[self.block_of(i)][3])
 
 
 @dataclass(frozen=True)
@@ -171,8 +227,8 @@ class Bound:
 class Results:
     """The outcomes of a ``CheckTable``, as columns; ``bound(i)`` gives one as a ``Bound``.
 
-    Columns rather than one object per check: only a handful end up in a reason, and the
-    evidence rows (``json``) are built in one pass.
+    Columns rather than one object per check: only a handful end up in a reason, and an
+    evidence row (``row``) is built only for the checks a decision reports.
     """
 
     def __init__(
@@ -185,43 +241,63 @@ class Results:
         enough: list[bool],
         n_control: list[int],
         n_candidate: list[int],
-        mean_control: list[float],
-        mean_candidate: list[float],
+        mean_control: np.ndarray,  # arrays: only the few checks a reason reads need them
+        mean_candidate: np.ndarray,
+        rejects: list[bool],
     ) -> None:
         self.table = table
         self.estimate, self.lower, self.upper = estimate, lower, upper
         self.p_value, self.enough = p_value, enough
         self.n_control, self.n_candidate = n_control, n_candidate
         self.mean_control, self.mean_candidate = mean_control, mean_candidate
-        self.rejects = [
-            p <= a and ok for a, p, ok in zip(table.alpha, p_value, enough, strict=True)
-        ]
-        self.json = [
-            {
-                "n_control": n_c,
-                "n_candidate": n_t,
-                "estimate": est,
-                "lower": lo if lo != -math.inf else None,
-                "upper": hi if hi != math.inf else None,
-                "p": p,
-                "null": null,
-                "side": side,
-                "enough_data": ok,
+        self.rejects = rejects  # p <= the check's alpha, with enough data
+
+    def row(self, i: int) -> dict[str, object]:
+        """Return check ``i`` as a strict-JSON evidence row."""
+        lower, upper = self.lower[i], self.upper[i]
+        return {
+            "n_control": self.n_control[i],
+            "n_candidate": self.n_candidate[i],
+            "estimate": self.estimate[i],
+            "lower": lower if lower != -math.inf else None,
+            "upper": upper if upper != math.inf else None,
+            "p": self.p_value[i],
+            "null": self.table.null[i],
+            "side": self.table.side[i],
+            "enough_data": self.enough[i],
+        }
+
+    def rows(self, span: range) -> dict[str, dict[str, object]]:
+        """Return the evidence rows of a span of checks on distinct metrics, by metric."""
+        t = self.table
+        metric, null, side = t.metric, t.null, t.side
+        n_c, n_t, est, p = self.n_control, self.n_candidate, self.estimate, self.p_value
+        lower, upper, enough = self.lower, self.upper, self.enough
+        inf = math.inf
+        return {
+            metric[i]: {
+                "n_control": n_c[i],
+                "n_candidate": n_t[i],
+                "estimate": est[i],
+                "lower": lower[i] if lower[i] != -inf else None,
+                "upper": upper[i] if upper[i] != inf else None,
+                "p": p[i],
+                "null": null[i],
+                "side": side[i],
+                "enough_data": enough[i],
             }
-            for n_c, n_t, est, lo, hi, p, null, side, ok in zip(
-                n_control, n_candidate, estimate, lower, upper, p_value, table.null,
-                table.side, enough, strict=True,
-            )
-        ]  # fmt: skip
+            for i in span
+        }
 
     def bound(self, i: int) -> Bound:
         """Return the outcome of check ``i`` as one object."""
         t = self.table
+        arm, base = t.pair(i)
         return Bound(
-            t.arm[i], t.base[i], t.metric[i], t.side[i], t.null[i], t.alpha[i],
+            arm, base, t.metric[i], t.side[i], t.null[i], t.alpha(i),
             self.estimate[i], self.lower[i], self.upper[i], self.p_value[i], self.enough[i],
-            self.n_control[i], self.n_candidate[i], self.mean_control[i],
-            self.mean_candidate[i],
+            self.n_control[i], self.n_candidate[i], float(self.mean_control[i]),
+            float(self.mean_candidate[i]),
         )  # fmt: skip
 
 
@@ -229,40 +305,34 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
     """Return the outcome of every planned check, computed with array operations."""
     count = len(table)
     if not count:
-        return Results(table, [], [], [], [], [], [], [], [], [])
-    d = np.array(table.deployment)
-    metric = np.array([METRIC_INDEX[m] for m in table.metric])
-    control = cube.data[d, :, np.array(table.base_index), metric]  # (checks, strata, 3)
-    candidate = cube.data[d, :, np.array(table.arm_index), metric]
+        empty = np.zeros(0)
+        return Results(table, [], [], [], [], [], [], [], empty, empty, [])
+    col = table.columns()
+    d = col["deployment"].astype(int)
+    metric = np.fromiter(map(METRIC_INDEX.__getitem__, table.metric), dtype=int, count=count)
+    control = cube.data[d, :, col["base_index"].astype(int), metric]  # (checks, strata, 3)
+    candidate = cube.data[d, :, col["arm_index"].astype(int), metric]
     proportion = _PROPORTION[metric]
-    alpha, null = np.array(table.alpha), np.array(table.null)
-    n_star, least = np.array(table.n_star), np.array(table.min_samples, dtype=float)
-    names = ("estimate", "lower", "upper", "p", "n_c", "n_t", "mean_c", "mean_t")
-    out = {name: np.zeros(count) for name in names}
-    enough = np.zeros(count, dtype=bool)
-    greater = np.array([side == "greater" for side in table.side])
-    for side, chosen in (("greater", greater), ("less", ~greater)):
-        at = np.flatnonzero(chosen)
-        if not at.size:
-            continue
-        c, t = control[at], candidate[at]
-        batch = compare_strata_batch(
-            MomentsArray(c[..., 0], c[..., 1], c[..., 2]),
-            MomentsArray(t[..., 0], t[..., 1], t[..., 2]),
-            kind=proportion[at],
-            alpha=alpha[at],
-            side=side,  # type: ignore[arg-type]
-            null=null[at],
-            n_star=n_star[at],
-            min_samples=least[at],
-        )
-        diff = batch.difference
-        assert diff is not None
-        out["estimate"][at], out["lower"][at] = batch.estimate, batch.lower
-        out["upper"][at], out["p"][at] = batch.upper, batch.p_value
-        enough[at] = batch.enough_data
-        out["n_c"][at], out["n_t"][at] = diff.n_control, diff.n_candidate
-        out["mean_c"][at], out["mean_t"][at] = diff.mean_control, diff.mean_candidate
+    alpha, null = col["alpha"], np.array(table.null)
+    n_star, least = col["n_star"], col["min_samples"]
+    batch = compare_strata_batch(
+        MomentsArray(control[..., 0], control[..., 1], control[..., 2]),
+        MomentsArray(candidate[..., 0], candidate[..., 1], candidate[..., 2]),
+        kind=proportion,
+        alpha=alpha,
+        side=np.array(table.side),
+        null=null,
+        n_star=n_star,
+        min_samples=least,
+    )
+    diff = batch.difference
+    assert diff is not None
+    out = {
+        "estimate": batch.estimate, "lower": batch.lower, "upper": batch.upper,
+        "p": batch.p_value, "n_c": diff.n_control, "n_t": diff.n_candidate,
+        "mean_c": diff.mean_control, "mean_t": diff.mean_candidate,
+    }
+    enough = batch.enough_data
     return Results(
         table,
         out["estimate"].tolist(),
@@ -272,8 +342,9 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
         enough.tolist(),
         out["n_c"].astype(int).tolist(),
         out["n_t"].astype(int).tolist(),
-        out["mean_c"].tolist(),
-        out["mean_t"].tolist(),
+        out["mean_c"],
+        out["mean_t"],
+        (enough & (out["p"] <= alpha)).tolist(),
     )
 
 

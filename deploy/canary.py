@@ -36,6 +36,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from analytics.srm import SrmResult
 from deploy.analysis import (
     Bound,
@@ -57,6 +59,7 @@ from deploy.rules import (
     plan_harm,
     plan_promotion,
     plan_selection,
+    selection_loser,
     srm_input,
     step_complete,
 )
@@ -105,12 +108,18 @@ def _collector_paused() -> Iterator[None]:
 def _decide_many(
     deployments: Sequence[tuple[DeploymentState, StepStats]], now: float
 ) -> list[Decision]:
-    ticks = [_Tick(History(state, stats, i)) for i, (state, stats) in enumerate(deployments)]
-    cube = StatsCube(
-        [t.history.by_stratum for t in ticks], [t.history.arm_names for t in ticks]
-    )
-    for tick, counts in zip(ticks, cube.counts(), strict=True):
-        tick.history.count_samples(counts)
+    histories = [History(state, stats, i) for i, (state, stats) in enumerate(deployments)]
+    cube = StatsCube([h.by_stratum for h in histories], [h.arm_names for h in histories])
+    width = cube.data.shape[1]
+    in_step = np.array(
+        [(h.in_current_step() + [False] * width)[:width] for h in histories], dtype=bool
+    ).reshape(len(histories), width)
+    summary = cube.summary([h.primary for h in histories], in_step)
+    for history, samples, step, control_n, control_mean, exposed in zip(
+        histories, *summary, cube.exposures_at([h.position for h in histories]), strict=True
+    ):
+        history.attach(samples, step, control_n, control_mean, exposed)
+    ticks = [_Tick(history) for history in histories]
     srm = srm_many([t.srm for t in ticks])
     # Every check of the tick in one table: harm and promotion against control, and the
     # selection pairs among candidates (none depends on another's outcome).
@@ -193,7 +202,7 @@ def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) ->
             arm: {
                 "version": state.version_of(arm),
                 "samples": history.samples(arm),
-                "metrics": {first.table.metric[i]: first.json[i] for i in span},
+                "metrics": first.rows(span),
             }
             for arm, span in tick.harm_at.items()
         },
@@ -209,15 +218,20 @@ def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) ->
 
     if tick.eliminated:
         at = min(tick.eliminated, key=lambda i: first.p_value[i])
-        worst = first.bound(at)
-        evidence["elimination"] = {"loser": worst.arm, "beaten_by": worst.base, **first.json[at]}
-        reason = f"{worst.arm} is worse than {worst.base} on {worst.metric}: {worst.reading()}"
+        loser, winner = selection_loser(first, at)
+        bound = first.bound(at)
+        evidence["elimination"] = {
+            "loser": loser, "beaten_by": winner, "arm": bound.arm, "base": bound.base,
+            **first.row(at),
+        }
+        reason = f"{loser} is worse than {winner} on {bound.metric}: {bound.arm} vs " \
+            f"{bound.base}, {bound.reading()}"
         return _auto(
             state,
             "deployment.arm_eliminated",
             reason,
             evidence,
-            arm=worst.arm,
+            arm=loser,
             trigger="elimination",
         )
 
@@ -282,7 +296,7 @@ def _final(tick: _Tick, first: Results, evidence: dict[str, Any]) -> Decision:
     qualified: list[str] = []
     for arm, i in tick.promotion_at.items():
         scores[arm] = objective(state, first, tick.harm_at[arm])
-        evidence["arms"][arm]["promotion"] = {**first.json[i], "qualifies": first.rejects[i]}
+        evidence["arms"][arm]["promotion"] = {**first.row(i), "qualifies": first.rejects[i]}
         evidence["arms"][arm]["objective"] = scores[arm]
         if first.rejects[i]:
             qualified.append(arm)

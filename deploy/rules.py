@@ -24,20 +24,50 @@ EMPTY = ArmStats()
 
 
 class History:
-    """One deployment's statistics, stratum by stratum up to the current one, for one tick."""
+    """One deployment's statistics, stratum by stratum up to the current one, for one tick.
+
+    Sums over strata come from the tick's ``StatsCube`` (``attach``), not from Python loops.
+    """
 
     def __init__(self, state: DeploymentState, stats: StepStats, index: int = 0) -> None:
         self.state = state
         self.stats = stats
         self.index = index  # the deployment's position in this tick's StatsCube
-        self.strata = sorted(s for s in stats if s <= state.stratum)
+        current = state.stratum
+        self.strata = sorted(s for s in stats if s <= current)
         self.by_stratum = [stats[s] for s in self.strata]
+        # Where the current stratum sits in ``strata`` (-1: no data in it yet).
+        self.position = len(self.strata) - 1 if self.strata and self.strata[-1] == current else -1
         self.arm_names = tuple(arm.name for arm in state.arms)
         self.arm_index = {name: i for i, name in enumerate(self.arm_names)}
-        self.alphas: AlphaSplit = state.policy.alpha_split(len(state.candidates))
-        self._samples: dict[str, int] = {}
+        self.alphas: AlphaSplit = state.policy.alpha_split(len(self.arm_names) - 1)
+        self.primary = METRIC_INDEX[state.policy.primary_metric]
+        self._samples: list[float] = []
+        self._step: list[float] = []
+        self._control_n: list[float] = []
+        self._control_mean: list[float] = []
+        self._exposed: list[list[float]] = []
         self._boundaries: tuple[list[MetricName], list[str], list[float]] | None = None
-        self._means: dict[tuple[str, MetricName], float | None] = {}
+
+    def in_current_step(self) -> list[bool]:
+        """Return, per entry of ``strata``, whether it belongs to the current step."""
+        steps, now = self.state.stratum_steps, self.state.step_index
+        return [steps[s] == now if s < len(steps) else False for s in self.strata]
+
+    def attach(
+        self,
+        samples: list[float],
+        step_samples: list[float],
+        control_n: list[float],
+        control_mean: list[float],
+        exposed: list[list[float]],
+    ) -> None:
+        """Return nothing; take this deployment's sums from the tick's cube: per arm the
+        primary metric's observations over all strata and within the current step, per
+        metric control's observations and pooled mean, per arm the current stratum's
+        exposures (``StatsCube.summary``)."""
+        self._samples, self._step, self._exposed = samples, step_samples, exposed
+        self._control_n, self._control_mean = control_n, control_mean
 
     @property
     def harm_boundaries(self) -> tuple[list[MetricName], list[str], list[float]]:
@@ -50,37 +80,22 @@ class History:
         """Return what ``arm`` did in ``stratum`` (empty if nothing was recorded)."""
         return self.stats.get(stratum, {}).get(arm, EMPTY)
 
-    def step_samples(self, arm: str) -> int:
-        """Return the arm's primary-metric samples in the current step (all its strata)."""
-        metric = self.state.policy.primary_metric
-        return sum(
-            self.arm(s, arm).metric(metric).n
-            for s in self.state.strata_of_step(self.state.step_index)
-        )
-
     def samples(self, arm: str) -> int:
         """Return the arm's primary-metric sample count over all strata so far."""
-        found = self._samples.get(arm)
-        if found is None:
-            metric = self.state.policy.primary_metric
-            found = self._samples[arm] = sum(
-                by_arm[arm].metric(metric).n for by_arm in self.by_stratum if arm in by_arm
-            )
-        return found
+        return int(self._samples[self.arm_index[arm]])
 
-    def count_samples(self, counts: list[list[float]]) -> None:
-        """Return nothing; take every arm's sample count from a StatsCube's totals."""
-        primary = METRIC_INDEX[self.state.policy.primary_metric]
-        self._samples = {name: int(counts[i][primary]) for i, name in enumerate(self.arm_names)}
+    def step_samples(self, arm: str) -> int:
+        """Return the arm's primary-metric samples in the current step (all its strata)."""
+        return int(self._step[self.arm_index[arm]])
 
-    def pooled_mean(self, arm: str, metric: MetricName) -> float | None:
-        """Return the arm's mean of ``metric`` over all strata so far (None: no data)."""
-        key = (arm, metric)
-        if key not in self._means:
-            moments = [by_arm[arm].metric(metric) for by_arm in self.by_stratum if arm in by_arm]
-            n = sum(m.n for m in moments)
-            self._means[key] = sum(m.total for m in moments) / n if n else None
-        return self._means[key]
+    def control_mean(self, metric: MetricName) -> float | None:
+        """Return control's mean of ``metric`` over all strata so far (None: no data)."""
+        m = METRIC_INDEX[metric]
+        return self._control_mean[m] if self._control_n[m] else None
+
+    def exposures(self, arm: str) -> list[float]:
+        """Return [subjects, assignments, executions] of the arm in the current stratum."""
+        return self._exposed[self.arm_index[arm]]
 
 
 def srm_input(history: History) -> SrmInput:
@@ -91,23 +106,20 @@ def srm_input(history: History) -> SrmInput:
     older projection), which a returning subject clusters, so the check then over-alarms.
     """
     state = history.state
-    weights = state.weights()
-    arms = [a for a, w in weights.items() if w > 0]
-    by_arm = [history.arm(state.stratum, a) for a in arms]
-    if any(s.subjects for s in by_arm):
-        unit, observed = "subjects", tuple(s.subjects for s in by_arm)
-    elif any(s.assignments for s in by_arm):
-        unit, observed = "assignments", tuple(s.assignments for s in by_arm)
-    else:
-        unit, observed = "executions", tuple(s.executions for s in by_arm)
+    live = state.live_weights
+    counts = [history.exposures(a) for a, _ in live]
+    unit = 0 if any(c[0] for c in counts) else 1 if any(c[1] for c in counts) else 2
     return SrmInput(
-        arms=tuple(arms),
-        observed=observed,
-        weights=tuple(float(weights[a]) for a in arms),
+        arms=tuple(a for a, _ in live),
+        observed=tuple(int(c[unit]) for c in counts),
+        weights=tuple(float(w) for _, w in live),
         threshold=state.policy.srm_threshold,
         min_count=state.policy.srm_min_count,
-        unit=unit,
+        unit=_UNITS[unit],
     )
+
+
+_UNITS = ("subjects", "assignments", "executions")
 
 
 def harm_boundaries(history: History) -> tuple[list[MetricName], list[str], list[float]]:
@@ -122,7 +134,7 @@ def harm_boundaries(history: History) -> tuple[list[MetricName], list[str], list
     nulls: list[float] = []
     for metric, tolerance, relative in history.state.policy.watched:
         if relative:
-            control = history.pooled_mean(CONTROL, metric)
+            control = history.control_mean(metric)
             if control is None:
                 continue
             tolerance *= abs(control)
@@ -180,23 +192,33 @@ def plan_promotion(history: History, table: CheckTable, arm: str) -> int:
 
 
 def plan_selection(history: History, table: CheckTable) -> range:
-    """Return the positions of checks that one live candidate is worse than another.
+    """Return the positions of checks that one live candidate differs from another.
 
-    Every ordered pair, each at ``alpha / (2 k (k - 1))`` for the ``k`` candidates the
-    deployment started with: which arm looks best is not chosen from the data, so the
-    choice cannot inflate the error, and eliminations shrinking the field only drop pairs.
+    Every pair of live candidates gets one two-sided sequence at ``alpha / (k (k - 1))``,
+    for the ``k`` candidates the deployment started with: its two sides are the two
+    ordered claims "a worse than b" and "b worse than a", so every ordered pair is tested
+    and which arm looks best is never chosen from the data; the union over the
+    ``k (k - 1) / 2`` pairs spends the selection budget ``alpha / 2``. Eliminations that
+    shrink the field only drop pairs. ``selection_loser`` names the arm shown worse.
     """
     metric = history.state.policy.primary_metric
     policy = history.state.policy
-    side = worse_side(metric)
     start = len(table)
     live = [arm.name for arm in history.state.live_candidates]
-    for arm in live:
-        for other in live:
-            if other != arm:
-                _add(history, table, arm, other, [metric], [side], [0.0],
-                     alpha=history.alphas.selection, n_star=policy.promotion_n_star)
+    alpha = 2.0 * history.alphas.selection  # one two-sided check per unordered pair
+    for i, arm in enumerate(live):
+        for other in live[i + 1 :]:
+            _add(history, table, arm, other, [metric], ["two-sided"], [0.0],
+                 alpha=alpha, n_star=policy.promotion_n_star)
     return range(start, len(table))
+
+
+def selection_loser(results: Results, i: int) -> tuple[str, str]:
+    """Return (loser, winner) of a rejected selection check ``i``."""
+    arm, base = results.table.pair(i)
+    higher = METRICS[results.table.metric[i]].better == "higher"
+    arm_worse = (results.estimate[i] < 0.0) == higher
+    return (arm, base) if arm_worse else (base, arm)
 
 
 def _add(

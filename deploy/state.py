@@ -126,6 +126,11 @@ class DeploymentState:
         return dict(self._weights)
 
     @cached_property
+    def live_weights(self) -> tuple[tuple[str, int], ...]:
+        """Return (arm, basis points) of every arm now served, in ``weights()`` order."""
+        return tuple((arm, w) for arm, w in self._weights.items() if w > 0)
+
+    @cached_property
     def _weights(self) -> dict[str, int]:
         if self.phase == Phase.PROMOTED and self.winner is not None:
             return {self.winner: BUCKETS}

@@ -120,12 +120,14 @@ class ArmStats:
         return _EXTRACT[name](self)
 
     def moments_row(self) -> tuple[float, ...]:
-        """Return (n, total, m2) of every metric, flattened in ``METRICS`` order."""
+        """Return (subjects, assignments, executions), then (n, total, m2) of every metric
+        flattened in ``METRICS`` order: one cell of a tick's statistics cube."""
         n = self.executions
         corrected = min(self.corrections, n)
         spread = corrected * (n - corrected) / n if n else 0.0
         s, q, c, e, lat = self.success, self.score, self.cost, self.errors, self.log_latency
         return (
+            self.subjects, self.assignments, n,
             s.n, s.total, s.m2,
             q.n, q.total, q.m2,
             n, corrected, spread,

@@ -59,7 +59,7 @@ def _stats(metric: MetricName, moments: Moments) -> ArmStats:
     return ArmStats(executions=max(moments.n, 1), **{field: moments})
 
 
-def _table(cases: list) -> tuple[StatsCube, CheckTable]:
+def _table(cases: list, min_samples: tuple[int, ...] = ()) -> tuple[StatsCube, CheckTable]:
     table = CheckTable()
     deployments = []
     for d, (metric, strata, side, null, alpha, n_star) in enumerate(cases):
@@ -75,7 +75,7 @@ def _table(cases: list) -> tuple[StatsCube, CheckTable]:
             [null],
             alpha=alpha,
             n_star=n_star,
-            min_samples=0,
+            min_samples=min_samples[d] if min_samples else 0,
         )
     return StatsCube(deployments, [("control", "c1")] * len(cases)), table
 
@@ -115,8 +115,7 @@ def test_batched_bounds_equal_compare_strata_one_by_one(cases: list) -> None:
 
 def test_a_check_below_its_minimum_samples_cannot_conclude() -> None:
     strata = [(Moments.from_proportion(20, 20), Moments.from_proportion(0, 20))]
-    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, 1_000.0)] * 2)
-    table.min_samples[1] = 30
+    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, 1_000.0)] * 2, (0, 30))
     results = evaluate(cube, table)
     assert results.enough[0] and results.rejects[0]
     assert not results.enough[1] and results.p_value[1] == 1.0
@@ -125,7 +124,7 @@ def test_a_check_below_its_minimum_samples_cannot_conclude() -> None:
 def test_evidence_rows_are_strict_json() -> None:
     strata = [(Moments.from_proportion(80, 100), Moments.from_proportion(70, 100))]
     cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, 1_000.0)])
-    row = evaluate(cube, table).json[0]
+    row = evaluate(cube, table).row(0)
     assert row["upper"] is not None and row["lower"] is None  # one-sided: no lower bound
     assert json.loads(json.dumps(row, allow_nan=False)) == row
 
