@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -97,14 +97,16 @@ class RecurringUsers:
     """A fixed population of subjects who keep coming back, assigned sticky by hash.
 
     Each request comes from one subject, drawn in proportion to a heavy-tailed activity
-    (Pareto with shape ``tail``: a few subjects make most requests). The daemon sees
+    (Pareto with shape ``tail``: at 1.5 the busiest of 1,000 subjects makes ~3% of all
+    requests and the top 100 ~40%). With few subjects an arm's traffic depends on who
+    hashed into it, so a small first step can take long to collect its minimum. The daemon sees
     executions only (local SDK assignment) and counts, per stratum and arm, the distinct
     subjects it has seen, unless ``count_subjects`` is False (then the sample-ratio check
     falls back to executions, which these returning subjects cluster).
     """
 
     users: int = 1_000
-    tail: float = 1.2
+    tail: float = 1.5
     count_subjects: bool = True
 
     def activity(self, rng: np.random.Generator) -> np.ndarray:
@@ -235,14 +237,18 @@ def run_canaries(
     max_ticks: int = 1_000,
     count_assignments: bool = True,
     users: RecurringUsers | None = None,
+    drift_per_tick: float = 0.0,
 ) -> list[CanaryRun]:
     """Return ``runs`` independent deployments ticked in lockstep until each ends.
 
     Every tick decides all still-running deployments with one ``decide_many`` call, as the
     service's canary job does. With ``users`` the requests come from that population of
-    returning subjects (``RecurringUsers``) instead of each from a new one.
+    returning subjects (``RecurringUsers``) instead of each from a new one. With
+    ``drift_per_tick`` every arm's success rate moves by that much per tick (time of day,
+    traffic mix), the same for all arms: a drift no comparison may mistake for a difference.
     """
     candidates = len(behaviours) - 1
+    start_behaviours = dict(behaviours)
     fleet = []
     visitors: dict[str, _Visitors] = {}
     for i in range(runs):
@@ -251,11 +257,17 @@ def run_canaries(
         if users is not None:
             visitors[state.deployment_id] = _Visitors(users, state.deployment_id, rng)
     now = 0.0
-    for _ in range(max_ticks):
+    for tick in range(max_ticks):
         live = [run for run in fleet if not run.state.is_terminal]
         if not live:
             break
         now += policy.analysis_interval_seconds
+        if drift_per_tick:
+            shift = drift_per_tick * tick
+            behaviours = {
+                arm: replace(b, success=min(max(b.success + shift, 0.0), 1.0))
+                for arm, b in start_behaviours.items()
+            }
         for run in live:
             if visitors:
                 crowd = visitors[run.state.deployment_id]
@@ -287,6 +299,7 @@ def run_canary(
     requests_per_tick: int,
     max_ticks: int = 1_000,
     count_assignments: bool = True,
+    users: RecurringUsers | None = None,
 ) -> CanaryRun:
     """Return the run of one deployment ticked every analysis interval until it ends."""
     (run,) = run_canaries(
@@ -297,5 +310,6 @@ def run_canary(
         requests_per_tick=requests_per_tick,
         max_ticks=max_ticks,
         count_assignments=count_assignments,
+        users=users,
     )
     return run
