@@ -349,24 +349,29 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
 
 
 def holm_reject(
-    families: Sequence[Sequence[float]],
+    p_values: Sequence[float],
+    spans: Sequence[range],
     alphas: Sequence[float],
-    weights: Sequence[Sequence[float]] | None = None,
-) -> list[list[bool]]:
-    """Return, per family of p-values, which hypotheses (weighted) Holm rejects at that
-    family's alpha; ``weights`` gives each family's Holm weights (None: equal)."""
-    result: list[list[bool]] = [[] for _ in families]
-    by_shape: dict[tuple[float, ...], list[int]] = defaultdict(list)
-    for i, family in enumerate(families):
-        if family:
-            shape = tuple(weights[i]) if weights is not None else (1.0,) * len(family)
-            by_shape[shape].append(i)
-    for shape, indices in by_shape.items():
-        p = np.array([families[i] for i in indices], dtype=float)
-        adjusted = holm(p, weights=np.array(shape)).p_adjusted
-        limits = np.array([alphas[i] for i in indices])[:, None]
-        for i, row in zip(indices, (adjusted <= limits).tolist(), strict=True):
-            result[i] = row
+    weights: Sequence[Sequence[float]],
+) -> list[list[int]]:
+    """Return, per family (a span of ``p_values``), the positions weighted Holm rejects at
+    that family's alpha with that family's weights (``analytics.multiple.holm``).
+
+    Families of one shape are adjusted as the rows of one matrix.
+    """
+    result: list[list[int]] = [[] for _ in spans]
+    groups: dict[tuple[float, ...], list[int]] = defaultdict(list)
+    for i, span in enumerate(spans):
+        if span:
+            groups[tuple(weights[i])].append(i)
+    p = np.asarray(p_values, dtype=float)
+    for shape, members in groups.items():
+        starts = np.array([spans[i].start for i in members])
+        at = starts[:, None] + np.arange(len(shape))
+        adjusted = holm(p[at], weights=np.array(shape)).p_adjusted
+        rejected = adjusted <= np.array([alphas[i] for i in members])[:, None]
+        for row in np.flatnonzero(rejected.any(axis=1)).tolist():
+            result[members[row]] = at[row][rejected[row]].tolist()
     return result
 
 

@@ -130,15 +130,19 @@ def _decide_many(
     # Weighted Holm within each (deployment, arm) family of harm checks.
     families = [(tick, arm, span) for tick in ticks for arm, span in tick.harm_at.items()]
     rejects = holm_reject(
-        [results.p_value[span.start : span.stop] for _, _, span in families],
+        results.p_value,
+        [span for _, _, span in families],
         [tick.history.alphas.harm for tick, _, _ in families],
         [tick.weights for tick, _, _ in families],
     )
-    for (tick, arm, span), rejected in zip(families, rejects, strict=True):
-        tick.harmful[arm] = [i for i, r in zip(span, rejected, strict=True) if r]
+    for (tick, arm, _), rejected in zip(families, rejects, strict=True):
+        if rejected:
+            tick.harmful[arm] = rejected
+    reject = results.rejects
     for tick in ticks:
         # Each pair already runs at its Bonferroni share; a rejection is a conclusion.
-        tick.eliminated = [i for i in tick.selection_at if results.rejects[i]]
+        if tick.selection_at:
+            tick.eliminated = [i for i in tick.selection_at if reject[i]]
     return [_conclude(tick, results, result, now) for tick, result in zip(ticks, srm, strict=True)]
 
 
@@ -210,8 +214,8 @@ def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) ->
     if srm is not None and srm.enough_data and srm.p_value < state.policy.srm_tripwire:
         return _srm_rollback(state, srm, state.policy.srm_tripwire, evidence)
 
-    harmed = {arm: [first.bound(i) for i in found] for arm, found in tick.harmful.items() if found}
-    if harmed:
+    if tick.harmful:
+        harmed = {arm: [first.bound(i) for i in found] for arm, found in tick.harmful.items()}
         return _harm(state, harmed, evidence)
     if state.phase != Phase.RUNNING:
         return _auto(state, None, f"no harm; {state.phase.value}, waiting for an admin", evidence)

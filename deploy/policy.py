@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analytics.planning import AlphaSplit, Horizon, planned_horizon, split_alpha
+from deploy.stats import METRICS
 
 PrimaryMetric = Literal["success_rate", "mean_score"]
 MetricName = Literal[
@@ -242,6 +243,25 @@ class CanaryPolicy(_Frozen):
         """
         rails = [(g.metric, g.tolerance, g.relative) for g in self.guardrails if g.enabled]
         return ((self.primary_metric, self.primary_tolerance, False), *rails)
+
+    @cached_property
+    def harm_template(self) -> tuple[list[str], list[str], list[float], list[bool]]:
+        """Return the harm checks' metrics, sides ("worse"), signed boundaries and which are
+        relative (their boundary still a fraction of control's mean; empty when none is).
+
+        Cached on the (frozen) policy; callers must not mutate the lists.
+        """
+        metrics: list[str] = []
+        sides: list[str] = []
+        nulls: list[float] = []
+        relative: list[bool] = []
+        for metric, tolerance, scaled in self.watched:
+            higher = METRICS[metric].better == "higher"
+            metrics.append(metric)
+            sides.append("less" if higher else "greater")
+            nulls.append(-tolerance if higher else tolerance)
+            relative.append(scaled)
+        return metrics, sides, nulls, relative if any(relative) else []
 
     def inconclusive_action(self, machine_written: bool) -> InconclusiveAction:
         """Return what to do when the last step ends without a conclusion."""

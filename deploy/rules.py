@@ -129,20 +129,22 @@ def harm_boundaries(history: History) -> tuple[list[MetricName], list[str], list
     when higher is better, plus it otherwise. A relative tolerance becomes a delta through
     control's pooled mean (a plug-in); without control data that metric waits.
     """
-    metrics: list[MetricName] = []
-    sides: list[str] = []
-    nulls: list[float] = []
-    for metric, tolerance, relative in history.state.policy.watched:
-        if relative:
+    metrics, sides, nulls, relative = history.state.policy.harm_template
+    if not relative:
+        return metrics, sides, nulls
+    kept_metrics: list[MetricName] = []
+    kept_sides: list[str] = []
+    kept_nulls: list[float] = []
+    for metric, side, null, scaled in zip(metrics, sides, nulls, relative, strict=True):
+        if scaled:
             control = history.control_mean(metric)
             if control is None:
                 continue
-            tolerance *= abs(control)
-        higher = METRICS[metric].better == "higher"
-        metrics.append(metric)
-        sides.append("less" if higher else "greater")
-        nulls.append(-tolerance if higher else tolerance)
-    return metrics, sides, nulls
+            null *= abs(control)
+        kept_metrics.append(metric)
+        kept_sides.append(side)
+        kept_nulls.append(null)
+    return kept_metrics, kept_sides, kept_nulls
 
 
 def harm_weights(history: History, metrics: list[MetricName]) -> list[float]:
@@ -157,7 +159,8 @@ def harm_weights(history: History, metrics: list[MetricName]) -> list[float]:
     rest = (1.0 - share) / rails if rails else 0.0
     # A zero weight would never be rejected; a guardrail keeps a sliver when share is 1.
     rest = max(rest, 1e-6)
-    return [share if m == policy.primary_metric else rest for m in metrics]
+    primary = policy.primary_metric
+    return [share if m == primary else rest for m in metrics]
 
 
 def worse_side(metric: MetricName) -> str:

@@ -130,14 +130,22 @@ def test_evidence_rows_are_strict_json() -> None:
 
 
 def test_holm_per_family_equals_analytics_holm() -> None:
-    families = [[0.01, 0.04, 0.03], [0.2], [], [0.001, 0.5, 0.02]]
-    alphas = [0.05, 0.05, 0.05, 0.01]
-    result = holm_reject(families, alphas)
-    for family, alpha, rejected in zip(families, alphas, result, strict=True):
-        if family:
-            assert rejected == holm(family, alpha=alpha).reject.tolist()
-        else:
-            assert rejected == []
+    families = [[0.01, 0.04, 0.03], [0.2], [], [0.001, 0.5, 0.02], [0.011, 0.02, 0.9]]
+    alphas = [0.05, 0.05, 0.05, 0.01, 0.05]
+    weights = [[1.0, 1.0, 1.0], [1.0], [], [1.0, 1.0, 1.0], [0.8, 0.1, 0.1]]
+    flat = [p for family in families for p in family]
+    spans, start = [], 0
+    for family in families:
+        spans.append(range(start, start + len(family)))
+        start += len(family)
+    result = holm_reject(flat, spans, alphas, weights)
+    for family, alpha, w, span, rejected in zip(
+        families, alphas, weights, spans, result, strict=True
+    ):
+        expected = holm(family, alpha=alpha, weights=w).reject if family else []
+        assert rejected == [i for i, r in zip(span, expected, strict=True) if r]
+    # Weighted: 0.011 <= 0.8 * 0.05 first, then 0.02 <= (0.1 / 0.2) * 0.05; 0.9 stays.
+    assert result[4] == [spans[4].start, spans[4].start + 1]
 
 
 @pytest.mark.parametrize(
