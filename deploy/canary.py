@@ -56,7 +56,6 @@ from deploy.rules import (
     History,
     harm_weights,
     objective,
-    plan_harm,
     plan_promotion,
     plan_selection,
     selection_loser,
@@ -170,38 +169,47 @@ class _Tick:
         """Return nothing; plan this deployment's checks into ``table``."""
         if not self.active:
             return
-        state = self.state
-        for arm in state.live_candidates:
-            self.harm_at[arm.name] = plan_harm(self.history, table, arm.name)
-        self.weights = harm_weights(self.history, self.history.harm_boundaries[0])
-        if state.phase == Phase.RUNNING and state.at_last_step:
-            for arm in state.live_candidates:
-                self.promotion_at[arm.name] = plan_promotion(self.history, table, arm.name)
-        if state.phase == Phase.RUNNING and len(state.live_candidates) > 1:
-            self.selection_at = plan_selection(self.history, table)
+        history, state = self.history, self.state
+        policy = state.policy
+        metrics, sides, nulls = history.harm_boundaries
+        index, at, least = history.arm_index, history.index, policy.min_samples_to_judge
+        control = (CONTROL, 0)
+        alpha, n_star = history.alphas.harm, policy.harm_n_star
+        live = state.live_candidates
+        for arm in live:
+            name = arm.name
+            self.harm_at[name] = table.add(
+                at, (name, index[name]), control, metrics, sides, nulls,
+                alpha=alpha, n_star=n_star, min_samples=least,
+            )
+        self.weights = harm_weights(history, metrics)
+        if state.phase == Phase.RUNNING:
+            if state.at_last_step:
+                for arm in live:
+                    self.promotion_at[arm.name] = plan_promotion(history, table, arm.name)
+            if len(live) > 1:
+                self.selection_at = plan_selection(history, table)
 
 
 def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) -> Decision:
     state, history = tick.state, tick.history
     if not tick.active:
         return _auto(state, None, f"nothing to analyse while {state.phase.value}", {})
+    alphas, step = history.alphas, state.step_index
     evidence: dict[str, Any] = {
-        "phase": str(state.phase),
-        "step_index": state.step_index,
+        "phase": state.phase.value,
+        "step_index": step,
         "stratum": state.stratum,
-        "step_percent": state.policy.steps[state.step_index],
+        "step_percent": state.policy.steps[step],
         "weights": state.weights(),
         "step_age_seconds": now - state.step_started_at,
         "srm": _srm_json(tick, srm),
         "alpha": {
-            "harm_per_arm": history.alphas.harm,
-            "promotion_per_arm": history.alphas.promotion,
-            "selection_per_pair": history.alphas.selection,
+            "harm_per_arm": alphas.harm,
+            "promotion_per_arm": alphas.promotion,
+            "selection_per_pair": alphas.selection,
         },
-        "control": {
-            "version": state.version_of(CONTROL),
-            "samples": history.samples(CONTROL),
-        },
+        "control": {"version": state.version_of(CONTROL), "samples": history.samples(CONTROL)},
         "arms": {
             arm: {
                 "version": state.version_of(arm),

@@ -7,7 +7,7 @@ the ``deployment.started`` event; an invalid one must fail with an error naming 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property, lru_cache
 from itertools import pairwise
 from typing import Any, Literal
@@ -31,6 +31,7 @@ __all__ = [
     "InconclusiveAction",
     "PolicyBook",
     "PrimaryMetric",
+    "harm_weights",
     "merge_policy",
 ]
 
@@ -116,7 +117,7 @@ class CanaryPolicy(_Frozen):
     harm_tuning_per_arm: int = Field(250, ge=1)
     # Share of each arm's harm alpha given to the primary metric (weighted Holm); the
     # guardrails split the rest. A large harm shows first on the primary metric.
-    harm_primary_share: float = Field(0.8, gt=0.0, le=1.0)
+    harm_primary_share: float = Field(0.9, gt=0.0, le=1.0)
     # N* of the promotion and selection bounds in total observations (both arms, even
     # split), fixed before any data. None: the planned horizon, 2 x planned_samples_per_arm.
     sequence_tuning: int | None = Field(None, ge=1)
@@ -263,6 +264,16 @@ class CanaryPolicy(_Frozen):
             relative.append(scaled)
         return metrics, sides, nulls, relative if any(relative) else []
 
+    @cached_property
+    def harm_weights(self) -> list[float]:
+        """Return the weighted-Holm weights of the harm checks in ``harm_template`` order:
+        the primary metric holds ``harm_primary_share``, the guardrails split the rest.
+
+        Cached on the (frozen) policy; callers must not mutate the list.
+        """
+        return harm_weights(self.primary_metric, self.harm_primary_share,
+                            self.harm_template[0])
+
     def inconclusive_action(self, machine_written: bool) -> InconclusiveAction:
         """Return what to do when the last step ends without a conclusion."""
         if self.on_inconclusive is not None:
@@ -297,6 +308,17 @@ class PolicyBook(_Frozen):
         if not fields:
             return self.default
         return merge_policy(self.default, fields)
+
+
+def harm_weights(primary: str, share: float, metrics: Sequence[str]) -> list[float]:
+    """Return weighted-Holm weights for harm checks on ``metrics``: ``share`` for the
+    primary metric, the rest split evenly among the guardrails (all to the primary when
+    there are none)."""
+    rails = len(metrics) - 1
+    share = share if rails else 1.0
+    # A zero weight could never reject; with a share of 1 a guardrail keeps a sliver.
+    rest = max((1.0 - share) / rails, 1e-6) if rails else 0.0
+    return [share if m == primary else rest for m in metrics]
 
 
 @lru_cache(maxsize=256)

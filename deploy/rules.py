@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 
-from analytics.planning import AlphaSplit
+from analytics.planning import AlphaSplit, split_alpha
 from deploy.analysis import METRIC_INDEX, CheckTable, Results, SrmInput
 from deploy.assignment import CONTROL
+from deploy.policy import harm_weights as weights_for
 from deploy.state import DeploymentState
 from deploy.stats import METRICS, ArmStats, MetricName, StepStats
 
@@ -40,7 +42,10 @@ class History:
         self.position = len(self.strata) - 1 if self.strata and self.strata[-1] == current else -1
         self.arm_names = tuple(arm.name for arm in state.arms)
         self.arm_index = {name: i for i, name in enumerate(self.arm_names)}
-        self.alphas: AlphaSplit = state.policy.alpha_split(len(self.arm_names) - 1)
+        policy = state.policy
+        self.alphas: AlphaSplit = _alpha_split(
+            policy.alpha, len(self.arm_names) - 1, policy.nulls_overlap
+        )
         self.primary = METRIC_INDEX[state.policy.primary_metric]
         self._samples: list[float] = []
         self._step: list[float] = []
@@ -96,6 +101,12 @@ class History:
     def exposures(self, arm: str) -> list[float]:
         """Return [subjects, assignments, executions] of the arm in the current stratum."""
         return self._exposed[self.arm_index[arm]]
+
+
+@lru_cache(maxsize=64)
+def _alpha_split(alpha: float, candidates: int, nulls_overlap: bool) -> AlphaSplit:
+    # Every deployment of a tick asks; the answer depends on these three values only.
+    return split_alpha(alpha, candidates=candidates, nulls_overlap=nulls_overlap)
 
 
 def srm_input(history: History) -> SrmInput:
@@ -154,13 +165,9 @@ def harm_weights(history: History, metrics: list[MetricName]) -> list[float]:
     guardrails split the rest evenly; without guardrails the primary holds all of it.
     """
     policy = history.state.policy
-    rails = len(metrics) - 1
-    share = policy.harm_primary_share if rails else 1.0
-    rest = (1.0 - share) / rails if rails else 0.0
-    # A zero weight would never be rejected; a guardrail keeps a sliver when share is 1.
-    rest = max(rest, 1e-6)
-    primary = policy.primary_metric
-    return [share if m == primary else rest for m in metrics]
+    if metrics is policy.harm_template[0]:
+        return policy.harm_weights
+    return weights_for(policy.primary_metric, policy.harm_primary_share, metrics)
 
 
 def worse_side(metric: MetricName) -> str:

@@ -127,3 +127,12 @@ def test_a_zero_margin_needs_an_explicit_cap_and_tuning() -> None:
     with pytest.raises(ValidationError, match="plans no horizon"):
         CanaryPolicy(non_inferiority_margin=0.0)
     CanaryPolicy(non_inferiority_margin=0.0, max_samples_per_arm=1_000, sequence_tuning=2_000)
+
+
+def test_the_primary_metric_holds_most_of_each_arms_harm_alpha() -> None:
+    policy = CanaryPolicy()
+    metrics = policy.harm_template[0]
+    assert metrics[0] == "success_rate" and len(metrics) == 5
+    assert policy.harm_weights == pytest.approx([0.9, 0.025, 0.025, 0.025, 0.025])
+    alone = CanaryPolicy(guardrails=())
+    assert alone.harm_weights == [1.0]
