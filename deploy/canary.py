@@ -82,11 +82,20 @@ def decide(state: DeploymentState, stats: StepStats, now: float) -> Decision:
 
 
 def decide_many(
-    deployments: Sequence[tuple[DeploymentState, StepStats]], now: float
+    deployments: Sequence[tuple[DeploymentState, StepStats]],
+    now: float,
+    *,
+    detail: bool = True,
 ) -> list[Decision]:
-    """Return ``decide`` for every (state, stats) pair, in order, evaluated in one batch."""
+    """Return ``decide`` for every (state, stats) pair, in order, evaluated in one batch.
+
+    With ``detail`` False a decision that changes nothing leaves the per-metric rows
+    (``evidence["arms"][arm]["metrics"]``) out of its evidence: the canary job, which
+    appends only changes, need not build ten thousand rows a tick to throw them away.
+    Every decision with an event carries its full evidence either way.
+    """
     with _collector_paused():
-        return _decide_many(deployments, now)
+        return _decide_many(deployments, now, detail)
 
 
 @contextmanager
@@ -105,14 +114,16 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _decide_many(
-    deployments: Sequence[tuple[DeploymentState, StepStats]], now: float
+    deployments: Sequence[tuple[DeploymentState, StepStats]], now: float, detail: bool
 ) -> list[Decision]:
     histories = [History(state, stats, i) for i, (state, stats) in enumerate(deployments)]
     cube = StatsCube([h.by_stratum for h in histories], [h.arm_names for h in histories])
     width = cube.data.shape[1]
-    in_step = np.array(
-        [(h.in_current_step() + [False] * width)[:width] for h in histories], dtype=bool
-    ).reshape(len(histories), width)
+    in_step = np.zeros((len(histories), width), dtype=bool)
+    for i, history in enumerate(histories):
+        marks = history.in_current_step()
+        if any(marks):
+            in_step[i, : len(marks)] = marks
     summary = cube.summary([h.primary for h in histories], in_step)
     for history, samples, step, control_n, control_mean, exposed in zip(
         histories, *summary, cube.exposures_at([h.position for h in histories]), strict=True
@@ -142,6 +153,8 @@ def _decide_many(
         # Each pair already runs at its Bonferroni share; a rejection is a conclusion.
         if tick.selection_at:
             tick.eliminated = [i for i in tick.selection_at if reject[i]]
+    for tick in ticks:
+        tick.results, tick.detail = results, detail
     return [_conclude(tick, results, result, now) for tick, result in zip(ticks, srm, strict=True)]
 
 
@@ -149,8 +162,8 @@ class _Tick:
     """One deployment in this tick: where its planned checks sit in the batch results."""
 
     __slots__ = (
-        "active", "eliminated", "harm_at", "harmful", "history", "promotion_at",
-        "selection_at", "srm", "state", "weights",
+        "active", "detail", "eliminated", "harm_at", "harmful", "history", "promotion_at",
+        "results", "selection_at", "srm", "state", "weights",
     )  # fmt: skip
 
     def __init__(self, history: History) -> None:
@@ -164,6 +177,16 @@ class _Tick:
         self.selection_at = range(0)
         self.harmful: dict[str, list[int]] = {}  # harm checks Holm rejects, per arm
         self.eliminated: list[int] = []  # selection checks that reject
+        self.results: Results | None = None
+        self.detail = True
+
+    def add_rows(self, evidence: dict[str, Any]) -> None:
+        """Return nothing; put each arm's per-metric rows into ``evidence["arms"]``."""
+        arms, results = evidence.get("arms"), self.results
+        if arms is None or results is None:
+            return
+        for arm, span in self.harm_at.items():
+            arms[arm]["metrics"] = results.rows(span)
 
     def plan(self, table: CheckTable) -> None:
         """Return nothing; plan this deployment's checks into ``table``."""
@@ -194,7 +217,7 @@ class _Tick:
 def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) -> Decision:
     state, history = tick.state, tick.history
     if not tick.active:
-        return _auto(state, None, f"nothing to analyse while {state.phase.value}", {})
+        return _auto(tick, None, f"nothing to analyse while {state.phase.value}", {})
     alphas, step = history.alphas, state.step_index
     evidence: dict[str, Any] = {
         "phase": state.phase.value,
@@ -210,23 +233,20 @@ def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) ->
             "selection_per_pair": alphas.selection,
         },
         "control": {"version": state.version_of(CONTROL), "samples": history.samples(CONTROL)},
+        # Each arm's per-metric rows join when the decision is made (``_auto``).
         "arms": {
-            arm: {
-                "version": state.version_of(arm),
-                "samples": history.samples(arm),
-                "metrics": first.rows(span),
-            }
-            for arm, span in tick.harm_at.items()
+            arm: {"version": state.version_of(arm), "samples": history.samples(arm)}
+            for arm in tick.harm_at
         },
     }
     if srm is not None and srm.enough_data and srm.p_value < state.policy.srm_tripwire:
-        return _srm_rollback(state, srm, state.policy.srm_tripwire, evidence)
+        return _srm_rollback(tick, srm, state.policy.srm_tripwire, evidence)
 
     if tick.harmful:
         harmed = {arm: [first.bound(i) for i in found] for arm, found in tick.harmful.items()}
-        return _harm(state, harmed, evidence)
+        return _harm(tick, harmed, evidence)
     if state.phase != Phase.RUNNING:
-        return _auto(state, None, f"no harm; {state.phase.value}, waiting for an admin", evidence)
+        return _auto(tick, None, f"no harm; {state.phase.value}, waiting for an admin", evidence)
 
     if tick.eliminated:
         at = min(tick.eliminated, key=lambda i: first.p_value[i])
@@ -239,7 +259,7 @@ def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) ->
         reason = f"{loser} is worse than {winner} on {bound.metric}: {bound.arm} vs " \
             f"{bound.base}, {bound.reading()}"
         return _auto(
-            state,
+            tick,
             "deployment.arm_eliminated",
             reason,
             evidence,
@@ -249,11 +269,11 @@ def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) ->
 
     complete, why = step_complete(history, now)
     if not complete:
-        return _auto(state, None, f"collecting: {why}", evidence)
+        return _auto(tick, None, f"collecting: {why}", evidence)
     forward = _forward(tick, first, why, evidence)
     if forward.event_type in _FORWARD and srm is not None and srm.mismatch:
         # Nothing advances or promotes on data whose split does not match the weights.
-        return _srm_rollback(state, srm, state.policy.srm_threshold, evidence)
+        return _srm_rollback(tick, srm, state.policy.srm_threshold, evidence)
     return forward
 
 
@@ -265,7 +285,7 @@ def _forward(tick: _Tick, first: Results, why: str, evidence: dict[str, Any]) ->
     if not state.at_last_step:
         target = state.step_index + 1
         return _auto(
-            state,
+            tick,
             "deployment.stepped",
             f"no harm and {why}: step {state.step_index} -> {target}",
             evidence,
@@ -278,28 +298,28 @@ def _forward(tick: _Tick, first: Results, why: str, evidence: dict[str, Any]) ->
 
 
 def _srm_rollback(
-    state: DeploymentState, srm: SrmResult, threshold: float, evidence: dict[str, Any]
+    tick: _Tick, srm: SrmResult, threshold: float, evidence: dict[str, Any]
 ) -> Decision:
+    state = tick.state
     reason = (
         f"sample-ratio mismatch in step {state.step_index} "
         f"(p={srm.p_value:.2g} < {threshold}): the data cannot be trusted"
     )
-    return _auto(state, "deployment.rolled_back", reason, evidence, trigger="srm")
+    return _auto(tick, "deployment.rolled_back", reason, evidence, trigger="srm")
 
 
-def _harm(
-    state: DeploymentState, harmed: dict[str, list[Bound]], evidence: dict[str, Any]
-) -> Decision:
+def _harm(tick: _Tick, harmed: dict[str, list[Bound]], evidence: dict[str, Any]) -> Decision:
+    state = tick.state
     findings = "; ".join(
         f"{arm} on {b.metric}: {b.reading()}" for arm, bounds in harmed.items() for b in bounds
     )
     reason = f"harm beyond tolerance: {findings}"
     survivors = [a.name for a in state.live_candidates if a.name not in harmed]
     if not survivors:
-        return _auto(state, "deployment.rolled_back", reason, evidence, trigger="harm")
+        return _auto(tick, "deployment.rolled_back", reason, evidence, trigger="harm")
     # One arm per tick, the most clearly harmful, so every change is its own event.
     loser = min(harmed, key=lambda arm: min(b.p_value for b in harmed[arm]))
-    return _auto(state, "deployment.arm_eliminated", reason, evidence, arm=loser, trigger="harm")
+    return _auto(tick, "deployment.arm_eliminated", reason, evidence, arm=loser, trigger="harm")
 
 
 def _final(tick: _Tick, first: Results, evidence: dict[str, Any]) -> Decision:
@@ -319,21 +339,21 @@ def _final(tick: _Tick, first: Results, evidence: dict[str, Any]) -> Decision:
         reading = first.bound(tick.promotion_at[winner]).reading()
         reason = f"{winner} shown {what} on {metric} at the last step: {reading}"
         trigger = "improvement" if policy.require_improvement else "non_inferior"
-        return _promotion(state, winner, reason, evidence, trigger=trigger)
+        return _promotion(tick, winner, reason, evidence, trigger=trigger)
 
     cap = policy.sample_cap
     saturated = all(tick.history.samples(arm) >= cap for arm in scores)
     if not saturated:
-        return _auto(state, None, f"at the last step; not yet shown {what}", evidence)
+        return _auto(tick, None, f"at the last step; not yet shown {what}", evidence)
     action = policy.inconclusive_action(state.machine_written)
     evidence["inconclusive_action"] = action
     reason = f"inconclusive at {cap} samples per arm: not shown {what}"
     if action == "rollback":
-        return _auto(state, "deployment.rolled_back", reason, evidence, trigger="inconclusive")
+        return _auto(tick, "deployment.rolled_back", reason, evidence, trigger="inconclusive")
     best = max(scores, key=lambda arm: scores[arm])
     if action == "hold":
         return _auto(
-            state,
+            tick,
             "deployment.awaiting_promotion",
             f"{reason}; holding {best} for an admin",
             evidence,
@@ -341,15 +361,16 @@ def _final(tick: _Tick, first: Results, evidence: dict[str, Any]) -> Decision:
             version=state.version_of(best),
             trigger="inconclusive",
         )
-    return _promotion(state, best, reason, evidence, trigger="inconclusive")
+    return _promotion(tick, best, reason, evidence, trigger="inconclusive")
 
 
 def _promotion(
-    state: DeploymentState, winner: str, reason: str, evidence: dict[str, Any], *, trigger: str
+    tick: _Tick, winner: str, reason: str, evidence: dict[str, Any], *, trigger: str
 ) -> Decision:
+    state = tick.state
     gated = state.policy.approval_before_promotion
     return _auto(
-        state,
+        tick,
         "deployment.awaiting_promotion" if gated else "deployment.promoted",
         f"{reason}; waiting for promotion approval" if gated else reason,
         evidence,
@@ -379,12 +400,15 @@ def _srm_json(tick: _Tick, result: SrmResult | None) -> dict[str, Any]:
 
 
 def _auto(
-    state: DeploymentState,
+    tick: _Tick,
     event_type: str | None,
     reason: str,
     evidence: dict[str, Any],
     **fields: Any,
 ) -> Decision:
+    state = tick.state
+    if event_type is not None or tick.detail:
+        tick.add_rows(evidence)
     return decision(
         event_type,
         state.deployment_id,

@@ -31,6 +31,12 @@ class History:
     Sums over strata come from the tick's ``StatsCube`` (``attach``), not from Python loops.
     """
 
+    __slots__ = (
+        "_boundaries", "_control_mean", "_control_n", "_exposed", "_samples", "_step",
+        "alphas", "arm_index", "arm_names", "by_stratum", "index", "position", "primary",
+        "state", "stats", "strata",
+    )  # fmt: skip
+
     def __init__(self, state: DeploymentState, stats: StepStats, index: int = 0) -> None:
         self.state = state
         self.stats = stats

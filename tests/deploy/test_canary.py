@@ -466,3 +466,18 @@ def test_by_default_an_inconclusive_canary_ends_at_the_planned_horizon() -> None
     assert (ended.event_type, ended.payload["trigger"]) == ("deployment.rolled_back",
                                                              "inconclusive")
     assert f"inconclusive at {horizon} samples per arm" in ended.reason
+
+
+def test_without_detail_only_decisions_that_change_something_carry_metric_rows() -> None:
+    collecting = deployment()
+    harmed = deployment(step=3)
+    cases = [
+        (collecting, {0: split(collecting, 3_600)}),
+        (harmed, {3: split(harmed, 4_000, c1={"success": 0.6})}),
+    ]
+    full = decide_many(cases, LATER)
+    lean = decide_many(cases, LATER, detail=False)
+    assert [(d.event_type, d.reason) for d in lean] == [(d.event_type, d.reason) for d in full]
+    assert "metrics" not in lean[0].evidence["arms"]["c1"]
+    assert lean[0].evidence["srm"] == full[0].evidence["srm"]
+    assert lean[1] == full[1]  # an event keeps its whole evidence
