@@ -36,11 +36,14 @@ _SIDE_CODE = {name: i for i, name in enumerate(_SIDE_NAMES.tolist())}
 
 
 class StatsCube:
-    """Moments (n, total, m2) indexed [deployment, stratum, arm, metric], and exposure
-    counts (subjects, assignments, executions) indexed [deployment, stratum, arm].
+    """Moments as three arrays ``n``, ``total``, ``m2`` indexed [deployment, stratum, arm,
+    metric], and exposure counts (subjects, assignments, executions) indexed [deployment,
+    stratum, arm].
 
     A deployment's strata are listed in ascending order; its arms are indexed in the order
-    ``arms`` lists them. Missing cells are empty (n = 0).
+    ``arms`` lists them. Missing cells are empty (n = 0). Each moment is its own contiguous
+    array, so gathering one for thousands of checks, or summing it over strata, reads
+    memory in order.
     """
 
     def __init__(
@@ -49,7 +52,8 @@ class StatsCube:
         strata = max((len(steps) for steps in deployments), default=0)
         width = max((len(names) for names in arms), default=0)
         shape = (len(deployments), max(strata, 1), max(width, 1))
-        self.data = np.zeros((*shape, len(METRIC_ORDER), 3))
+        self.strata = shape[1]
+        self.n, self.total, self.m2 = (np.zeros((*shape, len(METRIC_ORDER))) for _ in range(3))
         self.exposures = np.zeros((*shape, 3))
         cells: list[ArmStats] = []
         at: list[int] = []
@@ -67,28 +71,30 @@ class StatsCube:
             # converts each int separately, several times slower over ~150,000 values.
             packed = b"".join(starmap(_ROW.pack, map(ArmStats.moments_row, cells)))
             flat = np.frombuffer(packed, dtype=float).reshape(len(cells), width)
-            self.data[d_idx, s_idx, a_idx] = flat[:, 3:].reshape(len(cells), -1, 3)
+            moments = flat[:, 3:].reshape(len(cells), -1, 3)
+            self.n[d_idx, s_idx, a_idx] = moments[..., 0]
+            self.total[d_idx, s_idx, a_idx] = moments[..., 1]
+            self.m2[d_idx, s_idx, a_idx] = moments[..., 2]
             self.exposures[d_idx, s_idx, a_idx] = flat[:, :3]
 
-    def counts(self) -> list[list[list[float]]]:
-        """Return observations per [deployment][arm][metric], summed over strata."""
-        return self.data[..., 0].sum(axis=1).tolist()
+    def gather(self, d: np.ndarray, arm: np.ndarray, metric: np.ndarray) -> MomentsArray:
+        """Return the moments of (deployment, arm, metric) triples, [triple, stratum]."""
+        return MomentsArray(
+            self.n[d, :, arm, metric], self.total[d, :, arm, metric], self.m2[d, :, arm, metric]
+        )
 
     def summary(self, metric: Sequence[int], step: np.ndarray) -> CubeSummary:
         """Return what a tick reads per deployment besides the comparisons: each arm's
         observations of the deployment's ``metric`` (its primary) over all strata and
         over the strata ``step`` marks (bool, [deployment, stratum]: the current step);
-        control's (arm 0) observations and mean of every metric; and each arm's exposures
-        in the deployment's last stratum."""
-        rows = np.arange(self.data.shape[0])
-        chosen = np.asarray(metric, dtype=int)
-        n = self.data[..., 0]
-        total_n = n.sum(axis=1)
-        control_n = total_n[:, 0]
-        control_mean = self.data[:, :, 0, :, 1].sum(axis=1) / np.maximum(control_n, 1.0)
+        control's (arm 0) observations and mean of every metric."""
+        rows = np.arange(self.n.shape[0])
+        primary = self.n[rows, :, :, np.asarray(metric, dtype=int)]  # [deployment, stratum, arm]
+        control_n = self.n[:, :, 0].sum(axis=1)
+        control_mean = self.total[:, :, 0].sum(axis=1) / np.maximum(control_n, 1.0)
         return CubeSummary(
-            samples=total_n[rows, :, chosen].tolist(),
-            step_samples=(n * step[:, :, None, None]).sum(axis=1)[rows, :, chosen].tolist(),
+            samples=primary.sum(axis=1).tolist(),
+            step_samples=(primary * step[:, :, None]).sum(axis=1).tolist(),
             control_n=control_n.tolist(),
             control_mean=control_mean.tolist(),
         )
@@ -315,14 +321,14 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
     col = table.columns()
     d = col["deployment"].astype(int)
     metric = np.fromiter(map(METRIC_INDEX.__getitem__, table.metric), dtype=int, count=count)
-    control = cube.data[d, :, col["base_index"].astype(int), metric]  # (checks, strata, 3)
-    candidate = cube.data[d, :, col["arm_index"].astype(int), metric]
+    control = cube.gather(d, col["base_index"].astype(int), metric)  # [check, stratum]
+    candidate = cube.gather(d, col["arm_index"].astype(int), metric)
     proportion = _PROPORTION[metric]
     alpha, null = col["alpha"], np.fromiter(table.null, dtype=float, count=count)
     n_star, least = col["n_star"], col["min_samples"]
     batch = compare_strata_batch(
-        MomentsArray(control[..., 0], control[..., 1], control[..., 2]),
-        MomentsArray(candidate[..., 0], candidate[..., 1], candidate[..., 2]),
+        control,
+        candidate,
         kind=proportion,
         alpha=alpha,
         side=_SIDE_NAMES[
@@ -408,11 +414,9 @@ def srm_many(inputs: Sequence[SrmInput | None]) -> list[SrmResult | None]:
             threshold=threshold,
             min_count=min_count,
         )
-        for row, i in enumerate(indices):
-            results[i] = SrmResult(
-                float(batch.statistic[row]),
-                float(batch.p_value[row]),
-                bool(batch.mismatch[row]),
-                bool(batch.enough_data[row]),
-            )
+        for i, *result in zip(
+            indices, batch.statistic.tolist(), batch.p_value.tolist(),
+            batch.mismatch.tolist(), batch.enough_data.tolist(), strict=True,
+        ):
+            results[i] = SrmResult(*result)
     return results

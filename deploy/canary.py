@@ -89,10 +89,10 @@ def decide_many(
 ) -> list[Decision]:
     """Return ``decide`` for every (state, stats) pair, in order, evaluated in one batch.
 
-    With ``detail`` False a decision that changes nothing leaves the per-metric rows
-    (``evidence["arms"][arm]["metrics"]``) out of its evidence: the canary job, which
-    appends only changes, need not build ten thousand rows a tick to throw them away.
-    Every decision with an event carries its full evidence either way.
+    With ``detail`` False a decision that changes nothing carries no evidence (its reason
+    still says why): the canary job appends only changes and need not build ten thousand
+    evidence rows a tick to throw them away. A decision with an event carries its full
+    evidence either way.
     """
     with _collector_paused():
         return _decide_many(deployments, now, detail)
@@ -118,7 +118,7 @@ def _decide_many(
 ) -> list[Decision]:
     histories = [History(state, stats, i) for i, (state, stats) in enumerate(deployments)]
     cube = StatsCube([h.by_stratum for h in histories], [h.arm_names for h in histories])
-    width = cube.data.shape[1]
+    width = cube.strata
     in_step = np.zeros((len(histories), width), dtype=bool)
     for i, history in enumerate(histories):
         marks = history.in_current_step()
@@ -162,8 +162,8 @@ class _Tick:
     """One deployment in this tick: where its planned checks sit in the batch results."""
 
     __slots__ = (
-        "active", "detail", "eliminated", "harm_at", "harmful", "history", "promotion_at",
-        "results", "selection_at", "srm", "state", "weights",
+        "active", "detail", "eliminated", "harm_at", "harmful", "history", "now",
+        "promotion_at", "results", "selection_at", "srm", "srm_result", "state", "weights",
     )  # fmt: skip
 
     def __init__(self, history: History) -> None:
@@ -179,14 +179,44 @@ class _Tick:
         self.eliminated: list[int] = []  # selection checks that reject
         self.results: Results | None = None
         self.detail = True
+        self.srm_result: SrmResult | None = None
+        self.now = 0.0
 
-    def add_rows(self, evidence: dict[str, Any]) -> None:
-        """Return nothing; put each arm's per-metric rows into ``evidence["arms"]``."""
-        arms, results = evidence.get("arms"), self.results
-        if arms is None or results is None:
-            return
-        for arm, span in self.harm_at.items():
-            arms[arm]["metrics"] = results.rows(span)
+    def evidence(self, extra: dict[str, Any]) -> dict[str, Any]:
+        """Return this deployment's full evidence, with a decision's ``extra`` merged in
+        (its "arms" entries into each arm's)."""
+        state, history, results = self.state, self.history, self.results
+        assert results is not None
+        alphas, step = history.alphas, state.step_index
+        arms = {
+            arm: {
+                "version": state.version_of(arm),
+                "samples": history.samples(arm),
+                "metrics": results.rows(span),
+            }
+            for arm, span in self.harm_at.items()
+        }
+        for arm, more in extra.get("arms", {}).items():
+            arms[arm].update(more)
+        return {
+            "phase": state.phase.value,
+            "step_index": step,
+            "stratum": state.stratum,
+            "step_percent": state.policy.steps[step],
+            "weights": state.weights(),
+            "step_age_seconds": self.now - state.step_started_at,
+            "srm": _srm_json(self, self.srm_result),
+            "alpha": {
+                "harm_per_arm": alphas.harm,
+                "promotion_per_arm": alphas.promotion,
+                "selection_per_pair": alphas.selection,
+            },
+            "control": {
+                "version": state.version_of(CONTROL), "samples": history.samples(CONTROL),
+            },
+            **extra,
+            "arms": arms,
+        }
 
     def plan(self, table: CheckTable) -> None:
         """Return nothing; plan this deployment's checks into ``table``."""
@@ -218,27 +248,10 @@ def _conclude(tick: _Tick, first: Results, srm: SrmResult | None, now: float) ->
     state, history = tick.state, tick.history
     if not tick.active:
         return _auto(tick, None, f"nothing to analyse while {state.phase.value}", {})
-    alphas, step = history.alphas, state.step_index
-    evidence: dict[str, Any] = {
-        "phase": state.phase.value,
-        "step_index": step,
-        "stratum": state.stratum,
-        "step_percent": state.policy.steps[step],
-        "weights": state.weights(),
-        "step_age_seconds": now - state.step_started_at,
-        "srm": _srm_json(tick, srm),
-        "alpha": {
-            "harm_per_arm": alphas.harm,
-            "promotion_per_arm": alphas.promotion,
-            "selection_per_pair": alphas.selection,
-        },
-        "control": {"version": state.version_of(CONTROL), "samples": history.samples(CONTROL)},
-        # Each arm's per-metric rows join when the decision is made (``_auto``).
-        "arms": {
-            arm: {"version": state.version_of(arm), "samples": history.samples(arm)}
-            for arm in tick.harm_at
-        },
-    }
+    # What a decision adds to the common evidence; ``_auto`` builds the rest only for a
+    # decision that needs it.
+    evidence: dict[str, Any] = {}
+    tick.srm_result, tick.now = srm, now
     if srm is not None and srm.enough_data and srm.p_value < state.policy.srm_tripwire:
         return _srm_rollback(tick, srm, state.policy.srm_tripwire, evidence)
 
@@ -328,8 +341,10 @@ def _final(tick: _Tick, first: Results, evidence: dict[str, Any]) -> Decision:
     qualified: list[str] = []
     for arm, i in tick.promotion_at.items():
         scores[arm] = objective(state, first, tick.harm_at[arm])
-        evidence["arms"][arm]["promotion"] = {**first.row(i), "qualifies": first.rejects[i]}
-        evidence["arms"][arm]["objective"] = scores[arm]
+        evidence.setdefault("arms", {})[arm] = {
+            "promotion": {**first.row(i), "qualifies": first.rejects[i]},
+            "objective": scores[arm],
+        }
         if first.rejects[i]:
             qualified.append(arm)
     what = "an improvement" if policy.require_improvement else "non-inferior"
@@ -407,8 +422,10 @@ def _auto(
     **fields: Any,
 ) -> Decision:
     state = tick.state
-    if event_type is not None or tick.detail:
-        tick.add_rows(evidence)
+    if tick.active and (event_type is not None or tick.detail):
+        evidence = tick.evidence(evidence)
+    elif tick.active:
+        evidence = {}
     return decision(
         event_type,
         state.deployment_id,

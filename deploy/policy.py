@@ -246,9 +246,9 @@ class CanaryPolicy(_Frozen):
         return ((self.primary_metric, self.primary_tolerance, False), *rails)
 
     @cached_property
-    def harm_template(self) -> tuple[list[str], list[str], list[float], list[bool]]:
-        """Return the harm checks' metrics, sides ("worse"), signed boundaries and which are
-        relative (their boundary still a fraction of control's mean; empty when none is).
+    def harm_template(self) -> tuple[list[str], list[str], list[float], list[int]]:
+        """Return the harm checks' metrics, sides ("worse"), signed boundaries and the
+        positions of the relative ones (their boundary still a fraction of control's mean).
 
         Cached on the (frozen) policy; callers must not mutate the lists.
         """
@@ -262,7 +262,7 @@ class CanaryPolicy(_Frozen):
             sides.append("less" if higher else "greater")
             nulls.append(-tolerance if higher else tolerance)
             relative.append(scaled)
-        return metrics, sides, nulls, relative if any(relative) else []
+        return metrics, sides, nulls, [i for i, scaled in enumerate(relative) if scaled]
 
     @cached_property
     def harm_weights(self) -> list[float]:

@@ -106,7 +106,7 @@ class History:
 
     def exposures(self, arm: str) -> list[float]:
         """Return [subjects, assignments, executions] of the arm in the current stratum."""
-        return self._exposed[self.arm_index[arm]]
+        return self._exposed[self.arm_index[arm]]  # floats holding whole counts
 
 
 @lru_cache(maxsize=64)
@@ -123,17 +123,17 @@ def srm_input(history: History) -> SrmInput:
     older projection), which a returning subject clusters, so the check then over-alarms.
     """
     state = history.state
-    live = state.live_weights
-    counts = [history.exposures(a) for a, _ in live]
-    unit = 0 if any(c[0] for c in counts) else 1 if any(c[1] for c in counts) else 2
-    return SrmInput(
-        arms=tuple(a for a, _ in live),
-        observed=tuple(int(c[unit]) for c in counts),
-        weights=tuple(float(w) for _, w in live),
-        threshold=state.policy.srm_threshold,
-        min_count=state.policy.srm_min_count,
-        unit=_UNITS[unit],
-    )
+    arms, shares = state.live_arms
+    counts = [history.exposures(a) for a in arms]
+    subjects = [c[0] for c in counts]
+    if any(subjects):
+        unit, observed = 0, subjects
+    else:
+        assignments = [c[1] for c in counts]
+        unit, observed = (1, assignments) if any(assignments) else (2, [c[2] for c in counts])
+    policy = state.policy
+    return SrmInput(arms, tuple(observed), shares, policy.srm_threshold,
+                    policy.srm_min_count, _UNITS[unit])
 
 
 _UNITS = ("subjects", "assignments", "executions")
@@ -149,19 +149,22 @@ def harm_boundaries(history: History) -> tuple[list[MetricName], list[str], list
     metrics, sides, nulls, relative = history.state.policy.harm_template
     if not relative:
         return metrics, sides, nulls
-    kept_metrics: list[MetricName] = []
-    kept_sides: list[str] = []
-    kept_nulls: list[float] = []
-    for metric, side, null, scaled in zip(metrics, sides, nulls, relative, strict=True):
-        if scaled:
-            control = history.control_mean(metric)
-            if control is None:
-                continue
-            null *= abs(control)
-        kept_metrics.append(metric)
-        kept_sides.append(side)
-        kept_nulls.append(null)
-    return kept_metrics, kept_sides, kept_nulls
+    scales = [history.control_mean(metrics[i]) for i in relative]
+    if None in scales:
+        # A relative tolerance without control data yet: that metric waits.
+        scale_of = dict(zip(relative, scales, strict=True))
+        kept: tuple[list[MetricName], list[str], list[float]] = ([], [], [])
+        for i, metric in enumerate(metrics):
+            scale = scale_of.get(i, 1.0)
+            if scale is not None:
+                kept[0].append(metric)
+                kept[1].append(sides[i])
+                kept[2].append(nulls[i] * abs(scale))
+        return kept
+    scaled = list(nulls)
+    for i, scale in zip(relative, scales, strict=True):
+        scaled[i] *= abs(scale)  # type: ignore[arg-type]
+    return metrics, sides, scaled
 
 
 def harm_weights(history: History, metrics: list[MetricName]) -> list[float]:

@@ -126,9 +126,10 @@ class DeploymentState:
         return dict(self._weights)
 
     @cached_property
-    def live_weights(self) -> tuple[tuple[str, int], ...]:
-        """Return (arm, basis points) of every arm now served, in ``weights()`` order."""
-        return tuple((arm, w) for arm, w in self._weights.items() if w > 0)
+    def live_arms(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """Return the arms now served and their basis points, in ``weights()`` order."""
+        served = [(arm, w) for arm, w in self._weights.items() if w > 0]
+        return tuple(a for a, _ in served), tuple(float(w) for _, w in served)
 
     @cached_property
     def _weights(self) -> dict[str, int]:

@@ -468,7 +468,7 @@ def test_by_default_an_inconclusive_canary_ends_at_the_planned_horizon() -> None
     assert f"inconclusive at {horizon} samples per arm" in ended.reason
 
 
-def test_without_detail_only_decisions_that_change_something_carry_metric_rows() -> None:
+def test_without_detail_only_decisions_that_change_something_carry_evidence() -> None:
     collecting = deployment()
     harmed = deployment(step=3)
     cases = [
@@ -478,6 +478,14 @@ def test_without_detail_only_decisions_that_change_something_carry_metric_rows()
     full = decide_many(cases, LATER)
     lean = decide_many(cases, LATER, detail=False)
     assert [(d.event_type, d.reason) for d in lean] == [(d.event_type, d.reason) for d in full]
-    assert "metrics" not in lean[0].evidence["arms"]["c1"]
-    assert lean[0].evidence["srm"] == full[0].evidence["srm"]
+    assert lean[0].evidence == {} and full[0].evidence["arms"]["c1"]["metrics"]
     assert lean[1] == full[1]  # an event keeps its whole evidence
+
+
+def test_a_relative_tolerance_waits_for_controls_data() -> None:
+    state = deployment(step=3)
+    no_cost = {name: replace(stats, cost=Moments()) for name, stats in split(state, 4_000).items()}
+    checked = decide(state, {3: no_cost}, T0 + 1).evidence["arms"]["c1"]["metrics"]
+    assert "cost" not in checked and {"success_rate", "latency"} <= set(checked)
+    with_cost = decide(state, {3: split(state, 4_000)}, T0 + 1).evidence["arms"]["c1"]["metrics"]
+    assert with_cost["cost"]["null"] == pytest.approx(0.10 * 0.002, rel=0.05)
