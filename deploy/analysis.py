@@ -14,6 +14,7 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import starmap
 from struct import Struct
 from typing import NamedTuple
@@ -239,29 +240,48 @@ class Results:
     """The outcomes of a ``CheckTable``, as columns; ``bound(i)`` gives one as a ``Bound``.
 
     Columns rather than one object per check: only a handful end up in a reason, and an
-    evidence row (``row``) is built only for the checks a decision reports.
+    evidence row (``row``) is built only for the checks a decision reports. The columns
+    stay numpy arrays until first read as lists (``estimate`` ... ``n_candidate``): a lean
+    tick reads few of them, and ~100,000 Python floats a tick are worth not making.
     """
 
-    def __init__(
-        self,
-        table: CheckTable,
-        estimate: list[float],
-        lower: list[float],
-        upper: list[float],
-        p_value: list[float],
-        enough: list[bool],
-        n_control: list[int],
-        n_candidate: list[int],
-        mean_control: np.ndarray,  # arrays: only the few checks a reason reads need them
-        mean_candidate: np.ndarray,
-        rejects: list[bool],
-    ) -> None:
+    def __init__(self, table: CheckTable, columns: dict[str, np.ndarray]) -> None:
         self.table = table
-        self.estimate, self.lower, self.upper = estimate, lower, upper
-        self.p_value, self.enough = p_value, enough
-        self.n_control, self.n_candidate = n_control, n_candidate
-        self.mean_control, self.mean_candidate = mean_control, mean_candidate
-        self.rejects = rejects  # p <= the check's alpha, with enough data
+        self.columns = columns
+        self.p_array = columns["p"]
+        # p <= the check's alpha, with enough data; read for every planned conclusion.
+        self.rejects: list[bool] = columns["rejects"].tolist()
+        self.enough: list[bool] = columns["enough"].tolist()
+
+    @cached_property
+    def estimate(self) -> list[float]:
+        """Return each check's estimate (post-stratified, or pooled without enough data)."""
+        return self.columns["estimate"].tolist()
+
+    @cached_property
+    def lower(self) -> list[float]:
+        """Return each check's lower bound (-inf when one-sided above or no data)."""
+        return self.columns["lower"].tolist()
+
+    @cached_property
+    def upper(self) -> list[float]:
+        """Return each check's upper bound (+inf when one-sided below or no data)."""
+        return self.columns["upper"].tolist()
+
+    @cached_property
+    def p_value(self) -> list[float]:
+        """Return each check's always-valid p-value."""
+        return self.p_array.tolist()
+
+    @cached_property
+    def n_control(self) -> list[int]:
+        """Return each check's base-arm observations."""
+        return self.columns["n_c"].astype(int).tolist()
+
+    @cached_property
+    def n_candidate(self) -> list[int]:
+        """Return each check's arm observations."""
+        return self.columns["n_t"].astype(int).tolist()
 
     def row(self, i: int) -> dict[str, object]:
         """Return check ``i`` as a strict-JSON evidence row."""
@@ -307,8 +327,8 @@ class Results:
         return Bound(
             arm, base, t.metric[i], t.side[i], t.null[i], t.alpha(i),
             self.estimate[i], self.lower[i], self.upper[i], self.p_value[i], self.enough[i],
-            self.n_control[i], self.n_candidate[i], float(self.mean_control[i]),
-            float(self.mean_candidate[i]),
+            self.n_control[i], self.n_candidate[i], float(self.columns["mean_c"][i]),
+            float(self.columns["mean_t"][i]),
         )  # fmt: skip
 
 
@@ -317,7 +337,11 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
     count = len(table)
     if not count:
         empty = np.zeros(0)
-        return Results(table, [], [], [], [], [], [], [], empty, empty, [])
+        names = ("estimate", "lower", "upper", "p", "n_c", "n_t", "mean_c", "mean_t")
+        return Results(table, {
+            **{name: empty for name in names},
+            "enough": empty.astype(bool), "rejects": empty.astype(bool),
+        })
     col = table.columns()
     d = col["deployment"].astype(int)
     metric = np.fromiter(map(METRIC_INDEX.__getitem__, table.metric), dtype=int, count=count)
@@ -340,25 +364,12 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
     )
     diff = batch.difference
     assert diff is not None
-    out = {
+    return Results(table, {
         "estimate": batch.estimate, "lower": batch.lower, "upper": batch.upper,
         "p": batch.p_value, "n_c": diff.n_control, "n_t": diff.n_candidate,
         "mean_c": diff.mean_control, "mean_t": diff.mean_candidate,
-    }
-    enough = batch.enough_data
-    return Results(
-        table,
-        out["estimate"].tolist(),
-        out["lower"].tolist(),
-        out["upper"].tolist(),
-        out["p"].tolist(),
-        enough.tolist(),
-        out["n_c"].astype(int).tolist(),
-        out["n_t"].astype(int).tolist(),
-        out["mean_c"],
-        out["mean_t"],
-        (enough & (out["p"] <= alpha)).tolist(),
-    )
+        "enough": batch.enough_data, "rejects": batch.enough_data & (batch.p_value <= alpha),
+    })
 
 
 def holm_reject(

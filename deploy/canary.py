@@ -140,7 +140,7 @@ def _decide_many(
     # Weighted Holm within each (deployment, arm) family of harm checks.
     families = [(tick, arm, span) for tick in ticks for arm, span in tick.harm_at.items()]
     rejects = holm_reject(
-        results.p_value,
+        results.p_array,
         [span for _, _, span in families],
         [tick.history.alphas.harm for tick, _, _ in families],
         [tick.weights for tick, _, _ in families],
