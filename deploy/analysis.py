@@ -56,23 +56,23 @@ class StatsCube:
         self.strata = shape[1]
         self.n, self.total, self.m2 = (np.zeros((*shape, len(METRIC_ORDER))) for _ in range(3))
         self.exposures = np.zeros((*shape, 3))
-        cells: list[ArmStats] = []
+        rows: list[bytes] = []
         at: list[int] = []
+        # struct packs a row of mixed ints and floats in one C call; np.fromiter
+        # converts each int separately, several times slower over ~150,000 values.
+        pack = _ROW.pack
         for d, (steps, names) in enumerate(zip(deployments, arms, strict=True)):
             for s, by_arm in enumerate(steps):
                 for a, name in enumerate(names):
                     stats = by_arm.get(name)
                     if stats is not None:
-                        cells.append(stats)
+                        rows.append(pack(*stats.moments_row()))
                         at += (d, s, a)
-        if cells:
+        if rows:
             d_idx, s_idx, a_idx = np.fromiter(at, dtype=np.intp, count=len(at)).reshape(-1, 3).T
             width = 3 * len(METRIC_ORDER) + 3
-            # struct packs a row of mixed ints and floats in one C call; np.fromiter
-            # converts each int separately, several times slower over ~150,000 values.
-            packed = b"".join(starmap(_ROW.pack, map(ArmStats.moments_row, cells)))
-            flat = np.frombuffer(packed, dtype=float).reshape(len(cells), width)
-            moments = flat[:, 3:].reshape(len(cells), -1, 3)
+            flat = np.frombuffer(b"".join(rows), dtype=float).reshape(len(rows), width)
+            moments = flat[:, 3:].reshape(len(rows), -1, 3)
             self.n[d_idx, s_idx, a_idx] = moments[..., 0]
             self.total[d_idx, s_idx, a_idx] = moments[..., 1]
             self.m2[d_idx, s_idx, a_idx] = moments[..., 2]

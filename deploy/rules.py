@@ -46,13 +46,13 @@ class History:
         self.by_stratum = [stats[s] for s in self.strata]
         # Where the current stratum sits in ``strata`` (-1: no data in it yet).
         self.position = len(self.strata) - 1 if self.strata and self.strata[-1] == current else -1
-        self.arm_names = tuple(arm.name for arm in state.arms)
-        self.arm_index = {name: i for i, name in enumerate(self.arm_names)}
+        self.arm_names = state.arm_names
+        self.arm_index = state.arm_index
         policy = state.policy
         self.alphas: AlphaSplit = _alpha_split(
             policy.alpha, len(self.arm_names) - 1, policy.nulls_overlap
         )
-        self.primary = METRIC_INDEX[state.policy.primary_metric]
+        self.primary = METRIC_INDEX[policy.primary_metric]
         self._samples: list[float] = []
         self._step: list[float] = []
         self._control_n: list[float] = []

@@ -81,6 +81,16 @@ class DeploymentState:
         """Return the candidate arms still in the race."""
         return tuple(arm for arm in self.candidates if arm.name not in self.eliminated)
 
+    @cached_property
+    def arm_names(self) -> tuple[str, ...]:
+        """Return every arm's name, control first, in the order of ``arms``."""
+        return tuple(arm.name for arm in self.arms)
+
+    @cached_property
+    def arm_index(self) -> dict[str, int]:
+        """Return each arm's position in ``arms`` by name (callers must not mutate it)."""
+        return {name: i for i, name in enumerate(self.arm_names)}
+
     @property
     def is_terminal(self) -> bool:
         """Return whether the deployment has ended (promoted or rolled back)."""

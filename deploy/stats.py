@@ -123,7 +123,7 @@ class ArmStats:
         """Return (subjects, assignments, executions), then (n, total, m2) of every metric
         flattened in ``METRICS`` order: one cell of a tick's statistics cube."""
         n = self.executions
-        corrected = min(self.corrections, n)
+        corrected = self.corrections if self.corrections < n else n  # as correction_rate
         spread = corrected * (n - corrected) / n if n else 0.0
         s, q, c, e, lat = self.success, self.score, self.cost, self.errors, self.log_latency
         return (
