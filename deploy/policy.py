@@ -73,6 +73,12 @@ class CanaryPolicy(_Frozen):
     and each candidate) serves an equal share, so the last step still has a control to
     compare against; promotion then gives the winner all traffic. One candidate at
     ``[5, 25, 50, 100]`` serves 2.5%, 12.5%, 25% and 50% of requests.
+
+    What is derived rather than set (``plan()`` lists it for admins): the planned horizon
+    (``planned_samples_per_arm``, from the margin, ``power``, ``planning_sd`` and the
+    promotion alpha) and the default cap equal to it; the tunings of the harm and
+    promotion bounds; the alpha of each question (``alpha_split``, explained in
+    ``analytics.planning``).
     """
 
     steps: tuple[float, ...] = (5.0, 25.0, 50.0, 100.0)
