@@ -2,8 +2,9 @@
 
 The statistics engine works from streaming ``Moments`` per arm and metric, so a canary
 tick never rescans raw events. Start at ``analytics.compare.compare`` (one pair) or
-``compare_batch`` (a whole tick); the rest are the building blocks, exported for reports
-and validation.
+``compare_strata_batch`` (a whole tick, post-stratified: what ``deploy`` runs), and at
+``analytics.planning`` for how a canary splits alpha and plans its horizon; the rest are
+the building blocks, exported for reports and validation.
 
 ``compare`` itself is deliberately not re-exported here: binding the function to the name
 ``analytics.compare`` would shadow the module, and ``import analytics.compare`` would then
@@ -12,7 +13,14 @@ hand back a function.
 
 from __future__ import annotations
 
-from analytics.batch import MomentsArray, SequentialBatch, compare_batch
+from analytics.batch import (
+    DifferenceArray,
+    MomentsArray,
+    SequentialBatch,
+    compare_batch,
+    compare_strata_batch,
+    stratified_differences,
+)
 from analytics.compare import Comparison, compare_strata
 from analytics.effects import cohens_d, cohens_h, effect_label
 from analytics.estimates import Difference, stratified_difference
@@ -25,9 +33,10 @@ from analytics.fixed import (
     welch_t_test,
 )
 from analytics.hypotheses import Better, MetricKind, Side
-from analytics.intervals import newcombe_interval, wilson_interval
+from analytics.intervals import newcombe_interval, newcombe_p_value, wilson_interval
 from analytics.moments import Moments
 from analytics.multiple import Adjustment, benjamini_hochberg, bonferroni, holm
+from analytics.planning import AlphaSplit, Horizon, planned_horizon, split_alpha
 from analytics.power import (
     SampleSize,
     power_two_means,
@@ -55,12 +64,15 @@ __all__ = [
     "DEFAULT_N_STAR",
     "SRM_THRESHOLD",
     "Adjustment",
+    "AlphaSplit",
     "Better",
     "ChiSquare",
     "Comparison",
     "ConfidenceSequence",
     "Difference",
+    "DifferenceArray",
     "FixedTest",
+    "Horizon",
     "MannWhitney",
     "MetricKind",
     "Moments",
@@ -79,6 +91,7 @@ __all__ = [
     "cohens_h",
     "compare_batch",
     "compare_strata",
+    "compare_strata_batch",
     "confidence_sequence",
     "effect_label",
     "eliminate_worse_arms",
@@ -90,6 +103,8 @@ __all__ = [
     "msprt_two_proportions",
     "multiplier",
     "newcombe_interval",
+    "newcombe_p_value",
+    "planned_horizon",
     "power_two_means",
     "power_two_proportions",
     "probability_best",
@@ -97,9 +112,11 @@ __all__ = [
     "sample_size_two_means",
     "sample_size_two_proportions",
     "sequential_sample_size",
+    "split_alpha",
     "srm_test",
     "srm_tests",
     "stratified_difference",
+    "stratified_differences",
     "two_proportion_z_test",
     "welch_interval",
     "welch_t_test",

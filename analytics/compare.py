@@ -16,7 +16,7 @@ from typing import Literal
 
 from analytics.effects import cohens_h, effect_label
 from analytics.estimates import Difference, check_proportion, min_arm_size, stratified_difference
-from analytics.fixed import two_proportion_z_test, welch_t_test
+from analytics.fixed import welch_t_test
 from analytics.hypotheses import (
     Better,
     MetricKind,
@@ -29,7 +29,7 @@ from analytics.hypotheses import (
     critical_value,
     normal_p_value,
 )
-from analytics.intervals import newcombe_interval
+from analytics.intervals import newcombe_interval, newcombe_p_value
 from analytics.moments import Moments
 from analytics.sequential import check_n_star, confidence_sequence
 
@@ -43,7 +43,7 @@ class Comparison:
     """The outcome of comparing a candidate arm with control on one metric."""
 
     kind: MetricKind
-    method: str  # "confidence-sequence", "welch-t", "two-proportion-z", "stratified-z"
+    method: str  # "confidence-sequence", "welch-t", "newcombe-score", "stratified-z"
     estimate: float  # candidate - control, of the means of the Moments (log scale: log_mean)
     lower: float  # -inf/+inf when not enough data, or on the untested side of a one-sided test
     upper: float
@@ -104,8 +104,10 @@ def compare_strata(
     """Return the post-stratified comparison over ``(control, candidate)`` pairs, one per
     ramp step; a single stratum gives exactly ``compare``.
 
-    Strata are compared within themselves and combined with weights proportional to their
-    size, so changing weights between steps cannot bias the estimate.
+    Strata are compared within themselves, so changing weights between steps cannot bias
+    the estimate, and combined with Cochran-Mantel-Haenszel (precision) weights; the
+    sequence runs on the effective sample size (see ``analytics.estimates``), on which
+    ``n_star`` is counted too.
     """
     kind, better, side = check_kind(kind), check_better(better), check_side(side)
     alpha, null = check_alpha(alpha), check_finite("null", null)
@@ -133,7 +135,8 @@ def compare_strata(
         return context.result("stratified-z", diff, lower, upper, normal_p_value(z, side),
                               n_control, n_candidate)
     cs = confidence_sequence(
-        diff.estimate, diff.se, diff.n, alpha=alpha, n_star=n_star, side=side, null=null
+        diff.estimate, diff.se, diff.effective_n, alpha=alpha, n_star=n_star, side=side,
+        null=null,
     )
     return context.result("confidence-sequence", diff, cs.lower, cs.upper, cs.p_value,
                           n_control, n_candidate)
@@ -143,12 +146,11 @@ def _fixed(control: Moments, candidate: Moments, context: _Context, diff: Differ
     kind, alpha, side, null = context.kind, context.alpha, context.side, context.null
     if kind == "proportion":
         x_c, x_t = round(control.total), round(candidate.total)
-        test = two_proportion_z_test(
-            x_c, control.n, x_t, candidate.n, alpha=alpha, side=side, null=null
-        )
-        # Newcombe's score interval keeps its coverage near 0 and 1, where Wald's fails.
+        # Newcombe's score interval keeps its coverage near 0 and 1, where Wald's fails;
+        # the p-value inverts the same interval, so the verdict and the interval agree.
         lower, upper = newcombe_interval(x_c, control.n, x_t, candidate.n, alpha=alpha, side=side)
-        return context.result("two-proportion-z", diff, lower, upper, test.p_value,
+        p_value = newcombe_p_value(x_c, control.n, x_t, candidate.n, side=side, null=null)
+        return context.result("newcombe-score", diff, lower, upper, p_value,
                               control.n, candidate.n)
     test = welch_t_test(control, candidate, alpha=alpha, side=side, null=null)
     return context.result("welch-t", diff, test.lower, test.upper, test.p_value,

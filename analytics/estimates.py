@@ -4,8 +4,21 @@ post-stratified across ramp steps.
 Why stratify: a canary's weights change between steps (5% -> 25% -> 50%) while the metric
 drifts (time of day, traffic mix). Pooling all candidate data against all control data then
 compares mostly-late candidate traffic with mostly-early control traffic, which is biased.
-Comparing within each step and weighting the step differences by the step's sample size
-removes that bias; the variance is the weighted sum of the step variances.
+Comparing within each step removes that bias, whatever weights then combine the steps.
+
+Which weights: Cochran-Mantel-Haenszel's, ``w = n_control n_candidate / (n_control +
+n_candidate)`` per stratum. They are the inverse-variance (precision) weights when the
+per-observation variance is the same in every stratum and arm, so a 2.5% first step, whose
+difference is noisy because the candidate saw few requests, counts for what it is worth
+rather than for its share of traffic (which roughly doubled the variance). Unlike plug-in
+inverse variances they depend on the sample sizes only, never on the outcomes, so they
+cannot favour a stratum whose variance happens to look small (a proportion near 0 or 1).
+
+``4 * sum(w)`` is the *effective* total sample size: the size of one evenly split
+comparison with the same precision (exactly the total for an even split). Confidence
+sequences are tuned and evaluated on it, so steps with uneven splits count for the
+information they carry, and the mixture behind ``analytics.sequential`` runs in the
+information time it is valid in.
 """
 
 from __future__ import annotations
@@ -25,6 +38,7 @@ class Difference:
     estimate: float
     se: float  # standard error of ``estimate``; 0.0 when the data show no variation at all
     n: int  # total observations in the strata used (both arms)
+    effective_n: float  # 4 * sum of CMH weights: the evenly split size of equal precision
     n_control: int
     n_candidate: int
     mean_control: float  # post-stratified means, for effect sizes and readings
@@ -34,12 +48,14 @@ class Difference:
 
 def check_proportion(moments: Moments, arm: str) -> None:
     """Raise ``ValueError`` unless ``moments`` can describe 0/1 observations."""
-    s = moments.total
-    integral = abs(s - round(s)) < 1e-6 and abs(moments.total_sq - s) < 1e-6
-    if not (0.0 <= s <= moments.n and integral):
+    s, n = moments.total, moments.n
+    integral = abs(s - round(s)) < 1e-6
+    # Of 0/1 data with s ones, m2 = s (n - s) / n; Welford's updates add rounding only.
+    spread = abs(moments.m2 - (s * (n - s) / n if n else 0.0)) <= 1e-6 * max(1.0, n)
+    if not (0.0 <= s <= n and integral and spread):
         raise ValueError(
-            f"{arm}: moments do not describe 0/1 data (n={moments.n}, total={s}, "
-            f"total_sq={moments.total_sq}); a proportion needs total == total_sq <= n"
+            f"{arm}: moments do not describe 0/1 data (n={n}, total={s}, m2={moments.m2}); "
+            "a proportion needs an integral total <= n and m2 == total (n - total) / n"
         )
 
 
@@ -84,10 +100,11 @@ def stratified_difference(
             used.append((control, candidate))
     if not used:
         return None
-    n_total = sum(c.n + t.n for c, t in used)
+    sizes = [c.n * t.n / (c.n + t.n) for c, t in used]
+    weight_sum = sum(sizes)
     estimate = var = mean_c = mean_t = pooled = 0.0
-    for control, candidate in used:
-        w = (control.n + candidate.n) / n_total
+    for (control, candidate), size in zip(used, sizes, strict=True):
+        w = size / weight_sum
         v_c, v_t = arm_variance(control, kind), arm_variance(candidate, kind)
         estimate += w * (candidate.mean - control.mean)
         var += w * w * (v_c / control.n + v_t / candidate.n)
@@ -100,7 +117,8 @@ def stratified_difference(
     return Difference(
         estimate=estimate,
         se=math.sqrt(var),
-        n=n_total,
+        n=sum(c.n + t.n for c, t in used),
+        effective_n=4.0 * weight_sum,
         n_control=sum(c.n for c, _ in used),
         n_candidate=sum(t.n for _, t in used),
         mean_control=mean_c,

@@ -39,15 +39,36 @@ def bonferroni(p_values: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -
     return Adjustment(adjusted, adjusted <= alpha)
 
 
-def holm(p_values: Sequence[float] | np.ndarray, *, alpha: float = 0.05) -> Adjustment:
+def holm(
+    p_values: Sequence[float] | np.ndarray,
+    *,
+    alpha: float = 0.05,
+    weights: Sequence[float] | np.ndarray | None = None,
+) -> Adjustment:
     """Return Holm step-down adjusted p-values; controls the family-wise error, never less
-    powerful than Bonferroni."""
+    powerful than Bonferroni.
+
+    With ``weights`` (positive, along the last axis) this is Holm's weighted procedure:
+    hypothesis ``i`` starts with the share ``w_i / sum(w)`` of alpha, and each rejection
+    hands its share on to those left, so the family-wise error stays at alpha whatever the
+    weights. Equal weights give plain Holm. The canary weights its harm checks so that
+    the primary metric, where a large harm shows first, gets most of alpha.
+    """
     alpha = check_alpha(alpha)
     p = _as_p_values(p_values)
-    m = p.shape[-1]
-    order = np.argsort(p, axis=-1, kind="stable")
+    if weights is None:
+        w = np.ones(p.shape)
+    else:
+        w = np.broadcast_to(np.asarray(weights, dtype=float), p.shape)
+        if not np.all(np.isfinite(w) & (w > 0.0)):
+            raise ValueError("Holm weights must be positive and finite")
+    # Step-down in order of p / w: at each rank the hypothesis is tested at alpha times its
+    # share of the weight still in play.
+    order = np.argsort(p / w, axis=-1, kind="stable")
     ranked = np.take_along_axis(p, order, axis=-1)
-    factors = np.arange(m, 0, -1, dtype=float)  # m, m-1, ..., 1
+    ranked_w = np.take_along_axis(w, order, axis=-1)
+    remaining = np.flip(np.cumsum(np.flip(ranked_w, -1), axis=-1), -1)
+    factors = remaining / ranked_w  # m, m-1, ..., 1 when the weights are equal
     # Step-down: an adjusted p-value can never be smaller than the one ranked before it.
     stepped = np.minimum(1.0, np.maximum.accumulate(ranked * factors, axis=-1))
     adjusted = np.empty_like(stepped)

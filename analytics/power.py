@@ -45,6 +45,15 @@ def _check_ratio(ratio: float) -> float:
     return ratio
 
 
+def _check_n(name: str, n: float) -> float:
+    # NaN compares False with everything, so "n <= 0" alone would let it through and the
+    # power would come back NaN instead of an error.
+    n = float(n)
+    if not math.isfinite(n):
+        raise ValueError(f"{name} must be a finite sample size, got {n!r}")
+    return n
+
+
 def _check_rate(name: str, p: float) -> float:
     p = float(p)
     if not 0.0 <= p <= 1.0:
@@ -102,6 +111,7 @@ def power_two_proportions(
     counted for a two-sided test; the inverse of ``sample_size_two_proportions``)."""
     alpha, side = check_alpha(alpha), check_side(side)
     p1, p2 = _check_rate("p_control", p_control), _check_rate("p_candidate", p_candidate)
+    n_control, n_candidate = _check_n("n_control", n_control), _check_n("n_candidate", n_candidate)
     if n_control <= 0 or n_candidate <= 0:
         raise ValueError("sample sizes must be positive")
     ratio = n_candidate / n_control
@@ -167,6 +177,7 @@ def power_two_means(
     alpha, side = check_alpha(alpha), check_side(side)
     delta = check_finite("delta", delta)
     sd_c, sd_t = _check_sds(sd_control, sd_candidate)
+    n_control, n_candidate = _check_n("n_control", n_control), _check_n("n_candidate", n_candidate)
     if n_control < 2 or n_candidate < 2:
         raise ValueError("the t-test needs at least two observations per arm")
     return _t_power(delta, sd_c, sd_t, n_control, n_candidate, alpha, side)

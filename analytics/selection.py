@@ -108,8 +108,10 @@ def eliminate_worse_arms(
     delta = sign * (means[None, :] - means[:, None])
     se = np.sqrt(var_of_mean[:, None] + var_of_mean[None, :])
     tested = usable[:, None] & usable[None, :] & ~np.eye(k, dtype=bool)
+    # The effective size of each pair (4 n_i n_j / (n_i + n_j)), as compare_strata uses.
+    pair_n = 4.0 * n[:, None] * n[None, :] / np.maximum(n[:, None] + n[None, :], 1.0)
     cs = confidence_sequence(
-        delta, np.where(tested, se, 0.0), np.where(tested, n[:, None] + n[None, :], 0.0),
+        delta, np.where(tested, se, 0.0), np.where(tested, pair_n, 0.0),
         alpha=pair_alpha, n_star=n_star, side="greater",
     )
     eliminated = np.any(tested & (cs.p_value <= pair_alpha), axis=1)

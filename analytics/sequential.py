@@ -15,8 +15,16 @@ the sequence is tightest; it must be fixed before the data are seen, never deriv
 them. The always-valid p-value inverts the same Gaussian mixture: ``p <= alpha`` exactly
 when the null lies outside the sequence, so the two never disagree.
 
-Every function here broadcasts over numpy arrays, so one analysis tick over thousands of
-deployments is a handful of vector operations.
+What ``N`` counts: the sequence is a Gaussian mixture martingale in *information time*
+(``1 / se^2``), and ``N * rho^2`` stands for ``tau^2 / se^2`` with the mixture variance
+``tau^2 = rho^2 s^2`` fixed in advance. For one evenly split comparison the total number of
+observations is that clock. For post-stratified canary data, whose steps split traffic
+unevenly, pass the *effective* total of ``analytics.estimates.stratified_difference``
+(``effective_n``): the evenly split size of the same precision. ``n_star`` is then in the
+same unit, "total observations of an even split".
+
+Every function here broadcasts over numpy arrays (``alpha`` and ``n_star`` included), so
+one analysis tick over thousands of deployments is a handful of vector operations.
 """
 
 from __future__ import annotations
@@ -70,7 +78,25 @@ def check_n_star(n_star: float | None) -> float:
     return n_star
 
 
-def _log_boundary(x: np.ndarray, alpha: float, side: Side) -> np.ndarray:
+def _array_tuning(
+    alpha: ArrayLike, n_star: ArrayLike, side: Side
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (alpha, rho^2) as arrays, validated element-wise as the scalar path does."""
+    a = np.asarray(alpha, dtype=float)
+    if not np.all((a > 0.0) & (a < 1.0)):
+        raise ValueError("alpha must lie in (0, 1)")
+    if n_star is None:
+        tuned = np.asarray(DEFAULT_N_STAR)
+    else:
+        tuned = np.asarray(n_star, dtype=float)
+        if not np.all(np.isfinite(tuned) & (tuned > 0.0)):
+            raise ValueError("n_star must be a positive number of observations")
+    tune_at = a if side == "two-sided" else np.minimum(2.0 * a, 0.5)
+    rho2 = (-2.0 * np.log(tune_at) + np.log(1.0 - 2.0 * np.log(tune_at))) / tuned
+    return a, rho2
+
+
+def _log_boundary(x: np.ndarray, alpha: ArrayLike, side: Side) -> np.ndarray:
     root = np.sqrt(x + 1.0)
     if side == "two-sided":
         return np.log(root / alpha)
@@ -92,27 +118,30 @@ def confidence_sequence(
     se: ArrayLike,
     n: ArrayLike,
     *,
-    alpha: float = 0.05,
-    n_star: float | None = None,
+    alpha: ArrayLike = 0.05,
+    n_star: ArrayLike | None = None,
     side: Side = "two-sided",
     null: ArrayLike = 0.0,
 ) -> ConfidenceSequence:
     """Return the asymptotic confidence sequence and always-valid p-value for ``delta``.
 
-    ``estimate`` is candidate - control, ``se`` its standard error, ``n`` the total number
-    of observations behind it (both arms). Where ``se`` or ``n`` is not positive there is
-    no information: the bounds are infinite and the p-value is 1. A one-sided sequence
+    ``estimate`` is candidate - control, ``se`` its standard error, ``n`` the number of
+    observations behind it on the scale of ``n_star`` (both arms; the effective total for
+    post-stratified data, see the module docstring). Where ``se`` or ``n`` is not positive
+    there is no information: the bounds are infinite and the p-value is 1. A one-sided sequence
     bounds one side only (``"greater"``: a lower bound, the alternative ``delta > null``).
     Raises ``ValueError`` on NaN or infinite estimates or standard errors.
     """
-    alpha, side = check_alpha(alpha), check_side(side)
-    rho2 = mixture_rho2(alpha, check_n_star(n_star), side)
-    if all(np.ndim(v) == 0 for v in (estimate, se, n, null)):
+    side = check_side(side)
+    if all(np.ndim(v) == 0 for v in (estimate, se, n, null, alpha, n_star)):
         # One pair (the common call from ``compare``): plain floats are ~20x faster than
         # numpy scalars; the array path below computes the same formulas.
+        alpha = check_alpha(alpha)  # type: ignore[arg-type]
+        rho2 = mixture_rho2(alpha, check_n_star(n_star), side)  # type: ignore[arg-type]
         return _scalar_sequence(
             float(estimate), float(se), float(n), float(null), alpha, side, rho2
         )
+    alpha, rho2 = _array_tuning(alpha, n_star, side)
     est = np.asarray(estimate, dtype=float)
     se_ = np.asarray(se, dtype=float)
     n_ = np.asarray(n, dtype=float)

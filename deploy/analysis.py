@@ -1,13 +1,11 @@
-"""Batched evaluation of the comparisons one canary tick needs, over many deployments at once.
+"""The canary's analysis tick, vectorised: many deployments at once.
 
-A tick lays every deployment's per-step, per-arm moments into one array (``StatsCube``),
-plans its one-sided comparisons as columns (``CheckTable``), and evaluates all of them with
-array operations: the post-stratified difference of ``analytics.estimates.
-stratified_difference`` (arm means and variances from ``analytics.batch.MomentsArray``)
-and the always-valid bounds and p-value of one ``analytics.sequential.confidence_sequence``
-call per (alpha, N*, side) group. Each result is exactly what ``analytics.compare.
-compare_strata`` gives for that check (the tests hold the two equal); calling it once per
-check would cost ~100 us each, and a tick over a thousand deployments seconds.
+A tick lays every deployment's per-stratum, per-arm moments into one array (``StatsCube``),
+plans its one-sided comparisons as columns (``CheckTable``), and hands all of them to
+``analytics.batch.compare_strata_batch``, the one implementation of the post-stratified
+difference and its always-valid bounds (held equal to ``analytics.compare.compare_strata``
+by the tests). Calling ``compare_strata`` once per check would cost ~100 us each, and a
+tick over a thousand deployments seconds.
 """
 
 from __future__ import annotations
@@ -16,28 +14,37 @@ import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from functools import cached_property
+from itertools import starmap
+from struct import Struct
 from typing import NamedTuple
 
 import numpy as np
 
-from analytics.batch import MomentsArray
+from analytics.batch import MomentsArray, compare_strata_batch
 from analytics.compare import describe
 from analytics.multiple import holm
-from analytics.sequential import confidence_sequence
 from analytics.srm import SrmResult, srm_tests
 from deploy.stats import METRICS, ArmStats, MetricName
 
 METRIC_ORDER: tuple[MetricName, ...] = tuple(METRICS)
 METRIC_INDEX = {name: i for i, name in enumerate(METRIC_ORDER)}
 _PROPORTION = np.array([METRICS[m].kind == "proportion" for m in METRIC_ORDER])
+_SIDE_NAMES = np.array(["two-sided", "greater", "less"])
+_ROW = Struct(f"{3 * len(METRIC_ORDER) + 3}d")  # ArmStats.moments_row
+_BLOCK = Struct("7d")  # CheckTable.blocks
+_SIDE_CODE = {name: i for i, name in enumerate(_SIDE_NAMES.tolist())}
 
 
 class StatsCube:
-    """Moments (n, total, total_sq) indexed [deployment, stratum, arm, metric].
+    """Moments as three arrays ``n``, ``total``, ``m2`` indexed [deployment, stratum, arm,
+    metric], and exposure counts (subjects, assignments, executions) indexed [deployment,
+    stratum, arm].
 
-    A deployment's strata are its steps so far in ascending order; its arms are indexed
-    in the order ``arms`` lists them. Missing cells are empty (n = 0).
+    A deployment's strata are listed in ascending order; its arms are indexed in the order
+    ``arms`` lists them. Missing cells are empty (n = 0). Each moment is its own contiguous
+    array, so gathering one for thousands of checks, or summing it over strata, reads
+    memory in order.
     """
 
     def __init__(
@@ -45,57 +52,91 @@ class StatsCube:
     ) -> None:
         strata = max((len(steps) for steps in deployments), default=0)
         width = max((len(names) for names in arms), default=0)
-        self.data = np.zeros(
-            (len(deployments), max(strata, 1), max(width, 1), len(METRIC_ORDER), 3)
-        )
-        cells: list[ArmStats] = []
+        shape = (len(deployments), max(strata, 1), max(width, 1))
+        self.strata = shape[1]
+        self.n, self.total, self.m2 = (np.zeros((*shape, len(METRIC_ORDER))) for _ in range(3))
+        self.exposures = np.zeros((*shape, 3))
+        rows: list[bytes] = []
         at: list[int] = []
+        # struct packs a row of mixed ints and floats in one C call; np.fromiter
+        # converts each int separately, several times slower over ~150,000 values.
+        pack = _ROW.pack
         for d, (steps, names) in enumerate(zip(deployments, arms, strict=True)):
             for s, by_arm in enumerate(steps):
                 for a, name in enumerate(names):
                     stats = by_arm.get(name)
-                    if stats is not None and stats.executions:
-                        cells.append(stats)
+                    if stats is not None:
+                        rows.append(pack(*stats.moments_row()))
                         at += (d, s, a)
-        if cells:
-            d_idx, s_idx, a_idx = np.array(at).reshape(-1, 3).T
-            width = 3 * len(METRIC_ORDER)
-            flat = np.fromiter(
-                chain.from_iterable(map(ArmStats.moments_row, cells)),
-                dtype=float,
-                count=width * len(cells),
-            )
-            self.data[d_idx, s_idx, a_idx] = flat.reshape(len(cells), -1, 3)
+        if rows:
+            d_idx, s_idx, a_idx = np.fromiter(at, dtype=np.intp, count=len(at)).reshape(-1, 3).T
+            width = 3 * len(METRIC_ORDER) + 3
+            flat = np.frombuffer(b"".join(rows), dtype=float).reshape(len(rows), width)
+            moments = flat[:, 3:].reshape(len(rows), -1, 3)
+            self.n[d_idx, s_idx, a_idx] = moments[..., 0]
+            self.total[d_idx, s_idx, a_idx] = moments[..., 1]
+            self.m2[d_idx, s_idx, a_idx] = moments[..., 2]
+            self.exposures[d_idx, s_idx, a_idx] = flat[:, :3]
 
-    def counts(self) -> list[list[list[float]]]:
-        """Return observations per [deployment][arm][metric], summed over strata."""
-        return self.data[..., 0].sum(axis=1).tolist()
+    def gather(self, d: np.ndarray, arm: np.ndarray, metric: np.ndarray) -> MomentsArray:
+        """Return the moments of (deployment, arm, metric) triples, [triple, stratum]."""
+        return MomentsArray(
+            self.n[d, :, arm, metric], self.total[d, :, arm, metric], self.m2[d, :, arm, metric]
+        )
+
+    def summary(self, metric: Sequence[int], step: np.ndarray) -> CubeSummary:
+        """Return what a tick reads per deployment besides the comparisons: each arm's
+        observations of the deployment's ``metric`` (its primary) over all strata and
+        over the strata ``step`` marks (bool, [deployment, stratum]: the current step);
+        control's (arm 0) observations and mean of every metric."""
+        rows = np.arange(self.n.shape[0])
+        primary = self.n[rows, :, :, np.asarray(metric, dtype=int)]  # [deployment, stratum, arm]
+        control_n = self.n[:, :, 0].sum(axis=1)
+        control_mean = self.total[:, :, 0].sum(axis=1) / np.maximum(control_n, 1.0)
+        return CubeSummary(
+            samples=primary.sum(axis=1).tolist(),
+            step_samples=(primary * step[:, :, None]).sum(axis=1).tolist(),
+            control_n=control_n.tolist(),
+            control_mean=control_mean.tolist(),
+        )
+
+    def exposures_at(self, positions: Sequence[int]) -> list[list[list[float]]]:
+        """Return (subjects, assignments, executions) per [deployment][arm] in the stratum
+        at each deployment's position (-1: none, all zero)."""
+        at = np.asarray(positions, dtype=int)
+        picked = self.exposures[np.arange(len(at)), np.maximum(at, 0)]
+        return np.where((at >= 0)[:, None, None], picked, 0.0).tolist()
+
+
+class CubeSummary(NamedTuple):
+    """Per-deployment sums a tick reads from the cube (see ``StatsCube.summary``)."""
+
+    samples: list[list[float]]  # [deployment][arm]
+    step_samples: list[list[float]]  # [deployment][arm]
+    control_n: list[list[float]]  # [deployment][metric]
+    control_mean: list[list[float]]  # [deployment][metric]
 
 
 class CheckTable:
     """Planned one-sided comparisons of an arm against a base arm, as columns.
 
-    A tick plans ~10,000 of them; columns keep that to a few list extends per arm and
-    hand numpy its inputs directly. ``side`` is the alternative: "less" means the delta
-    (arm - base) lies below ``null``, "greater" above it.
+    A tick plans ~10,000 of them. Each ``add`` is one block (an arm against a base, on one
+    or several metrics) sharing deployment, arms, alpha, tuning and minimum samples; only
+    metric, side and null are per check. A block is two appends, and ``evaluate`` expands
+    the blocks with numpy. ``side`` is the alternative: "less" means the delta (arm - base)
+    lies below ``null``, "greater" above it.
     """
 
     def __init__(self) -> None:
-        self.deployment: list[int] = []  # index into the StatsCube
-        self.arm: list[str] = []
-        self.arm_index: list[int] = []
-        self.base: list[str] = []
-        self.base_index: list[int] = []
+        # Per check.
         self.metric: list[MetricName] = []
         self.side: list[str] = []
         self.null: list[float] = []
-        self.alpha: list[float] = []
-        self.n_star: list[float | None] = []
-        self.min_samples: list[int] = []  # per arm, over all strata, before concluding
-        # Which (alpha, N*) each check uses, as an index into ``tunings``: the confidence
-        # sequences are evaluated once per (tuning, side) group.
-        self.tuning: list[int] = []
-        self.tunings: dict[tuple[float, float | None], int] = {}
+        # Per block: (deployment, arm index, base index, alpha, n_star, min_samples, size),
+        # the deployment being its index in the StatsCube, and (arm, base) names.
+        self.blocks: list[tuple[float, ...]] = []
+        self.names: list[tuple[str, str]] = []
+        self._block_of: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.metric)
@@ -110,25 +151,43 @@ class CheckTable:
         nulls: Sequence[float],
         *,
         alpha: float,
-        n_star: float | None,
+        n_star: float,
         min_samples: int,
     ) -> range:
         """Return the positions of new checks, one per metric, of ``arm`` against ``base``."""
-        start, k = len(self.metric), len(metrics)
-        self.deployment += [deployment] * k
-        self.arm += [arm[0]] * k
-        self.arm_index += [arm[1]] * k
-        self.base += [base[0]] * k
-        self.base_index += [base[1]] * k
+        start = len(self.metric)
         self.metric += metrics
         self.side += sides
         self.null += nulls
-        self.alpha += [alpha] * k
-        self.n_star += [n_star] * k
-        self.min_samples += [min_samples] * k
-        tuning = self.tunings.setdefault((alpha, n_star), len(self.tunings))
-        self.tuning += [tuning] * k
-        return range(start, start + k)
+        self.blocks.append(
+            (deployment, arm[1], base[1], alpha, n_star, min_samples, len(metrics))
+        )
+        self.names.append((arm[0], base[0]))
+        self._block_of = None
+        return range(start, len(self.metric))
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Return every per-block value repeated for each check of its block, by name."""
+        packed = b"".join(starmap(_BLOCK.pack, self.blocks))
+        blocks = np.frombuffer(packed, dtype=float).reshape(-1, 7)
+        size = blocks[:, 6].astype(int)
+        names = ("deployment", "arm_index", "base_index", "alpha", "n_star", "min_samples")
+        return {name: np.repeat(blocks[:, i], size) for i, name in enumerate(names)}
+
+    def block_of(self, i: int) -> int:
+        """Return the block that check ``i`` belongs to."""
+        if self._block_of is None:
+            size = [int(b[6]) for b in self.blocks]
+            self._block_of = np.repeat(np.arange(len(size)), size).tolist()
+        return self._block_of[i]
+
+    def pair(self, i: int) -> tuple[str, str]:
+        """Return (arm, base) of check ``i``."""
+        return self.names[self.block_of(i)]
+
+    def alpha(self, i: int) -> float:
+        """Return the alpha check ``i`` runs at."""
+        return float(self.blocks[self.block_of(i)][3])
 
 
 @dataclass(frozen=True)
@@ -180,57 +239,96 @@ class Bound:
 class Results:
     """The outcomes of a ``CheckTable``, as columns; ``bound(i)`` gives one as a ``Bound``.
 
-    Columns rather than one object per check: only a handful end up in a reason, and the
-    evidence rows (``json``) are built in one pass.
+    Columns rather than one object per check: only a handful end up in a reason, and an
+    evidence row (``row``) is built only for the checks a decision reports. The columns
+    stay numpy arrays until first read as lists (``estimate`` ... ``n_candidate``): a lean
+    tick reads few of them, and ~100,000 Python floats a tick are worth not making.
     """
 
-    def __init__(
-        self,
-        table: CheckTable,
-        estimate: list[float],
-        lower: list[float],
-        upper: list[float],
-        p_value: list[float],
-        enough: list[bool],
-        n_control: list[int],
-        n_candidate: list[int],
-        mean_control: list[float],
-        mean_candidate: list[float],
-    ) -> None:
+    def __init__(self, table: CheckTable, columns: dict[str, np.ndarray]) -> None:
         self.table = table
-        self.estimate, self.lower, self.upper = estimate, lower, upper
-        self.p_value, self.enough = p_value, enough
-        self.n_control, self.n_candidate = n_control, n_candidate
-        self.mean_control, self.mean_candidate = mean_control, mean_candidate
-        self.rejects = [
-            p <= a and ok for a, p, ok in zip(table.alpha, p_value, enough, strict=True)
-        ]
-        self.json = [
-            {
-                "n_control": n_c,
-                "n_candidate": n_t,
-                "estimate": est,
-                "lower": lo if lo != -math.inf else None,
-                "upper": hi if hi != math.inf else None,
-                "p": p,
-                "null": null,
-                "side": side,
-                "enough_data": ok,
+        self.columns = columns
+        self.p_array = columns["p"]
+        # p <= the check's alpha, with enough data; read for every planned conclusion.
+        self.rejects: list[bool] = columns["rejects"].tolist()
+        self.enough: list[bool] = columns["enough"].tolist()
+
+    @cached_property
+    def estimate(self) -> list[float]:
+        """Return each check's estimate (post-stratified, or pooled without enough data)."""
+        return self.columns["estimate"].tolist()
+
+    @cached_property
+    def lower(self) -> list[float]:
+        """Return each check's lower bound (-inf when one-sided above or no data)."""
+        return self.columns["lower"].tolist()
+
+    @cached_property
+    def upper(self) -> list[float]:
+        """Return each check's upper bound (+inf when one-sided below or no data)."""
+        return self.columns["upper"].tolist()
+
+    @cached_property
+    def p_value(self) -> list[float]:
+        """Return each check's always-valid p-value."""
+        return self.p_array.tolist()
+
+    @cached_property
+    def n_control(self) -> list[int]:
+        """Return each check's base-arm observations."""
+        return self.columns["n_c"].astype(int).tolist()
+
+    @cached_property
+    def n_candidate(self) -> list[int]:
+        """Return each check's arm observations."""
+        return self.columns["n_t"].astype(int).tolist()
+
+    def row(self, i: int) -> dict[str, object]:
+        """Return check ``i`` as a strict-JSON evidence row."""
+        lower, upper = self.lower[i], self.upper[i]
+        return {
+            "n_control": self.n_control[i],
+            "n_candidate": self.n_candidate[i],
+            "estimate": self.estimate[i],
+            "lower": lower if lower != -math.inf else None,
+            "upper": upper if upper != math.inf else None,
+            "p": self.p_value[i],
+            "null": self.table.null[i],
+            "side": self.table.side[i],
+            "enough_data": self.enough[i],
+        }
+
+    def rows(self, span: range) -> dict[str, dict[str, object]]:
+        """Return the evidence rows of a span of checks on distinct metrics, by metric."""
+        t = self.table
+        metric, null, side = t.metric, t.null, t.side
+        n_c, n_t, est, p = self.n_control, self.n_candidate, self.estimate, self.p_value
+        lower, upper, enough = self.lower, self.upper, self.enough
+        inf = math.inf
+        return {
+            metric[i]: {
+                "n_control": n_c[i],
+                "n_candidate": n_t[i],
+                "estimate": est[i],
+                "lower": lower[i] if lower[i] != -inf else None,
+                "upper": upper[i] if upper[i] != inf else None,
+                "p": p[i],
+                "null": null[i],
+                "side": side[i],
+                "enough_data": enough[i],
             }
-            for n_c, n_t, est, lo, hi, p, null, side, ok in zip(
-                n_control, n_candidate, estimate, lower, upper, p_value, table.null,
-                table.side, enough, strict=True,
-            )
-        ]  # fmt: skip
+            for i in span
+        }
 
     def bound(self, i: int) -> Bound:
         """Return the outcome of check ``i`` as one object."""
         t = self.table
+        arm, base = t.pair(i)
         return Bound(
-            t.arm[i], t.base[i], t.metric[i], t.side[i], t.null[i], t.alpha[i],
+            arm, base, t.metric[i], t.side[i], t.null[i], t.alpha(i),
             self.estimate[i], self.lower[i], self.upper[i], self.p_value[i], self.enough[i],
-            self.n_control[i], self.n_candidate[i], self.mean_control[i],
-            self.mean_candidate[i],
+            self.n_control[i], self.n_candidate[i], float(self.columns["mean_c"][i]),
+            float(self.columns["mean_t"][i]),
         )  # fmt: skip
 
 
@@ -238,126 +336,79 @@ def evaluate(cube: StatsCube, table: CheckTable) -> Results:
     """Return the outcome of every planned check, computed with array operations."""
     count = len(table)
     if not count:
-        return Results(table, [], [], [], [], [], [], [], [], [])
-    d = np.array(table.deployment)
-    metric = np.array([METRIC_INDEX[m] for m in table.metric])
-    control = cube.data[d, :, np.array(table.base_index), metric]  # (checks, strata, 3)
-    candidate = cube.data[d, :, np.array(table.arm_index), metric]
-    diff = _stratified(control, candidate, _PROPORTION[metric][:, None])
-    least = np.array(table.min_samples, dtype=float)
-    enough = (diff.size > 0) & (diff.se > 0.0) & (np.minimum(diff.n_c, diff.n_t) >= least)
-    estimate = np.where(enough, diff.estimate, diff.pooled)
-    lower = np.full(count, -math.inf)
-    upper = np.full(count, math.inf)
-    p_value = np.ones(count)
-    null = np.array(table.null)
-    tuning = np.array(table.tuning)
-    greater = np.array([side == "greater" for side in table.side])
-    for (alpha, n_star), k in table.tunings.items():
-        for side, is_side in (("greater", greater), ("less", ~greater)):
-            at = np.flatnonzero(enough & is_side & (tuning == k))
-            if not at.size:
-                continue
-            cs = confidence_sequence(
-                diff.estimate[at],
-                diff.se[at],
-                diff.size[at],
-                alpha=alpha,
-                n_star=n_star,
-                side=side,  # type: ignore[arg-type]
-                null=null[at],
-            )
-            lower[at], upper[at], p_value[at] = cs.lower, cs.upper, cs.p_value
-    return Results(
-        table,
-        estimate.tolist(),
-        lower.tolist(),
-        upper.tolist(),
-        p_value.tolist(),
-        enough.tolist(),
-        diff.n_c.astype(int).tolist(),
-        diff.n_t.astype(int).tolist(),
-        diff.mean_c.tolist(),
-        diff.mean_t.tolist(),
+        empty = np.zeros(0)
+        names = ("estimate", "lower", "upper", "p", "n_c", "n_t", "mean_c", "mean_t")
+        return Results(table, {
+            **{name: empty for name in names},
+            "enough": empty.astype(bool), "rejects": empty.astype(bool),
+        })
+    col = table.columns()
+    d = col["deployment"].astype(int)
+    metric = np.fromiter(map(METRIC_INDEX.__getitem__, table.metric), dtype=int, count=count)
+    control = cube.gather(d, col["base_index"].astype(int), metric)  # [check, stratum]
+    candidate = cube.gather(d, col["arm_index"].astype(int), metric)
+    proportion = _PROPORTION[metric]
+    alpha, null = col["alpha"], np.fromiter(table.null, dtype=float, count=count)
+    n_star, least = col["n_star"], col["min_samples"]
+    batch = compare_strata_batch(
+        control,
+        candidate,
+        kind=proportion,
+        alpha=alpha,
+        side=_SIDE_NAMES[
+            np.fromiter(map(_SIDE_CODE.__getitem__, table.side), dtype=np.intp, count=count)
+        ],
+        null=null,
+        n_star=n_star,
+        min_samples=least,
     )
+    diff = batch.difference
+    assert diff is not None
+    return Results(table, {
+        "estimate": batch.estimate, "lower": batch.lower, "upper": batch.upper,
+        "p": batch.p_value, "n_c": diff.n_control, "n_t": diff.n_candidate,
+        "mean_c": diff.mean_control, "mean_t": diff.mean_candidate,
+        "enough": batch.enough_data, "rejects": batch.enough_data & (batch.p_value <= alpha),
+    })
 
 
-@dataclass(frozen=True)
-class _Difference:
-    estimate: np.ndarray
-    se: np.ndarray
-    size: np.ndarray  # observations in the usable strata, both arms
-    n_c: np.ndarray  # observations over every stratum with data in both arms
-    n_t: np.ndarray
-    mean_c: np.ndarray
-    mean_t: np.ndarray
-    pooled: np.ndarray  # the plain pooled difference, reported when nothing is usable
+def holm_reject(
+    p_values: Sequence[float],
+    spans: Sequence[range],
+    alphas: Sequence[float],
+    weights: Sequence[Sequence[float]],
+) -> list[list[int]]:
+    """Return, per family (a span of ``p_values``), the positions weighted Holm rejects at
+    that family's alpha with that family's weights (``analytics.multiple.holm``).
 
-
-def _stratified(control: np.ndarray, candidate: np.ndarray, proportion: np.ndarray) -> _Difference:
-    """Return ``stratified_difference`` for every row of (checks, strata, 3) moments."""
-    n_c, n_t = control[..., 0], candidate[..., 0]
-    # Strata are the steps in which both arms have data (as compare_strata is given them).
-    present = (n_c > 0) & (n_t > 0)
-    n_c, n_t = np.where(present, n_c, 0.0), np.where(present, n_t, 0.0)
-    c = MomentsArray(
-        n_c, np.where(present, control[..., 1], 0.0), np.where(present, control[..., 2], 0.0)
-    )
-    t = MomentsArray(
-        n_t, np.where(present, candidate[..., 1], 0.0), np.where(present, candidate[..., 2], 0.0)
-    )
-    var_c = np.where(proportion, c.variance("proportion"), c.variance("mean"))
-    var_t = np.where(proportion, t.variance("proportion"), t.variance("mean"))
-    mean_c, mean_t = c.mean(), t.mean()
-    # A stratum where either arm is too small for a variance is left out; the rest weigh
-    # by their share of observations, as in stratified_difference.
-    minimum = np.where(proportion, 1.0, 2.0)
-    usable = present & (n_c >= minimum) & (n_t >= minimum)
-    size = np.where(usable, n_c + n_t, 0.0)
-    total = size.sum(axis=1)
-    weight = size / np.maximum(total, 1.0)[:, None]
-    variance = var_c / np.maximum(n_c, 1.0) + var_t / np.maximum(n_t, 1.0)
-    all_c, all_t = n_c.sum(axis=1), n_t.sum(axis=1)
-    pooled = np.where(
-        (all_c > 0) & (all_t > 0),
-        t.total.sum(axis=1) / np.maximum(all_t, 1.0) - c.total.sum(axis=1) / np.maximum(all_c, 1.0),
-        0.0,
-    )
-    return _Difference(
-        estimate=(weight * (mean_t - mean_c)).sum(axis=1),
-        se=np.sqrt((weight * weight * variance).sum(axis=1)),
-        size=total,
-        n_c=all_c,
-        n_t=all_t,
-        mean_c=(weight * mean_c).sum(axis=1),
-        mean_t=(weight * mean_t).sum(axis=1),
-        pooled=pooled,
-    )
-
-
-def holm_reject(families: Sequence[Sequence[float]], alphas: Sequence[float]) -> list[list[bool]]:
-    """Return, per family of p-values, which hypotheses Holm rejects at that family's alpha."""
-    result: list[list[bool]] = [[] for _ in families]
-    by_size: dict[int, list[int]] = defaultdict(list)
-    for i, family in enumerate(families):
-        if family:
-            by_size[len(family)].append(i)
-    for indices in by_size.values():
-        adjusted = holm(np.array([families[i] for i in indices], dtype=float)).p_adjusted
-        limits = np.array([alphas[i] for i in indices])[:, None]
-        for i, row in zip(indices, (adjusted <= limits).tolist(), strict=True):
-            result[i] = row
+    Families of one shape are adjusted as the rows of one matrix.
+    """
+    result: list[list[int]] = [[] for _ in spans]
+    groups: dict[tuple[float, ...], list[int]] = defaultdict(list)
+    for i, span in enumerate(spans):
+        if span:
+            groups[tuple(weights[i])].append(i)
+    p = np.asarray(p_values, dtype=float)
+    for shape, members in groups.items():
+        starts = np.array([spans[i].start for i in members])
+        at = starts[:, None] + np.arange(len(shape))
+        adjusted = holm(p[at], weights=np.array(shape)).p_adjusted
+        rejected = adjusted <= np.array([alphas[i] for i in members])[:, None]
+        for row in np.flatnonzero(rejected.any(axis=1)).tolist():
+            result[members[row]] = at[row][rejected[row]].tolist()
     return result
 
 
 class SrmInput(NamedTuple):
-    """Exposure counts of the arms whose share was constant over the step, and the shares."""
+    """Exposure counts of the current stratum's arms, their expected shares, and the unit
+    counted ("subjects", "assignments" or "executions")."""
 
     arms: tuple[str, ...]
     observed: tuple[int, ...]
     weights: tuple[float, ...]
     threshold: float
     min_count: int
+    unit: str = "subjects"
 
 
 def srm_many(inputs: Sequence[SrmInput | None]) -> list[SrmResult | None]:
@@ -374,11 +425,9 @@ def srm_many(inputs: Sequence[SrmInput | None]) -> list[SrmResult | None]:
             threshold=threshold,
             min_count=min_count,
         )
-        for row, i in enumerate(indices):
-            results[i] = SrmResult(
-                float(batch.statistic[row]),
-                float(batch.p_value[row]),
-                bool(batch.mismatch[row]),
-                bool(batch.enough_data[row]),
-            )
+        for i, *result in zip(
+            indices, batch.statistic.tolist(), batch.p_value.tolist(),
+            batch.mismatch.tolist(), batch.enough_data.tolist(), strict=True,
+        ):
+            results[i] = SrmResult(*result)
     return results

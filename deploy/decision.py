@@ -52,6 +52,9 @@ def decision(
     spend much of its time walking them again here.
     """
     clean_evidence = dict(evidence or {})
+    if not event_type:
+        # No event, no payload to build (most decisions of a tick are these).
+        return Decision(event_type=None, payload={}, reason=reason, evidence=clean_evidence)
     payload: dict[str, Any] = {
         "deployment_id": deployment_id,
         "actor": actor,
@@ -61,8 +64,5 @@ def decision(
     if evidence is not None:
         payload["evidence"] = clean_evidence
     return Decision(
-        event_type=event_type if event_type else None,
-        payload=payload if event_type else {},
-        reason=reason,
-        evidence=clean_evidence,
+        event_type=event_type, payload=payload, reason=reason, evidence=clean_evidence
     )

@@ -1,19 +1,24 @@
 """What a canary tick compares, against which thresholds (DESIGN.md section 6), as glue.
 
-Every comparison is an arm minus its base (control, or the best arm when eliminating) on
-data within each step, post-stratified across steps, with always-valid one-sided bounds,
-so looking at every tick does not inflate the error rates. This module only decides what
-to compare and where the boundary lies; ``deploy.analysis`` evaluates the comparisons with
-``analytics``; ``deploy.canary`` turns the outcomes into a decision.
+Every comparison is an arm minus its base (control, or another candidate when selecting)
+on data within each stratum, post-stratified across strata, with always-valid one-sided
+bounds, so looking at every tick does not inflate the error rates. Each bound runs at the
+alpha and tuning of its question (``analytics.planning``): harm tuned small, promotion and
+selection tuned to the planned horizon. This module only decides what to compare and where
+the boundary lies; ``deploy.analysis`` evaluates the comparisons with ``analytics``;
+``deploy.canary`` turns the outcomes into a decision.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from functools import lru_cache
 
+from analytics.planning import AlphaSplit, split_alpha
 from deploy.analysis import METRIC_INDEX, CheckTable, Results, SrmInput
 from deploy.assignment import CONTROL
+from deploy.policy import harm_weights as weights_for
 from deploy.state import DeploymentState
 from deploy.stats import METRICS, ArmStats, MetricName, StepStats
 
@@ -21,19 +26,59 @@ EMPTY = ArmStats()
 
 
 class History:
-    """One deployment's statistics, step by step up to the current one, for one tick."""
+    """One deployment's statistics, stratum by stratum up to the current one, for one tick.
+
+    Sums over strata come from the tick's ``StatsCube`` (``attach``), not from Python loops.
+    """
+
+    __slots__ = (
+        "_boundaries", "_control_mean", "_control_n", "_exposed", "_samples", "_step",
+        "alphas", "arm_index", "arm_names", "by_stratum", "index", "position", "primary",
+        "state", "stats", "strata",
+    )  # fmt: skip
 
     def __init__(self, state: DeploymentState, stats: StepStats, index: int = 0) -> None:
         self.state = state
         self.stats = stats
         self.index = index  # the deployment's position in this tick's StatsCube
-        self.steps = sorted(step for step in stats if step <= state.step_index)
-        self.by_step = [stats[step] for step in self.steps]
-        self.arm_names = tuple(arm.name for arm in state.arms)
-        self.arm_index = {name: i for i, name in enumerate(self.arm_names)}
-        self._samples: dict[str, int] = {}
+        current = state.stratum
+        self.strata = sorted(s for s in stats if s <= current)
+        self.by_stratum = [stats[s] for s in self.strata]
+        # Where the current stratum sits in ``strata`` (-1: no data in it yet).
+        self.position = len(self.strata) - 1 if self.strata and self.strata[-1] == current else -1
+        self.arm_names = state.arm_names
+        self.arm_index = state.arm_index
+        policy = state.policy
+        self.alphas: AlphaSplit = _alpha_split(
+            policy.alpha, len(self.arm_names) - 1, policy.nulls_overlap
+        )
+        self.primary = METRIC_INDEX[policy.primary_metric]
+        self._samples: list[float] = []
+        self._step: list[float] = []
+        self._control_n: list[float] = []
+        self._control_mean: list[float] = []
+        self._exposed: list[list[float]] = []
         self._boundaries: tuple[list[MetricName], list[str], list[float]] | None = None
-        self._means: dict[tuple[str, MetricName], float | None] = {}
+
+    def in_current_step(self) -> list[bool]:
+        """Return, per entry of ``strata``, whether it belongs to the current step."""
+        steps, now = self.state.stratum_steps, self.state.step_index
+        return [steps[s] == now if s < len(steps) else False for s in self.strata]
+
+    def attach(
+        self,
+        samples: list[float],
+        step_samples: list[float],
+        control_n: list[float],
+        control_mean: list[float],
+        exposed: list[list[float]],
+    ) -> None:
+        """Return nothing; take this deployment's sums from the tick's cube: per arm the
+        primary metric's observations over all strata and within the current step, per
+        metric control's observations and pooled mean, per arm the current stratum's
+        exposures (``StatsCube.summary``)."""
+        self._samples, self._step, self._exposed = samples, step_samples, exposed
+        self._control_n, self._control_mean = control_n, control_mean
 
     @property
     def harm_boundaries(self) -> tuple[list[MetricName], list[str], list[float]]:
@@ -42,61 +87,56 @@ class History:
             self._boundaries = harm_boundaries(self)
         return self._boundaries
 
-    def arm(self, step: int, arm: str) -> ArmStats:
-        """Return what ``arm`` did in ``step`` (empty if nothing was recorded)."""
-        return self.stats.get(step, {}).get(arm, EMPTY)
+    def arm(self, stratum: int, arm: str) -> ArmStats:
+        """Return what ``arm`` did in ``stratum`` (empty if nothing was recorded)."""
+        return self.stats.get(stratum, {}).get(arm, EMPTY)
 
     def samples(self, arm: str) -> int:
-        """Return the arm's primary-metric sample count over all steps so far."""
-        found = self._samples.get(arm)
-        if found is None:
-            metric = self.state.policy.primary_metric
-            found = self._samples[arm] = sum(
-                by_arm[arm].metric(metric).n for by_arm in self.by_step if arm in by_arm
-            )
-        return found
+        """Return the arm's primary-metric sample count over all strata so far."""
+        return int(self._samples[self.arm_index[arm]])
 
-    def count_samples(self, counts: list[list[float]]) -> None:
-        """Return nothing; take every arm's sample count from a StatsCube's totals."""
-        primary = METRIC_INDEX[self.state.policy.primary_metric]
-        self._samples = {name: int(counts[i][primary]) for i, name in enumerate(self.arm_names)}
+    def step_samples(self, arm: str) -> int:
+        """Return the arm's primary-metric samples in the current step (all its strata)."""
+        return int(self._step[self.arm_index[arm]])
 
-    def pooled_mean(self, arm: str, metric: MetricName) -> float | None:
-        """Return the arm's mean of ``metric`` over all steps so far (None: no data)."""
-        key = (arm, metric)
-        if key not in self._means:
-            moments = [by_arm[arm].metric(metric) for by_arm in self.by_step if arm in by_arm]
-            n = sum(m.n for m in moments)
-            self._means[key] = sum(m.total for m in moments) / n if n else None
-        return self._means[key]
+    def control_mean(self, metric: MetricName) -> float | None:
+        """Return control's mean of ``metric`` over all strata so far (None: no data)."""
+        m = METRIC_INDEX[metric]
+        return self._control_mean[m] if self._control_n[m] else None
+
+    def exposures(self, arm: str) -> list[float]:
+        """Return [subjects, assignments, executions] of the arm in the current stratum."""
+        return self._exposed[self.arm_index[arm]]  # floats holding whole counts
+
+
+@lru_cache(maxsize=64)
+def _alpha_split(alpha: float, candidates: int, nulls_overlap: bool) -> AlphaSplit:
+    # Every deployment of a tick asks; the answer depends on these three values only.
+    return split_alpha(alpha, candidates=candidates, nulls_overlap=nulls_overlap)
 
 
 def srm_input(history: History) -> SrmInput:
-    """Return the current step's exposure counts and expected shares for the SRM check."""
+    """Return the current stratum's exposure counts and expected shares for the SRM check.
+
+    The unit is what assignment randomises: distinct subjects when the statistics carry
+    them; else assignments (the daemon assigned); else executions (local assignment by an
+    older projection), which a returning subject clusters, so the check then over-alarms.
+    """
     state = history.state
-    step = state.step_index
-    eliminated_now = {a for a, s in state.eliminated_in_step if s == step}
-    if eliminated_now:
-        eliminated_before = [a for a, s in state.eliminated_in_step if s < step]
-        weights = state.weights_at(step, eliminated_before)
+    arms, shares = state.live_arms
+    counts = [history.exposures(a) for a in arms]
+    subjects = [c[0] for c in counts]
+    if any(subjects):
+        unit, observed = 0, subjects
     else:
-        weights = state.weights()
-    arms = [a for a, w in weights.items() if w > 0 and a not in eliminated_now]
-    if eliminated_now:
-        # Control's share changed part-way through this step when an arm left; only the
-        # candidates that kept their share throughout can be checked against each other.
-        arms = [a for a in arms if a != CONTROL]
-    by_arm = [history.arm(step, a) for a in arms]
-    # Assignments when the daemon sees them; with local SDK assignment it sees only
-    # executions, which are then the exposure count.
-    use_assignments = sum(s.assignments for s in by_arm) > 0
-    return SrmInput(
-        arms=tuple(arms),
-        observed=tuple(s.assignments if use_assignments else s.executions for s in by_arm),
-        weights=tuple(float(weights[a]) for a in arms),
-        threshold=state.policy.srm_threshold,
-        min_count=state.policy.srm_min_count,
-    )
+        assignments = [c[1] for c in counts]
+        unit, observed = (1, assignments) if any(assignments) else (2, [c[2] for c in counts])
+    policy = state.policy
+    return SrmInput(arms, tuple(observed), shares, policy.srm_threshold,
+                    policy.srm_min_count, _UNITS[unit])
+
+
+_UNITS = ("subjects", "assignments", "executions")
 
 
 def harm_boundaries(history: History) -> tuple[list[MetricName], list[str], list[float]]:
@@ -106,20 +146,37 @@ def harm_boundaries(history: History) -> tuple[list[MetricName], list[str], list
     when higher is better, plus it otherwise. A relative tolerance becomes a delta through
     control's pooled mean (a plug-in); without control data that metric waits.
     """
-    metrics: list[MetricName] = []
-    sides: list[str] = []
-    nulls: list[float] = []
-    for metric, tolerance, relative in history.state.policy.watched:
-        if relative:
-            control = history.pooled_mean(CONTROL, metric)
-            if control is None:
-                continue
-            tolerance *= abs(control)
-        higher = METRICS[metric].better == "higher"
-        metrics.append(metric)
-        sides.append("less" if higher else "greater")
-        nulls.append(-tolerance if higher else tolerance)
-    return metrics, sides, nulls
+    metrics, sides, nulls, relative = history.state.policy.harm_template
+    if not relative:
+        return metrics, sides, nulls
+    scales = [history.control_mean(metrics[i]) for i in relative]
+    if None in scales:
+        # A relative tolerance without control data yet: that metric waits.
+        scale_of = dict(zip(relative, scales, strict=True))
+        kept: tuple[list[MetricName], list[str], list[float]] = ([], [], [])
+        for i, metric in enumerate(metrics):
+            scale = scale_of.get(i, 1.0)
+            if scale is not None:
+                kept[0].append(metric)
+                kept[1].append(sides[i])
+                kept[2].append(nulls[i] * abs(scale))
+        return kept
+    scaled = list(nulls)
+    for i, scale in zip(relative, scales, strict=True):
+        scaled[i] *= abs(scale)  # type: ignore[arg-type]
+    return metrics, sides, scaled
+
+
+def harm_weights(history: History, metrics: list[MetricName]) -> list[float]:
+    """Return the weighted-Holm weights of an arm's harm checks, in ``metrics`` order.
+
+    The primary metric holds ``harm_primary_share`` of the arm's harm alpha and the
+    guardrails split the rest evenly; without guardrails the primary holds all of it.
+    """
+    policy = history.state.policy
+    if metrics is policy.harm_template[0]:
+        return policy.harm_weights
+    return weights_for(policy.primary_metric, policy.harm_primary_share, metrics)
 
 
 def worse_side(metric: MetricName) -> str:
@@ -128,9 +185,14 @@ def worse_side(metric: MetricName) -> str:
 
 
 def plan_harm(history: History, table: CheckTable, arm: str) -> range:
-    """Return the positions of the harm checks planned for ``arm``, one per watched metric."""
+    """Return the positions of the harm checks planned for ``arm``, one per watched metric.
+
+    Each runs at the arm's whole harm alpha; weighted Holm then divides it (``harm_weights``).
+    """
     metrics, sides, nulls = history.harm_boundaries
-    return _add(history, table, arm, CONTROL, metrics, sides, nulls)
+    policy = history.state.policy
+    return _add(history, table, arm, CONTROL, metrics, sides, nulls,
+                alpha=history.alphas.harm, n_star=policy.harm_n_star)
 
 
 def plan_promotion(history: History, table: CheckTable, arm: str) -> int:
@@ -141,28 +203,41 @@ def plan_promotion(history: History, table: CheckTable, arm: str) -> int:
     """
     policy = history.state.policy
     metric = policy.primary_metric
-    margin = 0.0 if policy.require_improvement else policy.non_inferiority_margin
+    margin = policy.promotion_margin
     higher = METRICS[metric].better == "higher"
     side = "greater" if higher else "less"
-    return _add(history, table, arm, CONTROL, [metric], [side], [-margin if higher else margin])[0]
+    return _add(history, table, arm, CONTROL, [metric], [side], [-margin if higher else margin],
+                alpha=history.alphas.promotion, n_star=policy.promotion_n_star)[0]
 
 
-def best_arm(state: DeploymentState, estimates: dict[str, float]) -> str | None:
-    """Return the arm with the best primary estimate against control (None: under two)."""
-    if len(estimates) < 2:
-        return None
-    sign = 1.0 if METRICS[state.policy.primary_metric].better == "higher" else -1.0
-    return max(estimates, key=lambda arm: sign * estimates[arm])
+def plan_selection(history: History, table: CheckTable) -> range:
+    """Return the positions of checks that one live candidate differs from another.
 
-
-def plan_elimination(history: History, table: CheckTable, best: str) -> range:
-    """Return the positions of checks that each other live arm is worse than ``best``."""
+    Every pair of live candidates gets one two-sided sequence at ``alpha / (k (k - 1))``,
+    for the ``k`` candidates the deployment started with: its two sides are the two
+    ordered claims "a worse than b" and "b worse than a", so every ordered pair is tested
+    and which arm looks best is never chosen from the data; the union over the
+    ``k (k - 1) / 2`` pairs spends the selection budget ``alpha / 2``. Eliminations that
+    shrink the field only drop pairs. ``selection_loser`` names the arm shown worse.
+    """
     metric = history.state.policy.primary_metric
+    policy = history.state.policy
     start = len(table)
-    for arm in history.state.live_candidates:
-        if arm.name != best:
-            _add(history, table, arm.name, best, [metric], [worse_side(metric)], [0.0])
+    live = [arm.name for arm in history.state.live_candidates]
+    alpha = 2.0 * history.alphas.selection  # one two-sided check per unordered pair
+    for i, arm in enumerate(live):
+        for other in live[i + 1 :]:
+            _add(history, table, arm, other, [metric], ["two-sided"], [0.0],
+                 alpha=alpha, n_star=policy.promotion_n_star)
     return range(start, len(table))
+
+
+def selection_loser(results: Results, i: int) -> tuple[str, str]:
+    """Return (loser, winner) of a rejected selection check ``i``."""
+    arm, base = results.table.pair(i)
+    higher = METRICS[results.table.metric[i]].better == "higher"
+    arm_worse = (results.estimate[i] < 0.0) == higher
+    return (arm, base) if arm_worse else (base, arm)
 
 
 def _add(
@@ -173,8 +248,10 @@ def _add(
     metrics: list[MetricName],
     sides: list[str],
     nulls: list[float],
+    *,
+    alpha: float,
+    n_star: float,
 ) -> range:
-    policy = history.state.policy
     return table.add(
         history.index,
         (arm, history.arm_index[arm]),
@@ -182,9 +259,9 @@ def _add(
         metrics,
         sides,
         nulls,
-        alpha=policy.alpha,
-        n_star=policy.n_star,
-        min_samples=policy.min_samples_to_judge,
+        alpha=alpha,
+        n_star=n_star,
+        min_samples=history.state.policy.min_samples_to_judge,
     )
 
 
@@ -218,7 +295,7 @@ def step_complete(history: History, now: float) -> tuple[bool, str]:
             f"step {state.step_index} ran {elapsed:.0f}s of {policy.min_step_seconds:.0f}s",
         )
     for arm in [CONTROL, *[a.name for a in state.live_candidates]]:
-        n = history.arm(state.step_index, arm).metric(policy.primary_metric).n
+        n = history.step_samples(arm)
         if n < policy.min_samples_per_step:
             return False, f"{arm} has {n} of {policy.min_samples_per_step} samples in this step"
     return True, "minimum samples and time reached"

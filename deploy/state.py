@@ -59,9 +59,12 @@ class DeploymentState:
     step_started_at: float
     started_at: float
     eliminated: tuple[str, ...] = ()
-    # (arm, step_index) per elimination: in that step the other arms' shares changed
-    # part-way, which the sample-ratio check must know.
+    # (arm, step_index) per elimination, for the record.
     eliminated_in_step: tuple[tuple[str, int], ...] = ()
+    # The step of every stratum so far: a new stratum begins whenever the weights change
+    # (a step, an elimination, the approval that starts traffic), so that data within one
+    # stratum were all assigned by the same weights. The last entry is the current one.
+    stratum_steps: tuple[int, ...] = (0,)
     machine_written: bool = True
     winner: str | None = None
     ended_at: float | None = None
@@ -79,10 +82,29 @@ class DeploymentState:
         """Return the candidate arms still in the race."""
         return tuple(arm for arm in self.candidates if arm.name not in self.eliminated)
 
+    @cached_property
+    def arm_names(self) -> tuple[str, ...]:
+        """Return every arm's name, control first, in the order of ``arms``."""
+        return tuple(arm.name for arm in self.arms)
+
+    @cached_property
+    def arm_index(self) -> dict[str, int]:
+        """Return each arm's position in ``arms`` by name (callers must not mutate it)."""
+        return {name: i for i, name in enumerate(self.arm_names)}
+
     @property
     def is_terminal(self) -> bool:
         """Return whether the deployment has ended (promoted or rolled back)."""
         return self.phase in TERMINAL
+
+    @property
+    def stratum(self) -> int:
+        """Return the index of the current stratum (the key of ``StepStats``)."""
+        return len(self.stratum_steps) - 1
+
+    def strata_of_step(self, step_index: int) -> tuple[int, ...]:
+        """Return the strata recorded while the deployment was at ``step_index``."""
+        return tuple(i for i, step in enumerate(self.stratum_steps) if step == step_index)
 
     @property
     def at_last_step(self) -> bool:
@@ -115,6 +137,12 @@ class DeploymentState:
         return dict(self._weights)
 
     @cached_property
+    def live_arms(self) -> tuple[tuple[str, ...], tuple[float, ...]]:
+        """Return the arms now served and their basis points, in ``weights()`` order."""
+        served = [(arm, w) for arm, w in self._weights.items() if w > 0]
+        return tuple(a for a, _ in served), tuple(float(w) for _, w in served)
+
+    @cached_property
     def _weights(self) -> dict[str, int]:
         if self.phase == Phase.PROMOTED and self.winner is not None:
             return {self.winner: BUCKETS}
@@ -130,6 +158,7 @@ class DeploymentState:
             "arms": [{"name": a.name, "version": a.version} for a in self.arms],
             "phase": self.phase.value,
             "step_index": self.step_index,
+            "stratum": self.stratum,
             "step_percent": self.policy.steps[self.step_index],
             "step_started_at": self.step_started_at,
             "started_at": self.started_at,
@@ -237,8 +266,12 @@ def _started(payload: Mapping[str, Any], at: float) -> DeploymentState:
 
 def _approved(state: DeploymentState, payload: Payload, at: float) -> Next:
     if state.phase == Phase.PENDING_APPROVAL:
-        # The clock of the first step starts when traffic does, not when it was proposed.
-        return replace(state, phase=Phase.RUNNING, step_started_at=at, started_at=at)
+        # The clock of the first step starts when traffic does, not when it was proposed;
+        # so does a stratum (before approval everything was served by control).
+        return replace(
+            state, phase=Phase.RUNNING, step_started_at=at, started_at=at,
+            stratum_steps=(*state.stratum_steps, state.step_index),
+        )
     if state.phase == Phase.AWAITING_PROMOTION and state.winner is not None:
         return _ended(state, Phase.PROMOTED, payload, at, winner=state.winner)
     return None
@@ -250,7 +283,10 @@ def _stepped(state: DeploymentState, payload: Payload, at: float) -> Next:
     target = int(payload["step_index"])
     if target <= state.step_index or target > state.policy.last_step:
         return None  # a stale or duplicate step
-    return replace(state, step_index=target, step_started_at=at)
+    return replace(
+        state, step_index=target, step_started_at=at,
+        stratum_steps=(*state.stratum_steps, target),
+    )
 
 
 def _paused(state: DeploymentState, payload: Payload, at: float) -> Next:
@@ -270,6 +306,7 @@ def _arm_eliminated(state: DeploymentState, payload: Payload, at: float) -> Next
         state,
         eliminated=(*state.eliminated, arm),
         eliminated_in_step=(*state.eliminated_in_step, (arm, state.step_index)),
+        stratum_steps=(*state.stratum_steps, state.step_index),
     )
     if arm == state.winner:
         # The arm held for promotion approval turned out harmful: back to the race.

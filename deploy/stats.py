@@ -1,9 +1,12 @@
-"""Per-arm sufficient statistics of a deployment, split by canary step.
+"""Per-arm sufficient statistics of a deployment, split by stratum.
 
 The service's arm-stats projection folds executions and corrections into these; a canary
-tick reads them and never rescans raw events. Data stay within the step they were recorded
-in because weights change between steps while metrics drift (time of day, traffic mix):
-comparisons post-stratify across steps instead of pooling.
+tick reads them and never rescans raw events. Data stay within the stratum they were
+recorded in because weights change while metrics drift (time of day, traffic mix):
+comparisons post-stratify across strata instead of pooling. A stratum is a stretch of
+constant weights: a step, or the part of a step after an arm was eliminated (its traffic
+went back to control, so control's share changed). ``DeploymentState.stratum`` numbers
+them; without eliminations stratum and step coincide.
 """
 
 from __future__ import annotations
@@ -24,10 +27,18 @@ Direction = Literal["higher", "lower"]
 
 @dataclass(frozen=True, slots=True)
 class ArmStats:
-    """What one arm did within one step: exposure counts and one ``Moments`` per metric."""
+    """What one arm did within one stratum: exposure counts and one ``Moments`` per metric.
+
+    ``subjects`` counts the distinct units assigned to the arm in this stratum: each
+    subject once however often it returns, and each execution without a subject once
+    (the SDK then hashes the request's own id). Those are what assignment randomises, so
+    the sample-ratio check counts them; executions of a returning user are clustered.
+    Summed across strata (``total``) a returning subject counts once per stratum.
+    """
 
     assignments: int = 0
     executions: int = 0
+    subjects: int = 0
     success: Moments = field(default_factory=Moments)
     score: Moments = field(default_factory=Moments)
     log_latency: Moments = field(default_factory=Moments)
@@ -40,6 +51,7 @@ class ArmStats:
         return ArmStats(
             assignments=self.assignments + other.assignments,
             executions=self.executions + other.executions,
+            subjects=self.subjects + other.subjects,
             success=self.success + other.success,
             score=self.score + other.score,
             log_latency=self.log_latency + other.log_latency,
@@ -54,6 +66,10 @@ class ArmStats:
     def record_assignment(self, count: int = 1) -> ArmStats:
         """Return these statistics with ``count`` more subjects assigned to the arm."""
         return _replace(self, assignments=self.assignments + count)
+
+    def record_subject(self, count: int = 1) -> ArmStats:
+        """Return these statistics with ``count`` more distinct units seen in the stratum."""
+        return _replace(self, subjects=self.subjects + count)
 
     def record_execution(
         self,
@@ -74,6 +90,7 @@ class ArmStats:
         return ArmStats(
             assignments=self.assignments,
             executions=self.executions + 1,
+            subjects=self.subjects,
             success=self.success.add(float(success)) if success is not None else self.success,
             score=self.score.add(score) if score is not None else self.score,
             log_latency=(
@@ -103,16 +120,20 @@ class ArmStats:
         return _EXTRACT[name](self)
 
     def moments_row(self) -> tuple[float, ...]:
-        """Return (n, total, total_sq) of every metric, flattened in ``METRICS`` order."""
-        corrected = min(self.corrections, self.executions)
+        """Return (subjects, assignments, executions), then (n, total, m2) of every metric
+        flattened in ``METRICS`` order: one cell of a tick's statistics cube."""
+        n = self.executions
+        corrected = self.corrections if self.corrections < n else n  # as correction_rate
+        spread = corrected * (n - corrected) / n if n else 0.0
         s, q, c, e, lat = self.success, self.score, self.cost, self.errors, self.log_latency
         return (
-            s.n, s.total, s.total_sq,
-            q.n, q.total, q.total_sq,
-            self.executions, corrected, corrected,
-            e.n, e.total, e.total_sq,
-            lat.n, lat.total, lat.total_sq,
-            c.n, c.total, c.total_sq,
+            self.subjects, self.assignments, n,
+            s.n, s.total, s.m2,
+            q.n, q.total, q.m2,
+            n, corrected, spread,
+            e.n, e.total, e.m2,
+            lat.n, lat.total, lat.m2,
+            c.n, c.total, c.m2,
         )  # fmt: skip
 
     def to_json(self) -> dict[str, object]:
@@ -120,12 +141,16 @@ class ArmStats:
         return {
             "assignments": self.assignments,
             "executions": self.executions,
+            "subjects": self.subjects,
             **{name: _summary(self.metric(name)) for name in METRICS},
         }
 
 
 StepStats = Mapping[int, Mapping[str, ArmStats]]
-"""step_index -> arm name -> what that arm did while the deployment was at that step."""
+"""stratum -> arm name -> what that arm did while the deployment was in that stratum.
+
+Keyed by ``DeploymentState.stratum`` (equal to the step index until an arm is eliminated).
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +184,7 @@ _EXTRACT = {
 
 
 def total(stats: StepStats, arm: str) -> ArmStats:
-    """Return one arm's statistics summed over all steps."""
+    """Return one arm's statistics summed over all strata."""
     result = ArmStats()
     for by_arm in stats.values():
         if arm in by_arm:

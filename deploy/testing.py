@@ -3,6 +3,9 @@
 Each arm behaves according to an ``ArmBehaviour``; ``simulate_traffic`` draws one analysis
 interval of requests, split by the deployment's current weights, straight into sufficient
 statistics (binomial counts, normal sums), so thousands of deployments simulate in seconds.
+``RecurringUsers`` draws the requests instead from a fixed population of subjects who come
+back (a heavy-tailed number of visits each), assigned sticky by hash as the SDK does
+locally, and counts distinct subjects per arm and stratum as the service projection must.
 ``run_canary`` then plays decide / evolve until the deployment ends, exactly as the service's
 canary job does, and returns the events it would have appended.
 """
@@ -11,12 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from analytics.moments import Moments
+from deploy.assignment import CONTROL, bucket, bucket_ranges
 from deploy.canary import decide_many
 from deploy.decision import Decision
 from deploy.policy import CanaryPolicy
@@ -47,11 +51,15 @@ def simulate_traffic(
     requests: int,
     *,
     count_assignments: bool = True,
+    count_subjects: bool = True,
 ) -> dict[str, ArmStats]:
     """Return one interval's statistics per arm for ``requests`` split by ``weights``.
 
-    With ``count_assignments`` False the daemon sees only executions (the SDK assigned
-    locally), so lost executions show up in the exposure counts.
+    Every request is its own unit (no subject: the SDK hashes the request's id), so the
+    distinct units are the executions that reach the log; ``count_subjects`` False leaves
+    them uncounted, as a projection that does not count units would. With
+    ``count_assignments`` False the daemon sees only executions (the SDK assigned locally),
+    so lost executions show up in the exposure counts.
     """
     arms = list(weights)
     counts = rng.multinomial(requests, np.array([weights[a] for a in arms], dtype=float) / 10_000)
@@ -59,19 +67,96 @@ def simulate_traffic(
     for arm, assigned in zip(arms, counts.tolist(), strict=True):
         behaviour = behaviours[arm]
         n = assigned - int(rng.binomial(assigned, behaviour.lost)) if behaviour.lost else assigned
-        result[arm] = ArmStats(
+        result[arm] = _executions(
+            rng, behaviour, n,
             assignments=assigned if count_assignments else 0,
-            executions=n,
-            success=Moments.from_proportion(int(rng.binomial(n, behaviour.success)), n),
-            score=Moments(),
-            log_latency=normal_moments(
-                rng, n, behaviour.log_latency_mean, behaviour.log_latency_sd
-            ),
-            cost=normal_moments(rng, n, behaviour.cost_mean, behaviour.cost_sd),
-            errors=Moments.from_proportion(int(rng.binomial(n, behaviour.error)), n),
-            corrections=int(rng.binomial(n, behaviour.correction)),
+            subjects=n if count_subjects else 0,
         )
     return result
+
+
+def _executions(
+    rng: np.random.Generator, behaviour: ArmBehaviour, n: int, *, assignments: int, subjects: int
+) -> ArmStats:
+    """Return the statistics of ``n`` executions of one arm."""
+    return ArmStats(
+        assignments=assignments,
+        executions=n,
+        subjects=subjects,
+        success=Moments.from_proportion(int(rng.binomial(n, behaviour.success)), n),
+        score=Moments(),
+        log_latency=normal_moments(rng, n, behaviour.log_latency_mean, behaviour.log_latency_sd),
+        cost=normal_moments(rng, n, behaviour.cost_mean, behaviour.cost_sd),
+        errors=Moments.from_proportion(int(rng.binomial(n, behaviour.error)), n),
+        corrections=int(rng.binomial(n, behaviour.correction)),
+    )
+
+
+@dataclass(frozen=True)
+class RecurringUsers:
+    """A fixed population of subjects who keep coming back, assigned sticky by hash.
+
+    Each request comes from one subject, drawn in proportion to a heavy-tailed activity
+    (Pareto with shape ``tail``: at 1.5 the busiest of 1,000 subjects makes ~3% of all
+    requests and the top 100 ~40%). With few subjects an arm's traffic depends on who
+    hashed into it, so a small first step can take long to collect its minimum. The daemon sees
+    executions only (local SDK assignment) and counts, per stratum and arm, the distinct
+    subjects it has seen, unless ``count_subjects`` is False (then the sample-ratio check
+    falls back to executions, which these returning subjects cluster).
+    """
+
+    users: int = 1_000
+    tail: float = 1.5
+    count_subjects: bool = True
+
+    def activity(self, rng: np.random.Generator) -> np.ndarray:
+        """Return each subject's share of requests (sums to 1)."""
+        weight = rng.pareto(self.tail, self.users) + 1.0
+        return weight / weight.sum()
+
+
+class _Visitors:
+    """One simulated deployment's subjects: buckets, activity, who each stratum has seen."""
+
+    def __init__(self, population: RecurringUsers, deployment_id: str,
+                 rng: np.random.Generator) -> None:
+        self.population = population
+        self.cumulative = np.cumsum(population.activity(rng))
+        self.buckets = np.array(
+            [bucket(deployment_id, f"user-{i}") for i in range(population.users)]
+        )
+        self.seen: dict[int, np.ndarray] = {}
+
+    def interval(
+        self,
+        rng: np.random.Generator,
+        state: DeploymentState,
+        behaviours: Mapping[str, ArmBehaviour],
+        requests: int,
+    ) -> dict[str, ArmStats]:
+        """Return one interval's statistics per arm, with distinct subjects counted."""
+        weights = state.weights()
+        who = np.minimum(
+            np.searchsorted(self.cumulative, rng.random(requests), side="right"),
+            self.population.users - 1,
+        )
+        arms = [CONTROL, *(a for a in weights if a != CONTROL)]
+        arm_of_user = np.zeros(self.population.users, dtype=int)
+        for arm, (first, stop) in bucket_ranges(weights).items():
+            arm_of_user[(self.buckets >= first) & (self.buckets < stop)] = arms.index(arm)
+        served = arm_of_user[who]
+        seen = self.seen.setdefault(state.stratum, np.zeros(self.population.users, dtype=bool))
+        fresh = np.unique(who[~seen[who]])
+        seen[fresh] = True
+        executions = np.bincount(served, minlength=len(arms))
+        newcomers = np.bincount(arm_of_user[fresh], minlength=len(arms))
+        return {
+            arm: _executions(
+                rng, behaviours[arm], int(executions[k]), assignments=0,
+                subjects=int(newcomers[k]) if self.population.count_subjects else 0,
+            )
+            for k, arm in enumerate(arms)
+        }
 
 
 def normal_moments(rng: np.random.Generator, n: int, mean: float, sd: float) -> Moments:
@@ -84,7 +169,7 @@ def normal_moments(rng: np.random.Generator, n: int, mean: float, sd: float) -> 
         return Moments()
     total = n * mean + sd * math.sqrt(n) * float(rng.standard_normal())
     spread = sd * sd * float(rng.chisquare(n - 1)) if n > 1 else 0.0
-    return Moments(n, total, spread + total * total / n)
+    return Moments(n, total, spread)
 
 
 @dataclass
@@ -151,32 +236,51 @@ def run_canaries(
     requests_per_tick: int,
     max_ticks: int = 1_000,
     count_assignments: bool = True,
+    users: RecurringUsers | None = None,
+    drift_per_tick: float = 0.0,
 ) -> list[CanaryRun]:
     """Return ``runs`` independent deployments ticked in lockstep until each ends.
 
     Every tick decides all still-running deployments with one ``decide_many`` call, as the
-    service's canary job does.
+    service's canary job does. With ``users`` the requests come from that population of
+    returning subjects (``RecurringUsers``) instead of each from a new one. With
+    ``drift_per_tick`` every arm's success rate moves by that much per tick (time of day,
+    traffic mix), the same for all arms: a drift no comparison may mistake for a difference.
     """
     candidates = len(behaviours) - 1
+    start_behaviours = dict(behaviours)
     fleet = []
+    visitors: dict[str, _Visitors] = {}
     for i in range(runs):
         state, started = new_deployment(policy, candidates=candidates, deployment_id=f"sim-{i}")
         fleet.append(CanaryRun(state=state, events=[started]))
+        if users is not None:
+            visitors[state.deployment_id] = _Visitors(users, state.deployment_id, rng)
     now = 0.0
-    for _ in range(max_ticks):
+    for tick in range(max_ticks):
         live = [run for run in fleet if not run.state.is_terminal]
         if not live:
             break
         now += policy.analysis_interval_seconds
+        if drift_per_tick:
+            shift = drift_per_tick * tick
+            behaviours = {
+                arm: replace(b, success=min(max(b.success + shift, 0.0), 1.0))
+                for arm, b in start_behaviours.items()
+            }
         for run in live:
-            traffic = simulate_traffic(
-                rng,
-                run.state.weights(),
-                behaviours,
-                requests_per_tick,
-                count_assignments=count_assignments,
-            )
-            step = run.stats.setdefault(run.state.step_index, {})
+            if visitors:
+                crowd = visitors[run.state.deployment_id]
+                traffic = crowd.interval(rng, run.state, behaviours, requests_per_tick)
+            else:
+                traffic = simulate_traffic(
+                    rng,
+                    run.state.weights(),
+                    behaviours,
+                    requests_per_tick,
+                    count_assignments=count_assignments,
+                )
+            step = run.stats.setdefault(run.state.stratum, {})
             for arm, arm_stats in traffic.items():
                 step[arm] = step[arm] + arm_stats if arm in step else arm_stats
             run.ticks += 1
@@ -195,6 +299,7 @@ def run_canary(
     requests_per_tick: int,
     max_ticks: int = 1_000,
     count_assignments: bool = True,
+    users: RecurringUsers | None = None,
 ) -> CanaryRun:
     """Return the run of one deployment ticked every analysis interval until it ends."""
     (run,) = run_canaries(
@@ -205,5 +310,6 @@ def run_canary(
         requests_per_tick=requests_per_tick,
         max_ticks=max_ticks,
         count_assignments=count_assignments,
+        users=users,
     )
     return run

@@ -14,8 +14,9 @@ from scipy import stats
 from analytics.batch import MomentsArray, compare_batch
 from analytics.compare import Comparison, compare, compare_strata
 from analytics.effects import cohens_d, cohens_h
+from analytics.estimates import stratified_difference
 from analytics.fixed import two_proportion_z_test, welch_t_test
-from analytics.intervals import newcombe_interval
+from analytics.intervals import newcombe_interval, newcombe_p_value
 from analytics.moments import Moments
 from analytics.sequential import confidence_sequence
 
@@ -40,13 +41,49 @@ def test_fixed_mean_comparison_is_welchs_t_test() -> None:
     )
 
 
-def test_fixed_proportion_comparison_uses_the_z_test_and_newcombe_interval() -> None:
+def test_fixed_proportion_comparison_inverts_the_newcombe_interval() -> None:
     result = compare(prop(160, 200), prop(140, 200), kind="proportion", method="fixed")
-    assert result.method == "two-proportion-z"
-    assert result.p_value == two_proportion_z_test(160, 200, 140, 200).p_value
+    assert result.method == "newcombe-score"
+    assert result.p_value == newcombe_p_value(160, 200, 140, 200)
     assert (result.lower, result.upper) == newcombe_interval(160, 200, 140, 200)
     assert result.effect_size == pytest.approx(cohens_h(0.8, 0.7), rel=1e-12)
     assert result.effect_label == "small"
+    # Far from the boundaries the score test and the z-test agree to a few percent.
+    z_test = two_proportion_z_test(160, 200, 140, 200).p_value
+    assert result.p_value == pytest.approx(z_test, rel=0.15)
+
+
+def test_no_failures_in_either_arm_is_no_evidence_of_a_difference() -> None:
+    for side in ("two-sided", "greater", "less"):
+        result = compare(prop(0, 10), prop(0, 10), kind="proportion", method="fixed", side=side)
+        assert result.p_value == (1.0 if side == "two-sided" else 0.5)
+        assert not result.significant
+    # Against a non-inferiority margin the Wald variance is 0 and a z-test says p = 0;
+    # ten observations per arm cannot show anything within 5 points.
+    margin = compare(prop(0, 10), prop(0, 10), kind="proportion", method="fixed",
+                     side="greater", null=-0.05)
+    assert margin.p_value > 0.2 and margin.lower < -0.05 and not margin.significant
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    control=st.tuples(st.integers(0, 40), st.integers(1, 40)),
+    candidate=st.tuples(st.integers(0, 40), st.integers(1, 40)),
+    side=st.sampled_from(["two-sided", "greater", "less"]),
+    null=st.sampled_from([0.0, -0.1, 0.05]),
+    alpha=st.sampled_from([0.01, 0.05, 0.2]),
+)
+def test_fixed_proportion_p_value_never_contradicts_its_interval(
+    control: tuple[int, int], candidate: tuple[int, int], side: str, null: float, alpha: float
+) -> None:
+    c, t = prop(min(control), max(control)), prop(min(candidate), max(candidate))
+    result = compare(c, t, kind="proportion", method="fixed", side=side, null=null, alpha=alpha)  # type: ignore[arg-type]
+    if not result.enough_data:
+        return
+    excluded = null < result.lower or null > result.upper
+    # Equality only within the root finder's tolerance of the boundary itself.
+    if abs(result.p_value - alpha) > 1e-9:
+        assert result.significant == excluded
 
 
 def test_sequential_comparison_is_the_confidence_sequence_of_the_difference() -> None:
@@ -241,3 +278,25 @@ def test_welch_p_value_drives_the_fixed_mean_verdict() -> None:
     result = compare(a, b, kind="mean", method="fixed")
     assert result.p_value == welch_t_test(a, b).p_value
     assert result.significant and result.reading.startswith("Candidate is better")
+
+
+def test_strata_are_weighted_by_precision_not_by_share_of_traffic() -> None:
+    # A 2.5% first step (250 candidate executions) and a 50% step (5,000 each): by traffic
+    # the first step would weigh 10,000 / 20,000 = 50%; its difference is ~6x noisier.
+    step0 = (prop(7_800, 9_750), prop(190, 250))
+    step1 = (prop(4_000, 5_000), prop(4_050, 5_000))
+    diff = stratified_difference([step0, step1], "proportion")
+    assert diff is not None
+    w0, w1 = 9_750 * 250 / 10_000, 5_000 * 5_000 / 10_000  # Cochran-Mantel-Haenszel
+    d0, d1 = 190 / 250 - 0.8, 4_050 / 5_000 - 0.8
+    assert diff.estimate == pytest.approx((w0 * d0 + w1 * d1) / (w0 + w1), rel=1e-12)
+    assert diff.effective_n == pytest.approx(4 * (w0 + w1), rel=1e-12)
+    # The precision weights give a smaller standard error than traffic shares would.
+    v0 = 0.8 * 0.2 / 9_750 + 0.76 * 0.24 / 250
+    v1 = 0.8 * 0.2 / 5_000 + 0.81 * 0.19 / 5_000
+    assert diff.se < 0.8 * math.sqrt(0.5**2 * v0 + 0.5**2 * v1)
+
+
+def test_an_even_split_has_an_effective_size_equal_to_its_total() -> None:
+    diff = stratified_difference([(prop(400, 500), prop(390, 500))], "proportion")
+    assert diff is not None and diff.effective_n == pytest.approx(1_000.0, rel=1e-15)

@@ -142,9 +142,20 @@ def test_sequential_horizon_gives_the_confidence_sequence_at_least_the_planned_p
     for look in range(looks):
         n = np.full(reps, batch * (look + 1.0))
         result = compare_batch(
-            MomentsArray(n, x_c[look], x_c[look]), MomentsArray(n, x_t[look], x_t[look]),
+            MomentsArray.from_proportions(x_c[look], n),
+            MomentsArray.from_proportions(x_t[look], n),
             kind="proportion", side="less", n_star=1000,
         )
         detected |= result.p_value <= 0.05
     se = math.sqrt(0.8 * 0.2 / reps)
     assert detected.mean() >= 0.8 - 3 * se
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_power_refuses_a_sample_size_that_is_not_a_number(bad: float) -> None:
+    with pytest.raises(ValueError, match="n_control"):
+        power_two_proportions(0.8, 0.7, bad, 100)
+    with pytest.raises(ValueError, match="n_candidate"):
+        power_two_proportions(0.8, 0.7, 100, bad)
+    with pytest.raises(ValueError, match="n_control"):
+        power_two_means(0.1, 1.0, bad, 100)

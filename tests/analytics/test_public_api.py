@@ -17,7 +17,8 @@ EXPECTED = {
     "probability_best", "running_update", "sample_size_two_means",
     "sample_size_two_proportions", "sequential_sample_size", "srm_test", "srm_tests",
     "stratified_difference", "two_proportion_z_test", "welch_interval", "welch_t_test",
-    "wilson_interval",
+    "wilson_interval", "AlphaSplit", "DifferenceArray", "Horizon", "compare_strata_batch",
+    "newcombe_p_value", "planned_horizon", "split_alpha", "stratified_differences",
 }
 
 

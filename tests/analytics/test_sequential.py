@@ -118,7 +118,8 @@ def _monitor_proportions(
     for look in range(looks):
         n = np.full(reps, batch * (look + 1.0))
         result = compare_batch(
-            MomentsArray(n, x_c[look], x_c[look]), MomentsArray(n, x_t[look], x_t[look]),
+            MomentsArray.from_proportions(x_c[look], n),
+            MomentsArray.from_proportions(x_t[look], n),
             kind="proportion", alpha=ALPHA, side=side, n_star=2_000,  # type: ignore[arg-type]
         )
         sequential |= result.p_value <= ALPHA
@@ -154,8 +155,9 @@ def test_aa_log_normal_latencies_monitored_after_every_batch_keep_false_positive
     for look in range(looks):
         n = np.full(reps, batch * (look + 1.0))
         result = compare_batch(
-            MomentsArray(n, arms[0][0][look], arms[0][1][look]),
-            MomentsArray(n, arms[1][0][look], arms[1][1][look]),
+            # m2: squared deviations from the mean, from the running sums.
+            MomentsArray(n, arms[0][0][look], arms[0][1][look] - arms[0][0][look] ** 2 / n),
+            MomentsArray(n, arms[1][0][look], arms[1][1][look] - arms[1][0][look] ** 2 / n),
             kind="log_mean", alpha=ALPHA, n_star=2_000,
         )
         rejected |= result.p_value <= ALPHA

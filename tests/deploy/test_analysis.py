@@ -28,20 +28,20 @@ def values(draw: st.DrawFn) -> Moments:
     n = draw(st.integers(0, 3_000))
     mean = draw(st.floats(-5, 10))
     sd = draw(st.floats(0, 3))
-    return Moments(n, n * mean, (n - 1) * sd * sd + n * mean * mean) if n else Moments()
+    return Moments.from_summary(n, mean, sd)
 
 
 @st.composite
 def comparisons(
     draw: st.DrawFn,
-) -> tuple[MetricName, list[tuple[Moments, Moments]], str, float, float, float | None]:
+) -> tuple[MetricName, list[tuple[Moments, Moments]], str, float, float, float]:
     metric: MetricName = draw(st.sampled_from(list(METRICS)))
     arm = proportion() if METRICS[metric].kind == "proportion" else values()
     strata = draw(st.lists(st.tuples(arm, arm), min_size=1, max_size=4))
     side = draw(st.sampled_from(["less", "greater"]))
     null = draw(st.floats(-0.2, 0.2))
     alpha = draw(st.sampled_from([0.01, 0.05, 0.1]))
-    n_star = draw(st.sampled_from([None, 500.0, 20_000.0]))
+    n_star = draw(st.sampled_from([500.0, 1_000.0, 20_000.0]))
     return metric, strata, side, null, alpha, n_star
 
 
@@ -59,7 +59,7 @@ def _stats(metric: MetricName, moments: Moments) -> ArmStats:
     return ArmStats(executions=max(moments.n, 1), **{field: moments})
 
 
-def _table(cases: list) -> tuple[StatsCube, CheckTable]:
+def _table(cases: list, min_samples: tuple[int, ...] = ()) -> tuple[StatsCube, CheckTable]:
     table = CheckTable()
     deployments = []
     for d, (metric, strata, side, null, alpha, n_star) in enumerate(cases):
@@ -75,7 +75,7 @@ def _table(cases: list) -> tuple[StatsCube, CheckTable]:
             [null],
             alpha=alpha,
             n_star=n_star,
-            min_samples=0,
+            min_samples=min_samples[d] if min_samples else 0,
         )
     return StatsCube(deployments, [("control", "c1")] * len(cases)), table
 
@@ -115,8 +115,7 @@ def test_batched_bounds_equal_compare_strata_one_by_one(cases: list) -> None:
 
 def test_a_check_below_its_minimum_samples_cannot_conclude() -> None:
     strata = [(Moments.from_proportion(20, 20), Moments.from_proportion(0, 20))]
-    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, None)] * 2)
-    table.min_samples[1] = 30
+    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, 1_000.0)] * 2, (0, 30))
     results = evaluate(cube, table)
     assert results.enough[0] and results.rejects[0]
     assert not results.enough[1] and results.p_value[1] == 1.0
@@ -124,21 +123,29 @@ def test_a_check_below_its_minimum_samples_cannot_conclude() -> None:
 
 def test_evidence_rows_are_strict_json() -> None:
     strata = [(Moments.from_proportion(80, 100), Moments.from_proportion(70, 100))]
-    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, None)])
-    row = evaluate(cube, table).json[0]
+    cube, table = _table([("success_rate", strata, "less", 0.0, 0.05, 1_000.0)])
+    row = evaluate(cube, table).row(0)
     assert row["upper"] is not None and row["lower"] is None  # one-sided: no lower bound
     assert json.loads(json.dumps(row, allow_nan=False)) == row
 
 
 def test_holm_per_family_equals_analytics_holm() -> None:
-    families = [[0.01, 0.04, 0.03], [0.2], [], [0.001, 0.5, 0.02]]
-    alphas = [0.05, 0.05, 0.05, 0.01]
-    result = holm_reject(families, alphas)
-    for family, alpha, rejected in zip(families, alphas, result, strict=True):
-        if family:
-            assert rejected == holm(family, alpha=alpha).reject.tolist()
-        else:
-            assert rejected == []
+    families = [[0.01, 0.04, 0.03], [0.2], [], [0.001, 0.5, 0.02], [0.011, 0.02, 0.9]]
+    alphas = [0.05, 0.05, 0.05, 0.01, 0.05]
+    weights = [[1.0, 1.0, 1.0], [1.0], [], [1.0, 1.0, 1.0], [0.8, 0.1, 0.1]]
+    flat = [p for family in families for p in family]
+    spans, start = [], 0
+    for family in families:
+        spans.append(range(start, start + len(family)))
+        start += len(family)
+    result = holm_reject(flat, spans, alphas, weights)
+    for family, alpha, w, span, rejected in zip(
+        families, alphas, weights, spans, result, strict=True
+    ):
+        expected = holm(family, alpha=alpha, weights=w).reject if family else []
+        assert rejected == [i for i, r in zip(span, expected, strict=True) if r]
+    # Weighted: 0.011 <= 0.8 * 0.05 first, then 0.02 <= (0.1 / 0.2) * 0.05; 0.9 stays.
+    assert result[4] == [spans[4].start, spans[4].start + 1]
 
 
 @pytest.mark.parametrize(

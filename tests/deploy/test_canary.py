@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gc
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from analytics.compare import compare_strata
 from analytics.moments import Moments
 from deploy.canary import decide, decide_many
 from deploy.policy import CanaryPolicy, Guardrail
@@ -20,7 +22,7 @@ POLICY = CanaryPolicy(min_samples_per_step=100, min_step_seconds=600)
 
 def _normal(n: int, mean: float, sd: float) -> Moments:
     # Exactly the moments of n observations with this mean and sample standard deviation.
-    return Moments(n, n * mean, (n - 1) * sd * sd + n * mean * mean) if n else Moments()
+    return Moments.from_summary(n, mean, sd)
 
 
 def arm(
@@ -68,8 +70,10 @@ def deployment(
     )
     state = evolve(None, "deployment.started", started.payload, T0)
     ids = {"deployment_id": "dep-1"}
-    if step:
-        state = evolve(state, "deployment.stepped", {**ids, "step_index": step}, T0)
+    for target in range(1, step + 1):
+        # One step at a time, as the canary moves: stratum and step index then coincide,
+        # so the statistics below are keyed by either.
+        state = evolve(state, "deployment.stepped", {**ids, "step_index": target}, T0)
     extra = {
         Phase.PAUSED: ("deployment.paused", ids),
         Phase.AWAITING_PROMOTION: ("deployment.awaiting_promotion", {**ids, "winner": "c1"}),
@@ -245,7 +249,7 @@ def test_awaiting_promotion_still_rolls_back_on_harm() -> None:
     assert harmed.event_type == "deployment.rolled_back"
 
 
-def test_arm_worse_than_the_best_is_eliminated() -> None:
+def test_arm_worse_than_another_is_eliminated() -> None:
     state = deployment(candidates=2, step=3)
     stats = split(
         state, 30_000, control={"success": 0.70}, c1={"success": 0.80}, c2={"success": 0.72}
@@ -253,7 +257,7 @@ def test_arm_worse_than_the_best_is_eliminated() -> None:
     decision = decide(state, {3: stats}, T0 + 1)
     assert decision.event_type == "deployment.arm_eliminated"
     assert (decision.payload["arm"], decision.payload["trigger"]) == ("c2", "elimination")
-    assert decision.evidence["elimination"]["best"] == "c1"
+    assert decision.evidence["elimination"]["beaten_by"] == "c1"
 
 
 def test_harmful_arm_is_eliminated_while_the_others_continue() -> None:
@@ -357,3 +361,131 @@ def test_a_tick_leaves_the_garbage_collector_as_it_found_it() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_required_improvement_is_not_met_by_a_clear_non_inferiority() -> None:
+    # 200,000 identical executions per arm: shown within a point of control beyond doubt,
+    # and not shown better. Only the requirement stands between this and a promotion.
+    policy = POLICY.model_copy(update={"max_samples_per_arm": 1_000_000})
+    plain = deployment(policy, step=3)
+    stats = {3: split(plain, 400_000)}
+    promoted = decide(plain, stats, LATER)
+    assert (promoted.event_type, promoted.payload["trigger"]) == (
+        "deployment.promoted", "non_inferior",
+    )
+    strict = deployment(policy.model_copy(update={"require_improvement": True}), step=3)
+    decision = decide(strict, stats, LATER)
+    assert decision.event_type is None
+    assert "not yet shown an improvement" in decision.reason
+
+
+def test_of_several_harmful_arms_the_most_clearly_harmful_is_eliminated_first() -> None:
+    state = deployment(candidates=3, step=3)
+    stats = split(state, 40_000, c2={"success": 0.60}, c3={"success": 0.74})
+    decision = decide(state, {3: stats}, T0 + 1)
+    assert (decision.event_type, decision.payload["trigger"]) == (
+        "deployment.arm_eliminated", "harm",
+    )
+    harmed = decision.evidence["arms"]
+    assert harmed["c2"]["metrics"]["success_rate"]["p"] < harmed["c3"]["metrics"][
+        "success_rate"]["p"] < 0.001  # both shown harmful; c2 far more clearly
+    assert decision.payload["arm"] == "c2"
+
+
+def test_an_arm_is_not_eliminated_on_evidence_only_a_test_against_the_best_would_accept() -> None:
+    # c1 looks best; c2 and c3 trail it by 1.75 points on 15,000 executions each. Tested
+    # against the best-looking arm alone (Holm over k - 1 = 2 pairs), c2 would go at
+    # p <= alpha / 2. Every pair at alpha / (k (k - 1)) keeps it: the data chose c1.
+    state = deployment(candidates=3, step=3)
+    stats = split(state, 60_000, c1={"success": 12_263 / 15_000})
+    policy = state.policy
+    c1, c2 = stats["c1"].success, stats["c2"].success
+    pair_alpha = policy.alpha_split(3).selection
+    against_best = compare_strata([(c1, c2)], kind="proportion", side="less",
+                                  alpha=policy.alpha, n_star=policy.promotion_n_star)
+    every_pair = compare_strata([(c1, c2)], kind="proportion", side="two-sided",
+                                alpha=2 * pair_alpha, n_star=policy.promotion_n_star)
+    assert against_best.p_value <= policy.alpha / 2
+    assert every_pair.p_value > 2 * pair_alpha
+    decision = decide(state, {3: stats}, T0 + 1)
+    assert decision.event_type is None, decision.reason
+
+
+def test_sample_ratio_check_counts_distinct_subjects_not_executions() -> None:
+    # A few heavy users make the candidate's executions look 30% short of its share; the
+    # subjects assigned to it are exactly on it.
+    state = deployment(step=1)
+    stats = {1: {"control": replace(arm(7_000), subjects=1_750),
+                 "c1": replace(arm(700), subjects=250)}}
+    decision = decide(state, stats, LATER)
+    assert decision.evidence["srm"]["unit"] == "subjects"
+    assert decision.evidence["srm"]["observed"] == {"control": 1_750, "c1": 250}
+    assert decision.event_type == "deployment.stepped"
+
+
+def test_without_subject_counts_the_check_falls_back_to_what_the_data_has() -> None:
+    state = deployment(step=1)
+    counted = decide(state, {1: {"control": arm(7_000), "c1": arm(1_000)}}, LATER)
+    assert counted.evidence["srm"]["unit"] == "assignments"
+    local = {"control": arm(7_000, assignments=0), "c1": arm(700, assignments=0)}
+    decision = decide(state, {1: local}, LATER)
+    assert decision.evidence["srm"]["unit"] == "executions"
+    assert (decision.event_type, decision.payload["trigger"]) == ("deployment.rolled_back", "srm")
+
+
+def test_an_elimination_starts_a_new_stratum_checked_with_its_own_weights() -> None:
+    state = deployment(candidates=2, step=1)
+    ids = {"deployment_id": "dep-1", "arm": "c2"}
+    after = evolve(state, "deployment.arm_eliminated", ids, T0 + 100)
+    assert after is not None and (after.step_index, after.stratum) == (1, 2)
+    # Stratum 1 ran at 1/12 per candidate, stratum 2 with c2's traffic back in control.
+    weights = after.weights()
+    assert weights == {"control": 9_167, "c1": 833}
+    stats = {
+        1: {"control": arm(2_500), "c1": arm(250), "c2": arm(250)},
+        2: {"control": arm(5_500), "c1": arm(500)},
+    }
+    decision = decide(after, stats, LATER)
+    srm = decision.evidence["srm"]
+    assert srm["expected_share"] == {"control": 9_167.0, "c1": 833.0}  # control checked too
+    assert srm["observed"] == {"control": 5_500, "c1": 500}
+    assert decision.event_type == "deployment.stepped"  # 750 per arm over the step's strata
+
+
+def test_by_default_an_inconclusive_canary_ends_at_the_planned_horizon() -> None:
+    policy = POLICY.model_copy(
+        update={"non_inferiority_margin": 0.05, "require_improvement": True}
+    )
+    state = deployment(policy, step=3)
+    horizon = state.policy.planned_samples_per_arm
+    assert state.policy.sample_cap == horizon < 20_000
+    # The candidate equals control: never harmful, never shown better.
+    waiting = decide(state, {3: split(state, 2 * (horizon - 10))}, LATER)
+    assert waiting.event_type is None
+    ended = decide(state, {3: split(state, 2 * horizon)}, LATER)
+    assert (ended.event_type, ended.payload["trigger"]) == ("deployment.rolled_back",
+                                                             "inconclusive")
+    assert f"inconclusive at {horizon} samples per arm" in ended.reason
+
+
+def test_without_detail_only_decisions_that_change_something_carry_evidence() -> None:
+    collecting = deployment()
+    harmed = deployment(step=3)
+    cases = [
+        (collecting, {0: split(collecting, 3_600)}),
+        (harmed, {3: split(harmed, 4_000, c1={"success": 0.6})}),
+    ]
+    full = decide_many(cases, LATER)
+    lean = decide_many(cases, LATER, detail=False)
+    assert [(d.event_type, d.reason) for d in lean] == [(d.event_type, d.reason) for d in full]
+    assert lean[0].evidence == {} and full[0].evidence["arms"]["c1"]["metrics"]
+    assert lean[1] == full[1]  # an event keeps its whole evidence
+
+
+def test_a_relative_tolerance_waits_for_controls_data() -> None:
+    state = deployment(step=3)
+    no_cost = {name: replace(stats, cost=Moments()) for name, stats in split(state, 4_000).items()}
+    checked = decide(state, {3: no_cost}, T0 + 1).evidence["arms"]["c1"]["metrics"]
+    assert "cost" not in checked and {"success_rate", "latency"} <= set(checked)
+    with_cost = decide(state, {3: split(state, 4_000)}, T0 + 1).evidence["arms"]["c1"]["metrics"]
+    assert with_cost["cost"]["null"] == pytest.approx(0.10 * 0.002, rel=0.05)

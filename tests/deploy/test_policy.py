@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from analytics.planning import planned_horizon
 from deploy.policy import CanaryPolicy, Guardrail, PolicyBook, merge_policy
 
 
@@ -85,6 +86,53 @@ def test_inconclusive_default_rolls_back_machine_candidates_and_holds_human_ones
     assert CanaryPolicy(on_inconclusive="promote").inconclusive_action(True) == "promote"
 
 
-def test_sequence_tuning_is_passed_through_or_left_to_analytics() -> None:
-    assert CanaryPolicy().n_star is None
-    assert CanaryPolicy(sequence_tuning=300).n_star == 300
+def test_promotion_is_tuned_at_the_planned_horizon_unless_told_otherwise() -> None:
+    policy = CanaryPolicy()
+    assert policy.promotion_n_star == 2 * policy.planned_samples_per_arm
+    assert CanaryPolicy(sequence_tuning=300).promotion_n_star == 300
+    assert policy.harm_n_star == 2 * policy.harm_tuning_per_arm < policy.promotion_n_star
+
+
+def test_default_cap_is_the_planned_horizon_from_margin_power_and_alpha() -> None:
+    policy = CanaryPolicy()
+    horizon = planned_horizon(
+        policy.non_inferiority_margin, policy.planning_sd, alpha=policy.alpha, power=policy.power
+    )
+    assert policy.max_samples_per_arm is None
+    assert policy.sample_cap == policy.planned_samples_per_arm == horizon.samples_per_arm
+    # A wider margin plans a shorter canary; an explicit cap wins.
+    assert CanaryPolicy(non_inferiority_margin=0.02).sample_cap < policy.sample_cap / 3
+    assert CanaryPolicy(max_samples_per_arm=5_000).sample_cap == 5_000
+    plan = policy.plan()
+    assert plan["planned_samples_per_arm"] == plan["max_samples_per_arm"] == policy.sample_cap
+    assert json.loads(json.dumps(plan)) == plan
+
+
+def test_an_override_of_the_margin_replans_the_cap() -> None:
+    base = CanaryPolicy()
+    wider = merge_policy(base, {"non_inferiority_margin": 0.03})
+    assert wider.sample_cap < base.sample_cap
+
+
+def test_harm_and_promotion_share_alpha_only_when_their_nulls_overlap() -> None:
+    assert not CanaryPolicy().nulls_overlap  # tolerance 0 < margin 1 point
+    assert CanaryPolicy().alpha_split(1).harm == CanaryPolicy().alpha_split(1).promotion == 0.05
+    improving = CanaryPolicy(require_improvement=True)
+    assert improving.nulls_overlap
+    split = improving.alpha_split(1)
+    assert split.harm + split.promotion == pytest.approx(0.05)
+
+
+def test_a_zero_margin_needs_an_explicit_cap_and_tuning() -> None:
+    with pytest.raises(ValidationError, match="plans no horizon"):
+        CanaryPolicy(non_inferiority_margin=0.0)
+    CanaryPolicy(non_inferiority_margin=0.0, max_samples_per_arm=1_000, sequence_tuning=2_000)
+
+
+def test_the_primary_metric_holds_most_of_each_arms_harm_alpha() -> None:
+    policy = CanaryPolicy()
+    metrics = policy.harm_template[0]
+    assert metrics[0] == "success_rate" and len(metrics) == 5
+    assert policy.harm_weights == pytest.approx([0.9, 0.025, 0.025, 0.025, 0.025])
+    alone = CanaryPolicy(guardrails=())
+    assert alone.harm_weights == [1.0]

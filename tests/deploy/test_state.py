@@ -198,3 +198,27 @@ def test_weights_are_a_fresh_dict_each_time() -> None:
     assert state.weights() == {"control": 9_750, "c1": 250}
     with pytest.raises(KeyError, match="no arm 'c7'"):
         state.version_of("c7")
+
+
+def test_every_change_of_weights_starts_a_new_stratum_and_nothing_else_does() -> None:
+    state = _started(2, approval=True)
+    assert (state.stratum, state.stratum_steps) == (0, (0,))  # control only, awaiting
+    state = _apply(state, "deployment.approved", T0 + 1)
+    assert (state.stratum, state.step_index) == (1, 0)  # traffic starts: new weights
+    state = _apply(state, "deployment.stepped", T0 + 2, from_step=0, step_index=1)
+    state = _apply(state, "deployment.paused", T0 + 3)
+    state = _apply(state, "deployment.resumed", T0 + 4)
+    assert (state.stratum, state.step_index) == (2, 1)  # a pause keeps the weights
+    state = _apply(state, "deployment.arm_eliminated", T0 + 5, arm="c2")
+    assert (state.stratum, state.step_index) == (3, 1)  # an elimination mid-step does not
+    assert state.stratum_steps == (0, 0, 1, 1)
+    assert state.strata_of_step(1) == (2, 3)
+    assert state.to_json()["stratum"] == 3
+
+
+def test_without_eliminations_stratum_and_step_coincide() -> None:
+    state = _started(1)
+    for step in (1, 2, 3):
+        state = _apply(state, "deployment.stepped", T0 + step, from_step=step - 1,
+                       step_index=step)
+        assert state.stratum == state.step_index == step

@@ -17,10 +17,10 @@ def test_execution_adds_one_observation_to_every_metric_it_reports() -> None:
         .record_execution(success=True, score=0.5, latency_ms=1_000.0, cost_usd=0.01, error=False)
     )
     assert (stats.assignments, stats.executions) == (1, 1)
-    assert stats.success == Moments(1, 1.0, 1.0)
-    assert stats.score == Moments(1, 0.5, 0.25)
+    assert stats.success == Moments(1, 1.0, 0.0)
+    assert stats.score == Moments(1, 0.5, 0.0)
     assert stats.log_latency.total == pytest.approx(math.log(1_000.0))
-    assert stats.cost == Moments(1, 0.01, 0.0001)
+    assert stats.cost == Moments(1, 0.01, 0.0)
     assert stats.errors == Moments(1, 0.0, 0.0)
 
 
@@ -54,8 +54,18 @@ def test_merge_adds_counts_and_moments_and_total_sums_steps() -> None:
     b = ArmStats().record_assignment().record_execution(success=False).record_correction()
     merged = a + b
     assert (merged.assignments, merged.executions, merged.corrections) == (2, 2, 1)
-    assert merged.success == Moments(2, 1.0, 1.0)
+    assert merged.success == Moments.from_proportion(1, 2)
     assert total({0: {"c1": a}, 1: {"c1": b, "control": a}}, "c1") == merged
+
+
+def test_distinct_subjects_are_counted_apart_from_executions() -> None:
+    # One returning subject, three executions: one unit for the sample-ratio check.
+    stats = ArmStats().record_subject()
+    for _ in range(3):
+        stats = stats.record_execution(success=True)
+    assert (stats.subjects, stats.executions) == (1, 3)
+    assert (stats + ArmStats().record_subject(2)).subjects == 3
+    assert stats.to_json()["subjects"] == 1
 
 
 def test_every_metric_has_a_kind_and_a_direction_and_is_extractable() -> None:

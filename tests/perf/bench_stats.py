@@ -14,8 +14,9 @@ Run: .venv/bin/python tests/perf/bench_stats.py   (exits non-zero if a target is
 3. One analysis tick over 1,000 deployments x 5 metrics (SRM, five one-sided sequences,
    running intersections, Holm across metrics). Target: < 50 ms.
 
-N* (where the sequence is tightest) is 1,000 observations in total, i.e. 500 per arm: the
-size of a canary step, and where the 0.80 -> 0.70 regression is decided. A sweep is printed
+N* (where the sequence is tightest) is analytics' default, 1,000 observations in total, i.e.
+500 per arm, where the 0.80 -> 0.70 regression is decided. (The canary itself tunes each
+question separately: see ``analytics.planning`` and tests/perf/bench_canary.py.) A sweep is printed
 to show the choice matters little between 500 and 2,000, and that 5,000 (GrowthBook's
 default) costs the fast decisions about 40% more samples.
 """
@@ -69,7 +70,8 @@ def false_positive_rates(reps: int = 2_000, looks: int = 200, seed: int = 1) -> 
             assert abs(ref.statistic - z[0]) < 1e-9
         naive |= np.abs(z) >= Z_CRIT
         result = compare_batch(
-            MomentsArray(n, x_c[look], x_c[look]), MomentsArray(n, x_t[look], x_t[look]),
+            MomentsArray.from_proportions(x_c[look], n),
+            MomentsArray.from_proportions(x_t[look], n),
             kind="proportion", alpha=ALPHA, n_star=N_STAR,
         )
         sequential |= result.p_value <= ALPHA
@@ -89,7 +91,8 @@ def samples_to_decision(
     for look in range(looks):
         n = np.full(reps, BATCH * (look + 1.0))
         result = compare_batch(
-            MomentsArray(n, x_c[look], x_c[look]), MomentsArray(n, x_t[look], x_t[look]),
+            MomentsArray.from_proportions(x_c[look], n),
+            MomentsArray.from_proportions(x_t[look], n),
             kind="proportion", alpha=ALPHA, side="less", n_star=n_star,
         )
         newly = (result.p_value <= ALPHA) & np.isinf(stopped)
@@ -122,11 +125,11 @@ class TickState:
             for n in (self.n_c, self.n_t):
                 if kind == "proportion":
                     s = rng.binomial(n.astype(int), rng.uniform(0.01, 0.9, deployments))
-                    pair.append(MomentsArray(n, s.astype(float), s.astype(float)))
+                    pair.append(MomentsArray.from_proportions(s.astype(float), n))
                 else:
                     mu, sd = rng.uniform(0, 6, deployments), rng.uniform(0.2, 1.0, deployments)
                     total = n * mu
-                    pair.append(MomentsArray(n, total, n * (sd**2 + mu**2)))
+                    pair.append(MomentsArray(n, total, (n - 1) * sd**2))
             self.arms.append((pair[0], pair[1]))
         shape = (deployments, len(self.KINDS))
         self.running = (np.full(shape, -np.inf), np.full(shape, np.inf), np.ones(shape))
