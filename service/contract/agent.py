@@ -35,6 +35,10 @@ class ExecutionIn(Strict):
         None, ge=0, le=100,
         description="the canary step the arm was assigned under (resolve returns it); "
         "late reports then count in the step whose weights chose them")
+    stratum: int | None = Field(
+        None, ge=0, le=10_000,
+        description="the stretch of constant weights the arm was assigned under (resolve "
+        "returns it): the sample-ratio check counts subjects per stratum")
     subject: ShortText | None = None
     success: bool | None = None
     score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None

@@ -19,6 +19,8 @@ class RolloutConfig(BaseModel):
 
     deployment: str = Field(description="the deployment id")
     step: int = Field(description="the canary step the weights belong to (0-based)")
+    stratum: int = Field(0, description="the stretch of constant weights these belong to: "
+                         "it changes with every step and elimination; report it back")
     weights: dict[str, int] = Field(description="arm -> buckets out of 10,000")
     arms: list[RolloutArm]
 
@@ -34,6 +36,7 @@ class Resolved(BaseModel):
     deployment: str | None = None
     arm: str | None = None
     step: int | None = None
+    stratum: int | None = None
     rollout: RolloutConfig | None = Field(
         None, description="the live deployment's weights and arms, so SDKs assign locally")
 

@@ -64,6 +64,7 @@ def _arm_table(state: DeploymentState,
 def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> dict[str, Any]:
     """Return a deployment's JSON, with per-arm statistics and the pending decision."""
     out = state.to_json()
+    out["plan"] = state.policy.plan()
     if not detail:
         return out
     stats = daemon.queries.step_stats(state.deployment_id)
@@ -183,8 +184,9 @@ def get_policy(name: NamePath, daemon: DaemonDep, commands: CommandsDep,
     """Return the effective policy and the stored overrides."""
     _prompt(daemon, name)
     overrides = daemon.queries.policy_overrides(name)
-    policy = commands.policy_for(name).to_json()
-    return {"prompt": name, "overrides": overrides, "policy": policy}
+    policy = commands.policy_for(name)
+    return {"prompt": name, "overrides": overrides, "policy": policy.to_json(),
+            "plan": policy.plan()}
 
 
 @router.put("/prompts/{name:path}/policy", responses=error_responses(400, 404, 503),
@@ -195,5 +197,6 @@ def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep, commands: Co
     _prompt(daemon, name)
     policy = _policy(daemon.default_policy, body.overrides)
     commands.set_policy(name, body.overrides, who.actor)
-    return {"prompt": name, "overrides": body.overrides, "policy": policy.to_json()}
+    return {"prompt": name, "overrides": body.overrides, "policy": policy.to_json(),
+            "plan": policy.plan()}
 

@@ -28,7 +28,8 @@ class CanaryJob:
                >= s.policy.analysis_interval_seconds]
         pairs = ctx.queries.stats_of(due)
         applied = 0
-        for (state, _), d in zip(pairs, decide_many(pairs, now), strict=True):
+        # detail=False: the evidence of decisions that change nothing is not built.
+        for (state, _), d in zip(pairs, decide_many(pairs, now, detail=False), strict=True):
             self.last_analysis[state.deployment_id] = now
             if d.changes_state and ctx.commands.apply_tick(state, d):
                 applied += 1

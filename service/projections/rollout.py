@@ -1,8 +1,9 @@
 """Read models of rollouts: deployments, per-arm statistics, candidates, timeline, policies.
 
-Each fold decides by *position*, never by batch: an execution belongs to the step that was
-current at its position (``step_history``), and a correction to its execution's step and arm.
-That keeps the fold identical live (group commits) and in a replay (large chunks).
+Each fold decides by *position*, never by batch: an execution belongs to the stratum (a
+stretch of constant weights: a step, or the rest of a step after an elimination) that was
+current at its position (``stratum_history``), and a correction to its execution's stratum
+and arm. That keeps the fold identical live (group commits) and in a replay (large chunks).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from bisect import bisect_left
 from collections.abc import Sequence
+from hashlib import blake2b
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -25,6 +27,7 @@ from service.store.eventlog import StoredEvent
 from service.store.schema import (
     ARM_MOMENTS,
     arm_stats,
+    arm_subjects,
     candidates,
     deployments,
     prompt_policies,
@@ -45,7 +48,7 @@ class DeploymentRow:
         self.deployment_id: str = row.deployment_id
         self.prompt: str = row.prompt
         self.events: list[list[Any]] = json.loads(row.events)
-        self.step_history: list[list[int]] = json.loads(row.step_history)
+        self.stratum_history: list[list[int]] = json.loads(row.stratum_history)
         self.started_position: int = row.started_position
         self.updated_position: int = row.updated_position
         self._state: DeploymentState | None = None
@@ -59,11 +62,11 @@ class DeploymentRow:
             self._state, self._folded = state, len(self.events)
         return self._state
 
-    def step_at(self, position: int) -> int:
-        """Return the step the deployment was at when ``position`` was appended."""
-        starts = [p for p, _ in self.step_history]
+    def stratum_at(self, position: int) -> int:
+        """Return the stratum the deployment was in when ``position`` was appended."""
+        starts = [p for p, _ in self.stratum_history]
         i = bisect_left(starts, position) - 1
-        return self.step_history[max(i, 0)][1]
+        return self.stratum_history[max(i, 0)][1]
 
     def ended_before(self, position: int) -> bool:
         """Return whether the deployment had ended before ``position``."""
@@ -96,7 +99,8 @@ class DeploymentProjection:
                 conn.execute(deployments.insert().values(
                     deployment_id=p["deployment_id"], prompt=p["prompt"],
                     phase=state.phase.value, events=_json([entry]),
-                    step_history=_json([[e.position, 0]]), started_position=e.position,
+                    stratum_history=_json([[e.position, state.stratum]]),
+                    started_position=e.position,
                     updated_position=e.position))
                 continue
             row = load_row(conn, str(p.get("deployment_id", "")))
@@ -107,52 +111,53 @@ class DeploymentProjection:
             after = row.state()
             if after == before:
                 continue  # an event the phase no longer allows: ignored, as the fold does
-            if after.step_index != before.step_index:
-                row.step_history.append([e.position, after.step_index])
+            if after.stratum != before.stratum:
+                row.stratum_history.append([e.position, after.stratum])
             conn.execute(deployments.update()
                          .where(deployments.c.deployment_id == row.deployment_id)
                          .values(phase=after.phase.value, events=_json(row.events),
-                                 step_history=_json(row.step_history),
+                                 stratum_history=_json(row.stratum_history),
                                  updated_position=e.position))
 
 
 def _stats_from_row(row: Any) -> ArmStats:
     moments = {m: Moments(getattr(row, f"{m}_n"), getattr(row, f"{m}_total"),
-                          getattr(row, f"{m}_total_sq")) for m in ARM_MOMENTS}
+                          getattr(row, f"{m}_m2")) for m in ARM_MOMENTS}
     return ArmStats(assignments=row.assignments, executions=row.executions,
-                    corrections=row.corrections, **moments)
+                    subjects=row.subjects, corrections=row.corrections, **moments)
 
 
 def _stats_values(s: ArmStats) -> dict[str, Any]:
     values: dict[str, Any] = {"assignments": s.assignments, "executions": s.executions,
-                              "corrections": s.corrections}
+                              "subjects": s.subjects, "corrections": s.corrections}
     for m in ARM_MOMENTS:
         mom: Moments = getattr(s, m)
-        values.update({f"{m}_n": mom.n, f"{m}_total": mom.total, f"{m}_total_sq": mom.total_sq})
+        values.update({f"{m}_n": mom.n, f"{m}_total": mom.total, f"{m}_m2": mom.m2})
     return values
 
 
 class ArmStatsProjection:
-    """Per deployment, step and arm: exposures and the moments of every metric."""
+    """Per deployment, stratum and arm: exposures, distinct subjects, every metric's moments."""
 
     name = "arm_stats"
     types = frozenset({"execution", "correction"})
-    tables = (arm_stats,)
+    tables = (arm_stats, arm_subjects)
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
         rows: dict[str, DeploymentRow | None] = {}
-        touched: dict[tuple[str, int, str], ArmStats] = {}
-        existing: set[tuple[str, int, str]] = set()
+        touched: dict[Key, ArmStats] = {}
+        existing: set[Key] = set()
+        subjects: dict[Key, set[str]] = {}
 
         def deployment(dep_id: str) -> DeploymentRow | None:
             if dep_id not in rows:
                 rows[dep_id] = load_row(conn, dep_id)
             return rows[dep_id]
 
-        def stats(key: tuple[str, int, str]) -> ArmStats:
+        def stats(key: Key) -> ArmStats:
             if key not in touched:
                 row = conn.execute(select(arm_stats).where(
-                    arm_stats.c.deployment_id == key[0], arm_stats.c.step == key[1],
+                    arm_stats.c.deployment_id == key[0], arm_stats.c.stratum == key[1],
                     arm_stats.c.arm == key[2])).first()
                 if row is not None:
                     existing.add(key)
@@ -163,36 +168,46 @@ class ArmStatsProjection:
             (e.payload["execution_id"], e.position) for e in batch if e.type == "correction"])
         for e in batch:
             if e.type == "execution":
-                target = self._target(deployment, e.payload, e.position)
-                if target is None:
+                key = self._target(deployment, e.payload, e.position)
+                if key is None:
                     continue
                 p = e.payload
-                key = target
-                touched[key] = stats(key).record_assignment().record_execution(
+                # One value at a time, in log order: the moments' bits then do not depend
+                # on where batches begin and end.
+                folded = stats(key).record_assignment().record_execution(
                     success=execution_succeeded(p) if (p.get("success") is not None
                                                        or p.get("score") is not None) else None,
                     score=p.get("score"), latency_ms=p.get("latency_ms"),
                     cost_usd=p.get("cost_usd"), error=bool(p.get("error_type")))
+                subject = p.get("subject")
+                if subject:
+                    subjects.setdefault(key, set()).add(subject_key(str(subject)))
+                else:  # no subject: the SDK hashed the request itself, one unit each
+                    folded = folded.record_subject()
+                touched[key] = folded
             else:
                 execution = executions.get((e.payload["execution_id"], e.position))
                 if execution is None or execution.type != "execution":
                     continue
-                target = self._target(deployment, execution.payload, execution.position)
-                if target is not None:
-                    touched[target] = stats(target).record_correction()
+                key = self._target(deployment, execution.payload, execution.position)
+                if key is not None:
+                    touched[key] = stats(key).record_correction()
+        for key, keys in sorted(subjects.items()):
+            new = _new_subjects(conn, key, keys)
+            if new:
+                touched[key] = touched[key].record_subject(len(new))
         for key, value in sorted(touched.items()):
             values = _stats_values(value)
             if key in existing:
                 conn.execute(arm_stats.update().where(
-                    arm_stats.c.deployment_id == key[0], arm_stats.c.step == key[1],
+                    arm_stats.c.deployment_id == key[0], arm_stats.c.stratum == key[1],
                     arm_stats.c.arm == key[2]).values(**values))
             else:
                 conn.execute(arm_stats.insert().values(
-                    deployment_id=key[0], step=key[1], arm=key[2], **values))
+                    deployment_id=key[0], stratum=key[1], arm=key[2], **values))
 
     @staticmethod
-    def _target(deployment: Any, payload: dict[str, Any],
-                position: int) -> tuple[str, int, str] | None:
+    def _target(deployment: Any, payload: dict[str, Any], position: int) -> Key | None:
         dep_id, arm = payload.get("deployment"), payload.get("arm")
         if not dep_id or not arm:
             return None
@@ -205,19 +220,57 @@ class ArmStatsProjection:
                 return None  # an agent reporting an arm with another version: not evidence
         except KeyError:
             return None
-        current = row.step_at(position)
-        reported = payload.get("step")
-        # The step whose weights assigned the arm (an SDK may serve a cached config for a
-        # moment after a step change); otherwise the step current when it was appended.
-        step = reported if isinstance(reported, int) and 0 <= reported <= current else current
-        return (dep_id, step, arm)
+        return (dep_id, _stratum(state, row.stratum_at(position), payload), arm)
+
+
+Key = tuple[str, int, str]
+
+
+def _stratum(state: DeploymentState, current: int, payload: dict[str, Any]) -> int:
+    """Return the stratum whose weights assigned an execution's arm.
+
+    An SDK may serve a cached config for a moment after the weights changed: it reports the
+    stratum (or, before strata, the step) it was assigned under; otherwise the stratum
+    current when the execution was appended.
+    """
+    reported = payload.get("stratum")
+    if isinstance(reported, int) and 0 <= reported <= current:
+        return reported
+    step = payload.get("step")
+    if isinstance(step, int) and not isinstance(reported, int):
+        of_step = [i for i in state.strata_of_step(step) if i <= current]
+        if of_step:
+            return of_step[-1]
+    return current
+
+
+def subject_key(subject: str) -> str:
+    """Return the key a subject is counted under (a hash: subjects are not stored)."""
+    return blake2b(subject.encode(), digest_size=16).hexdigest()
+
+
+def _new_subjects(conn: Connection, key: Key, keys: set[str]) -> list[str]:
+    """Record the subjects of one (deployment, stratum, arm) not seen before; return them."""
+    wanted = sorted(keys)
+    seen: set[str] = set()
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start:start + 500]
+        seen.update(r[0] for r in conn.execute(select(arm_subjects.c.subject_key).where(
+            arm_subjects.c.deployment_id == key[0], arm_subjects.c.stratum == key[1],
+            arm_subjects.c.arm == key[2], arm_subjects.c.subject_key.in_(chunk))))
+    new = [k for k in wanted if k not in seen]
+    if new:
+        conn.execute(arm_subjects.insert(), [
+            {"deployment_id": key[0], "stratum": key[1], "arm": key[2], "subject_key": k}
+            for k in new])
+    return new
 
 
 def load_step_stats(conn: Connection, deployment_id: str) -> StepStats:
-    """Return a deployment's statistics: step -> arm -> ArmStats."""
+    """Return a deployment's statistics: stratum -> arm -> ArmStats."""
     out: dict[int, dict[str, ArmStats]] = {}
     for row in conn.execute(select(arm_stats).where(arm_stats.c.deployment_id == deployment_id)):
-        out.setdefault(row.step, {})[row.arm] = _stats_from_row(row)
+        out.setdefault(row.stratum, {})[row.arm] = _stats_from_row(row)
     return out
 
 

@@ -66,7 +66,8 @@ class Resolver:
         answer = Resolved(prompt=prompt, version=version.version, template=version.template,
                           variables=list(version.variables), label=label,
                           deployment=deployment, arm=arm,
-                          step=rollout["step"] if rollout else None, rollout=rollout)
+                          step=rollout["step"] if rollout else None,
+                          stratum=rollout["stratum"] if rollout else None, rollout=rollout)
         if len(answers) >= _ANSWERS_KEPT:
             answers.clear()
         answers[key] = answer
@@ -79,7 +80,7 @@ class Resolver:
             return None
         cached = self._rollouts.get(prompt)
         if cached is not None and cached["deployment"] == state.deployment_id \
-                and cached["step"] == state.step_index:
+                and cached["stratum"] == state.stratum:
             return cached
         weights = state.weights()
         versions = self._live.registry.versions
@@ -91,6 +92,7 @@ class Resolver:
             arms.append({"arm": arm.name, "version": v.version, "template": v.template,
                          "variables": list(v.variables)})
         config = {"deployment": state.deployment_id, "step": state.step_index,
+                  "stratum": state.stratum,
                   "weights": weights, "arms": arms}
         self._rollouts[prompt] = config
         return config

@@ -58,6 +58,7 @@ class Resolution:
     from_fallback: bool = False  # the daemon was unreachable: this is the caller's template
     rollout: Rollout | None = None  # a live deployment's config: arms are assigned locally
     step: int | None = None  # the canary step whose weights chose the arm
+    stratum: int | None = None  # the stretch of constant weights that chose it (for SRM)
 
     def render(self, **variables: Any) -> str:
         """Return the template rendered in the sandbox with ``variables``."""
@@ -105,14 +106,14 @@ def resolution_from(body: Mapping[str, Any]) -> Resolution:
         arms = {a["arm"]: Resolution(prompt=body["prompt"], version=int(a["version"]),
                                      template=a["template"], variables=tuple(a["variables"]),
                                      label=label, deployment=config["deployment"], arm=a["arm"],
-                                     step=int(config["step"]))
+                                     step=int(config["step"]), stratum=config.get("stratum"))
                 for a in config["arms"]}
         rollout = Rollout(config["deployment"], int(config["step"]), dict(config["weights"]),
                           arms)
     return Resolution(prompt=body["prompt"], version=int(body["version"]),
                       template=body["template"], variables=tuple(body["variables"]),
                       label=label, deployment=body.get("deployment"), arm=body.get("arm"),
-                      rollout=rollout, step=body.get("step"))
+                      rollout=rollout, step=body.get("step"), stratum=body.get("stratum"))
 
 
 @dataclass
@@ -154,4 +155,5 @@ class Run:
             return None
         r = self.resolution
         return {"prompt": r.prompt, "version": r.version, "deployment": r.deployment,
-                "arm": r.arm, "step": r.step, **{name: getattr(self, name) for name in _RUN_FIELDS}}
+                "arm": r.arm, "step": r.step, "stratum": r.stratum,
+                **{name: getattr(self, name) for name in _RUN_FIELDS}}

@@ -132,6 +132,7 @@ class Fleet:
         version = res.version
         event_id = self.client.record_execution(
             prompt, version, deployment=res.deployment, arm=res.arm, step=res.step,
+            stratum=res.stratum,
             subject=task.subject,
             success=outcome.success, latency_ms=round(outcome.latency_ms, 3),
             input_tokens=outcome.input_tokens, output_tokens=outcome.output_tokens,

@@ -160,7 +160,8 @@ activity = Table(
 )
 
 # Deployments: the events of each (few per deployment) so the state is a pure re-fold with
-# deploy.state.fold, and the step history so a late correction finds its execution's step.
+# deploy.state.fold, and the stratum history so a late execution or correction finds the
+# stratum (stretch of constant weights) it was assigned in.
 deployments = Table(
     "deployments",
     metadata,
@@ -168,29 +169,44 @@ deployments = Table(
     Column("prompt", String(128), nullable=False, index=True),
     Column("phase", String(32), nullable=False),
     Column("events", Text, nullable=False),  # JSON [[type, payload, recorded_at], ...]
-    Column("step_history", Text, nullable=False),  # JSON [[from_position, step_index], ...]
+    Column("stratum_history", Text, nullable=False),  # JSON [[from_position, stratum], ...]
     Column("started_position", BigInteger, nullable=False),
     Column("updated_position", BigInteger, nullable=False),
 )
 
-# Sufficient statistics per deployment, step and arm (see deploy.stats.ArmStats).
+# Sufficient statistics per deployment, stratum and arm (see deploy.stats.ArmStats): each
+# metric as n, total and m2 (squared deviations from the mean, folded one value at a time
+# in log order, so replay gives the same bits whatever the batch boundaries).
 _MOMENTS = ("success", "score", "log_latency", "cost", "errors")
 arm_stats = Table(
     "arm_stats",
     metadata,
     Column("deployment_id", String(64), primary_key=True),
-    Column("step", Integer, primary_key=True),
+    Column("stratum", Integer, primary_key=True),
     Column("arm", String(16), primary_key=True),
     Column("assignments", BigInteger, nullable=False),
     Column("executions", BigInteger, nullable=False),
+    Column("subjects", BigInteger, nullable=False),
     Column("corrections", BigInteger, nullable=False),
     *[c for m in _MOMENTS for c in (
         Column(f"{m}_n", BigInteger, nullable=False),
         Column(f"{m}_total", Float, nullable=False),
-        Column(f"{m}_total_sq", Float, nullable=False),
+        Column(f"{m}_m2", Float, nullable=False),
     )],
 )
 ARM_MOMENTS = _MOMENTS
+
+# The subjects seen per deployment, stratum and arm: the sample-ratio check counts distinct
+# subjects (a returning user is one unit of assignment, not many). Keys are hashes, never
+# the subjects themselves.
+arm_subjects = Table(
+    "arm_subjects",
+    metadata,
+    Column("deployment_id", String(64), primary_key=True),
+    Column("stratum", Integer, primary_key=True),
+    Column("arm", String(16), primary_key=True),
+    Column("subject_key", String(32), primary_key=True),
+)
 
 candidates = Table(
     "candidates",
