@@ -39,6 +39,29 @@ class Settings(BaseSettings):
     writer_max_group: int = Field(
         5000, ge=1, description="most events committed together in one group commit"
     )
+    # Admission control. Beyond these the daemon answers 503 with Retry-After at once, before
+    # reading the body, instead of queueing work its clients will have given up on. An
+    # admitted request waits at most about (its class's cap / that class's throughput).
+    max_in_flight: int = Field(
+        512, ge=1, description="requests served at once (health probes aside); beyond: 503")
+    max_in_flight_ingest: int = Field(
+        256, ge=1, description="requests posting events served at once; beyond: 503")
+    max_in_flight_resolve: int = Field(
+        256, ge=1, description="resolve requests served at once; beyond: 503")
+    max_in_flight_admin: int = Field(
+        64, ge=1, description="requests to every other route served at once; beyond: 503")
+    max_ingest_bytes_in_flight: int = Field(
+        2**20, ge=1024, description="request body bytes of ingest requests served at "
+        "once (parsing and committing cost grows with them); beyond: 503")
+    latency_budget_s: float = Field(
+        0.25, gt=0, description="event-loop delay beyond which the ingest-bytes and admin "
+        "caps shrink (halving, down to 1/8) until it is back under half of it")
+    retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After (seconds) of a 503 when over capacity")
+    occurred_at_max_age_s: float = Field(
+        30 * 86_400.0, gt=0, description="an event's occurred_at may lie this far in the past")
+    occurred_at_max_ahead_s: float = Field(
+        300.0, ge=0, description="... and this far in the future (clock skew)")
     mine_interval_s: float = Field(300.0, gt=0, description="seconds between mining runs")
     improve_interval_s: float = Field(600.0, gt=0, description="seconds between improve runs")
     canary_interval_s: float = Field(60.0, gt=0, description="seconds between canary ticks")
@@ -77,6 +100,8 @@ class Settings(BaseSettings):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
+        if value.startswith("sqlite"):
+            _check_sqlite_url(value)
         return value
 
     @classmethod
@@ -102,10 +127,31 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+def _check_sqlite_url(url: str) -> None:
+    # The path starts after the third slash: sqlite:///relative or sqlite:////absolute. With
+    # two slashes the first path part is a host, which SQLite ignores, so "sqlite://tmp/x.db"
+    # would be a file x.db in the working directory. An in-memory log loses everything at exit.
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("sqlite", "sqlite+pysqlite"):
+        raise ValueError(f"{url!r}: expected sqlite:///relative/path or sqlite:////absolute/path")
+    host, slash, path = rest.partition("/")
+    if host:
+        raise ValueError(
+            f"{url!r} has a host part ({host!r}), which SQLite ignores: write "
+            f"sqlite:///{host}/{path} for a path relative to the working directory, or "
+            f"sqlite:////{host}/{path} for an absolute one")
+    database = path.split("?", 1)[0]
+    if not slash or database in ("", ":memory:") or database.startswith("file::memory:"):
+        raise ValueError(f"{url!r} is an in-memory database, which loses every event at "
+                         "exit: give a file, e.g. sqlite:///var/promptd.db")
+
+
 def settings_help() -> str:
     """Return one line per setting: env var, default and meaning (for ``serve --help``)."""
     lines = [f"settings (environment, or a TOML file named by {CONFIG_ENV}):"]
+    width = max(len(name) for name in Settings.model_fields)
     for name, field in Settings.model_fields.items():
         default = field.default
-        lines.append(f"  PROMPTD_{name.upper():<22} {field.description or ''} [default: {default}]")
+        lines.append(f"  PROMPTD_{name.upper():<{width}} {field.description or ''} "
+                     f"[default: {default}]")
     return "\n".join(lines)
