@@ -5,6 +5,7 @@ Everything an agent sends is validated here, before it can reach the log.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -61,8 +62,10 @@ class ExecutionIn(Strict):
     @field_validator("metadata", "variables")
     @classmethod
     def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(value) > 64:
-            raise ValueError("at most 64 keys")
+        if value is not None:
+            if len(value) > 64:
+                raise ValueError("at most 64 keys")
+            _refuse_non_finite(value)
         return value
 
 
@@ -81,6 +84,24 @@ class CorrectionIn(Strict):
     severity: Literal["low", "medium", "high", "critical"] = "medium"
     author: ShortText | None = None
     occurred_at: datetime | None = None
+
+
+def _refuse_non_finite(value: dict[str, Any]) -> None:
+    """Raise ValueError naming the first NaN or infinity inside ``value``.
+
+    Python's JSON reader turns 1e400 into infinity and accepts NaN, but neither is JSON: the
+    log would hold text no other reader parses, and sums over it turn into NaN.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise ValueError(f"{path or 'value'}: must be a finite number, not {item}")
+        elif isinstance(item, dict):
+            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in item.items())
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
 
 
 AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]
