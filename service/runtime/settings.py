@@ -14,6 +14,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from service.store.database import check_sqlite_url
+
 CONFIG_ENV = "PROMPTD_CONFIG"
 
 
@@ -101,7 +103,7 @@ class Settings(BaseSettings):
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
         if value.startswith("sqlite"):
-            _check_sqlite_url(value)
+            check_sqlite_url(value)
         return value
 
     @classmethod
@@ -125,25 +127,6 @@ class Settings(BaseSettings):
     def is_sqlite(self) -> bool:
         """True when the log lives in an embedded SQLite file."""
         return self.database_url.startswith("sqlite")
-
-
-def _check_sqlite_url(url: str) -> None:
-    # The path starts after the third slash: sqlite:///relative or sqlite:////absolute. With
-    # two slashes the first path part is a host, which SQLite ignores, so "sqlite://tmp/x.db"
-    # would be a file x.db in the working directory. An in-memory log loses everything at exit.
-    scheme, sep, rest = url.partition("://")
-    if not sep or scheme not in ("sqlite", "sqlite+pysqlite"):
-        raise ValueError(f"{url!r}: expected sqlite:///relative/path or sqlite:////absolute/path")
-    host, slash, path = rest.partition("/")
-    if host:
-        raise ValueError(
-            f"{url!r} has a host part ({host!r}), which SQLite ignores: write "
-            f"sqlite:///{host}/{path} for a path relative to the working directory, or "
-            f"sqlite:////{host}/{path} for an absolute one")
-    database = path.split("?", 1)[0]
-    if not slash or database in ("", ":memory:") or database.startswith("file::memory:"):
-        raise ValueError(f"{url!r} is an in-memory database, which loses every event at "
-                         "exit: give a file, e.g. sqlite:///var/promptd.db")
 
 
 def settings_help() -> str:
