@@ -92,16 +92,34 @@ def _refuse_non_finite(value: dict[str, Any]) -> None:
     Python's JSON reader turns 1e400 into infinity and accepts NaN, but neither is JSON: the
     log would hold text no other reader parses, and sums over it turn into NaN.
     """
-    stack: list[tuple[str, Any]] = [("", value)]
+    # The common case (all finite) walks without building paths: this runs for every event.
+    stack: list[Any] = [value]
     while stack:
-        path, item = stack.pop()
-        if isinstance(item, float):
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
             if not math.isfinite(item):
-                raise ValueError(f"{path or 'value'}: must be a finite number, not {item}")
-        elif isinstance(item, dict):
-            stack.extend((f"{path}.{k}" if path else str(k), v) for k, v in item.items())
-        elif isinstance(item, list):
-            stack.extend((f"{path}[{i}]", v) for i, v in enumerate(item))
+                break
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    else:
+        return
+    raise ValueError(f"{_path_to_non_finite(value, '')}: must be a finite number")
+
+
+def _path_to_non_finite(item: Any, path: str) -> str | None:
+    if isinstance(item, float) and not math.isfinite(item):
+        return path or "value"
+    children = (item.items() if isinstance(item, dict)
+                else enumerate(item) if isinstance(item, list) else ())
+    for key, child in children:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+        found = _path_to_non_finite(child, where)
+        if found is not None:
+            return found
+    return None
 
 
 AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]
