@@ -8,8 +8,39 @@ import sys
 import time
 from typing import Any
 
-from service.cli.base import AddCommand, CommandError
+from service.cli.base import AddCommand, CommandError, Handler
 from service.cli.output import emit, table
+
+
+def _explained(exc: Exception) -> str | None:
+    """Return the one-line explanation of a startup failure we know, or None (a bug)."""
+    from pydantic import ValidationError
+
+    from service.store.backup import BackupError
+    from service.store.identity import DatabaseRefused
+
+    if isinstance(exc, ValidationError):
+        problems = [f"PROMPTD_{'_'.join(str(p) for p in e['loc']).upper()}: "
+                    f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        return "invalid settings: " + "; ".join(problems)
+    if isinstance(exc, DatabaseRefused | BackupError | FileNotFoundError):
+        return str(exc)
+    return None
+
+
+def _one_line(handler: Handler) -> Handler:
+    """Wrap a command so known startup failures end in one line, tracebacks only on --debug."""
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except Exception as exc:
+            explained = None if args.debug else _explained(exc)
+            if explained is None:
+                raise
+            raise CommandError(explained) from None
+
+    run.__doc__ = handler.__doc__
+    return run
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -17,16 +48,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from service.runtime.logs import configure_logging
     from service.runtime.settings import Settings
     from service.server import build, run
-    from service.store.ownership import DatabaseInUse
 
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port),
                                    ("database_url", args.database_url)) if v is not None}
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
-    try:
-        service = build(settings)
-    except DatabaseInUse as exc:
-        raise CommandError(str(exc)) from None
+    service = build(settings)
     print(f"promptd serving http://{settings.host}:{settings.port} "
           f"(log: {settings.database_url}; docs: /docs; metrics: /metrics)", file=sys.stderr)
     run(service)
@@ -77,13 +104,9 @@ def _print(args: argparse.Namespace, verb: str, report: Any, where: str) -> None
 
 def cmd_backup(args: argparse.Namespace) -> int:
     """Copy the SQLite log to PATH while the daemon keeps running."""
-    from service.store.backup import BackupError, backup
+    from service.store.backup import backup
 
-    try:
-        report = backup(_url(args), args.path)
-    except BackupError as exc:
-        print(f"promptd backup: {exc}", file=sys.stderr)
-        return 1
+    report = backup(_url(args), args.path)
     _print(args, "backed up", report, f"to {report.path}")
     return 0
 
@@ -91,15 +114,11 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     """Load a backup file into an empty database (stop the daemon first)."""
     from service.projections import Projector, default_projections
-    from service.store.backup import BackupError, restore
+    from service.store.backup import restore
 
     url = _url(args)
-    try:
-        report = restore(args.path, url, folder=Projector(default_projections()),
-                         force=args.force)
-    except BackupError as exc:
-        print(f"promptd restore: {exc}", file=sys.stderr)
-        return 1
+    report = restore(args.path, url, folder=Projector(default_projections()),
+                     force=args.force, create=args.create)
     _print(args, "restored", report, f"from {report.path}")
     return 0
 
@@ -113,24 +132,35 @@ def _settings_help() -> str:
     return settings_help()
 
 
+_DEBUG_HELP = "show the traceback of a failure instead of one line"
+
+
 def register(sub: Any, add: AddCommand) -> None:
     """Add serve, replay, backup and restore."""
-    p = add("serve", cmd_serve, "run the daemon", epilog=_settings_help(),
+    p = add("serve", _one_line(cmd_serve), "run the daemon", epilog=_settings_help(),
             formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", default=None)
     p.add_argument("--port", type=int, default=None)
     p.add_argument("--database-url", default=None)
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
 
-    p = add("replay", cmd_replay, "rebuild projections from position 0 and compare with live")
+    p = add("replay", _one_line(cmd_replay),
+            "rebuild projections from position 0 and compare with live")
     p.add_argument("--database-url", default=None, help="live database (default: settings)")
     p.add_argument("--into", default=None, help="rebuild into this URL (default: temp SQLite)")
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
 
-    p = add("backup", cmd_backup, "copy the SQLite log to PATH while the daemon runs")
+    p = add("backup", _one_line(cmd_backup), "copy the SQLite log to PATH while the daemon runs")
     p.add_argument("path")
     p.add_argument("--database-url", default=None, help="live database (default: settings)")
-    p = add("restore", cmd_restore,
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
+    p = add("restore", _one_line(cmd_restore),
             "load a backup into an empty database (SQLite or PostgreSQL); stop the daemon first")
     p.add_argument("path")
     p.add_argument("--database-url", default=None, help="target database (default: settings)")
     p.add_argument("--force", action="store_true",
                    help="replace a SQLite log that already holds events")
+    p.add_argument("--create", action="store_true",
+                   help="restore into a SQLite file that does not exist yet (else refused: "
+                   "a relative URL run from the wrong folder would name a new file)")
+    p.add_argument("--debug", action="store_true", help=_DEBUG_HELP)

@@ -5,6 +5,7 @@ Everything an agent sends is validated here, before it can reach the log.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -65,8 +66,10 @@ class ExecutionIn(Strict):
     @field_validator("metadata", "variables")
     @classmethod
     def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None and len(value) > 64:
-            raise ValueError("at most 64 keys")
+        if value is not None:
+            if len(value) > 64:
+                raise ValueError("at most 64 keys")
+            _refuse_non_finite(value)
         return value
 
 
@@ -123,6 +126,42 @@ class CorrectionIn(Strict):
             raise ValueError(f"execution_id {self.execution_id!r} is not the span's {derived!r}")
         self.execution_id = derived
         return self
+
+
+def _refuse_non_finite(value: dict[str, Any]) -> None:
+    """Raise ValueError naming the first NaN or infinity inside ``value``.
+
+    Python's JSON reader turns 1e400 into infinity and accepts NaN, but neither is JSON: the
+    log would hold text no other reader parses, and sums over it turn into NaN.
+    """
+    # The common case (all finite) walks without building paths: this runs for every event.
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is float:
+            if not math.isfinite(item):
+                break
+        elif kind is dict:
+            stack.extend(item.values())
+        elif kind is list:
+            stack.extend(item)
+    else:
+        return
+    raise ValueError(f"{_path_to_non_finite(value, '')}: must be a finite number")
+
+
+def _path_to_non_finite(item: Any, path: str) -> str | None:
+    if isinstance(item, float) and not math.isfinite(item):
+        return path or "value"
+    children = (item.items() if isinstance(item, dict)
+                else enumerate(item) if isinstance(item, list) else ())
+    for key, child in children:
+        where = f"{path}[{key}]" if isinstance(key, int) else f"{path}.{key}" if path else key
+        found = _path_to_non_finite(child, where)
+        if found is not None:
+            return found
+    return None
 
 
 AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]

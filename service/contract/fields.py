@@ -16,11 +16,25 @@ MAX_VERSION = 2**31 - 1  # version columns are 32-bit INTEGER on PostgreSQL
 SEVERITY_WEIGHT = {"low": 1.0, "medium": 2.0, "high": 3.0, "critical": 5.0}
 
 
+# The last path parts of the routes under /v1/prompts/{name}/...: a prompt whose name ended
+# in one would be shadowed by that route (GET /v1/prompts/x/resolve resolves x; GET
+# /v1/prompts/y/versions/1 shows version 1 of y). A test derives them from the app's routes.
+ROUTE_SUFFIXES = frozenset({"versions", "diff", "resolve", "render", "patterns", "rollback",
+                            "history", "candidates", "policy"})
+
+
 def _prompt_name(value: str) -> str:
-    if not PROMPT_NAME_RE.match(value):
+    # fullmatch: with match, "$" also matches before a trailing newline ("x\n" was taken).
+    if not PROMPT_NAME_RE.fullmatch(value):
         raise ValueError(
             "prompt name must be lowercase letters, digits, '.', '_', '-' in '/'-separated parts"
         )
+    parts = value.split("/")
+    if parts[-1] in ROUTE_SUFFIXES or (len(parts) > 1 and parts[-2] == "versions"):
+        tail = parts[-1] if parts[-1] in ROUTE_SUFFIXES else f"versions/{parts[-1]}"
+        raise ValueError(
+            f"prompt name must not end in {tail!r}: the routes under /v1/prompts/<name>/ use "
+            f"it (reserved last parts: {', '.join(sorted(ROUTE_SUFFIXES))}, versions/<n>)")
     return value
 
 

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from service.contract import CorrectionIn, EventBatch, ExecutionIn, payload_of
+from service.contract.system import traffic_stream
 from service.http.deps import Admin, Agent, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul
 from service.runtime.daemon import Daemon
-from service.store.eventlog import NewEvent
+from service.store.eventlog import EventIdConflict, MissingReference, NewEvent, Reference
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401, 413, 422))
-_INGEST_ERRORS = error_responses(400, 503)
+_INGEST_ERRORS = error_responses(400, 409, 503)
+
+# Set by RequestGuard for each ingest request: tells the writer whether its client has gone
+# (then the append is dropped rather than committed for nobody). None: unknown.
+client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("client_gone", default=None)
 
 
 class AppendedEvent(BaseModel):
@@ -36,34 +44,74 @@ class AppendResponse(BaseModel):
     duplicates: int
 
 
+def _field(prefix: str, index: int, name: str) -> str:
+    return f"{prefix}[{index}].{name}" if prefix else name
+
+
+def _epoch(moment: datetime) -> float:
+    # A time without a zone is taken as UTC, as the SDK sends it.
+    return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _refuse(daemon: Daemon, events: Sequence[ExecutionIn | CorrectionIn], status: int,
+            code: str, problems: list[dict[str, Any]]) -> ApiError:
+    for e in events:
+        daemon.metrics.events_ingested.labels(e.type, "rejected").inc()
+    summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
+    what = "conflict" if status == 409 else "invalid request"
+    return ApiError(status, code, f"{what}: {summary}", problems)
+
+
 def _check_against_registry(daemon: Daemon, events: Sequence[ExecutionIn | CorrectionIn],
                             prefix: str) -> None:
     problems: list[dict[str, Any]] = []
+    now = daemon.clock()
+    oldest = now - daemon.settings.occurred_at_max_age_s
+    newest = now + daemon.settings.occurred_at_max_ahead_s
     for i, e in enumerate(events):
-        where = f"{prefix}[{i}]" if prefix else ""
-        dot = f"{where}." if where else ""
         if e.prompt not in daemon.live.registry.prompts:
-            problems.append({"field": f"{dot}prompt", "message": f"unknown prompt {e.prompt!r}"})
+            problems.append({"field": _field(prefix, i, "prompt"),
+                             "message": f"unknown prompt {e.prompt!r}"})
         elif (e.prompt, e.version) not in daemon.live.registry.versions:
-            problems.append({"field": f"{dot}version",
+            problems.append({"field": _field(prefix, i, "version"),
                              "message": f"prompt {e.prompt!r} has no version {e.version}"})
+        # An event from year 1 or from next year would land in windows nobody looks at (or
+        # in every future one); the window is PROMPTD_OCCURRED_AT_MAX_AGE_S / _MAX_AHEAD_S.
+        if e.occurred_at is not None and not oldest <= _epoch(e.occurred_at) <= newest:
+            problems.append({"field": _field(prefix, i, "occurred_at"), "message": (
+                f"must lie within {daemon.settings.occurred_at_max_age_s:g} s before and "
+                f"{daemon.settings.occurred_at_max_ahead_s:g} s after the daemon's clock "
+                f"({datetime.fromtimestamp(now, UTC).isoformat()})")})
     if problems:
-        for e in events:
-            daemon.metrics.events_ingested.labels(e.type, "rejected").inc()
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:5])
-        raise ApiError(422, "validation_error", f"invalid request: {summary}", problems)
+        raise _refuse(daemon, events, 422, "validation_error", problems)
+
+
+def _log_entry(daemon: Daemon, e: ExecutionIn | CorrectionIn) -> NewEvent:
+    entry = daemon.agent_event(e.type, payload_of(e), event_id=e.event_id)
+    if isinstance(e, CorrectionIn):
+        # A correction is about one execution of the same prompt, already in the log or
+        # earlier in the same batch; the writer checks it in the appending transaction.
+        entry = dataclasses.replace(entry, requires=Reference(
+            e.execution_id, traffic_stream(e.prompt), "execution"))
+    return entry
 
 
 async def _ingest(daemon: Daemon, events: Sequence[ExecutionIn | CorrectionIn], route: str,
                   prefix: str) -> AppendResponse:
     started = time.perf_counter()
     _check_against_registry(daemon, events, prefix)
-    batch: list[NewEvent] = [
-        daemon.agent_event(e.type, payload_of(e), event_id=e.event_id) for e in events
-    ]
+    batch = [_log_entry(daemon, e) for e in events]
     # Straight to the writer's asyncio future: its event loop is woken once per group commit,
     # not once per request as ``Daemon.append`` (``asyncio.wrap_future``) does.
-    results = await daemon.writer.submit_async(batch)
+    try:
+        results = await daemon.writer.submit_async(batch, gone=client_gone.get())
+    except EventIdConflict as exc:
+        raise _refuse(daemon, events, 409, "event_id_conflict", [
+            {"field": _field(prefix, exc.index, "event_id"), "message": exc.message}]) from None
+    except MissingReference as exc:
+        raise _refuse(daemon, events, 422, "validation_error", [
+            {"field": _field(prefix, exc.index, "execution_id"), "message": exc.message}]
+        ) from None
     # Counted per (type, result) once per request: a labels() lookup per event cost more
     # than the rest of the bookkeeping of a 100-event batch.
     tally: Counter[tuple[str, str]] = Counter(

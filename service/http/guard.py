@@ -1,9 +1,8 @@
-"""RequestGuard: request id, body size limit, one log line and metrics for every request."""
-
-
+"""RequestGuard: admission control, request id, body size limit, one log line and metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -21,10 +20,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from service.contract import CorrectionIn, EventBatch, ExecutionIn
 from service.contract.ids import uuid7
 from service.http import events, prompts
+from service.http.admission import (
+    ADMIN,
+    HEALTH,
+    HEALTH_IN_FLIGHT,
+    INGEST,
+    RESOLVE,
+    Admission,
+    LoopLag,
+    client_presence,
+    route_class,
+)
 from service.http.deps import bearer_token
 from service.http.errors import error_body
 from service.runtime.auth import Principal
 from service.runtime.daemon import Daemon
+from service.store.writer import AppendAbandoned
 
 log = structlog.get_logger("promptd.http")
 
@@ -37,7 +48,8 @@ _HOT_ROUTES: dict[Callable[..., Any], type[BaseModel] | None] = {
     events.post_correction: CorrectionIn, events.post_events: EventBatch,
 }
 _SHORTCUTS_KEPT = 4096  # distinct (method, path) remembered: one resolve path per prompt
-
+_SHED_LOG_EVERY_S = 1.0  # one summary line per second while shedding, not one per request
+CLIENT_GONE_STATUS = 499  # metrics and log only: nobody is left to read it
 
 @dataclass(frozen=True, slots=True)
 class _Shortcut:
@@ -64,7 +76,16 @@ class RequestGuard:
     def __init__(self, app: ASGIApp, daemon: Daemon) -> None:
         self.app = app
         self.daemon = daemon
-        self.max_body = daemon.settings.max_body_bytes
+        settings = daemon.settings
+        self.max_body = settings.max_body_bytes
+        self.admission = Admission(
+            {INGEST: settings.max_in_flight_ingest, RESOLVE: settings.max_in_flight_resolve,
+             ADMIN: settings.max_in_flight_admin, HEALTH: HEALTH_IN_FLIGHT},
+            settings.max_in_flight, settings.max_ingest_bytes_in_flight)
+        self.loop_lag = LoopLag(self.admission, settings.latency_budget_s)
+        self._retry_after = str(settings.retry_after_s).encode()
+        self._shed_since_log = 0
+        self._shed_logged_at = 0.0
         self._shortcuts: dict[tuple[str, str], _Shortcut] = {}
         # Request ids: a UUIDv7 drawn once per process, its last 12 hex digits a counter.
         # Unique per process and cheap: uuid7() per request reads os.urandom, a syscall that
@@ -74,12 +95,42 @@ class RequestGuard:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan":  # the loop's delay is watched while the app lives
+                watch = asyncio.get_running_loop().create_task(self.loop_lag.run())
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    watch.cancel()
+                return
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         headers = dict(scope.get("headers") or [])
         request_id = (headers.get(b"x-request-id", b"").decode("latin-1")[:64]
                       or f"{self._id_prefix}{next(self._id_counter) & 0xFFFFFFFFFFFF:012x}")
+        klass = route_class(scope["method"], scope["path"])
+        length = headers.get(b"content-length")
+        # A body of unknown length (chunked) counts as the most it may be; a longer one is
+        # admitted as that much and answered 413.
+        size = (min(int(length), self.max_body) if length is not None and length.isdigit()
+                else self.max_body)
+        if not self.admission.enter(klass, size):
+            await self._shed(scope, send, klass, request_id, started)
+            return
+        try:
+            gone = client_presence(receive)
+            if gone is not None:
+                if gone():  # it gave up while the request waited to be read: do nothing
+                    self._done(scope, CLIENT_GONE_STATUS, started, request_id, f"({klass})")
+                    return
+                if klass == INGEST:
+                    events.client_gone.set(gone)  # the writer drops appends nobody awaits
+            await self._serve(scope, receive, send, headers, request_id, started)
+        finally:
+            self.admission.leave(klass, size)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send,
+                     headers: dict[bytes, bytes], request_id: str, started: float) -> None:
         status = {"code": 500}
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body:
@@ -126,6 +177,8 @@ class RequestGuard:
             if status["code"] != 413:
                 await self._send_413(send, request_id)
                 status["code"] = 413
+        except AppendAbandoned:
+            status["code"] = CLIENT_GONE_STATUS
         finally:
             self._done(scope, status["code"], started, request_id)
             self._learn_route(scope)
@@ -189,6 +242,9 @@ class RequestGuard:
         try:
             try:
                 result = await call
+            except AppendAbandoned:
+                code = CLIENT_GONE_STATUS
+                return None
             except Exception as exc:
                 handler = _exception_handler(scope, exc)
                 if handler is None:
@@ -219,9 +275,33 @@ class RequestGuard:
 
         await response(scope, receive, tagged)
 
-    async def _send_413(self, send: Send, request_id: str) -> None:
-        import json
+    async def _shed(self, scope: Scope, send: Send, klass: str, request_id: str,
+                    started: float) -> None:
+        """Answer 503 with Retry-After at once: over capacity, nothing else is done."""
+        body = json.dumps(error_body(
+            "overloaded", f"promptd is at capacity: {self.admission.refusal(klass)}; retry "
+            f"after {self._retry_after.decode()} s")).encode()
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", self._retry_after),
+            (b"x-request-id", request_id.encode("latin-1"))]})
+        await send({"type": "http.response.body", "body": body})
+        shortcut = self._shortcuts.get((scope["method"], scope["path"]))
+        self.daemon.metrics.http_requests.labels(
+            shortcut.template if shortcut is not None else f"({klass})",
+            scope["method"] if scope["method"] in _METHODS else "other", "503").inc()
+        # A flood must not also flood the log: one summary line per second of shedding.
+        self._shed_since_log += 1
+        now = time.monotonic()
+        if now - self._shed_logged_at >= _SHED_LOG_EVERY_S:
+            log.warning("overloaded", shed=self._shed_since_log,
+                        in_flight=dict(self.admission.in_flight),
+                        caps=dict(self.admission.caps),
+                        loop_lag_ms=round(self.loop_lag.lag_s * 1000, 1),
+                        duration_ms=round((time.perf_counter() - started) * 1000, 3))
+            self._shed_since_log, self._shed_logged_at = 0, now
 
+    async def _send_413(self, send: Send, request_id: str) -> None:
         body = json.dumps(error_body(
             "body_too_large", f"request body exceeds {self.max_body} bytes")).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [

@@ -21,6 +21,10 @@ def healthz() -> dict[str, str]:
             summary="The database is reachable and read models are caught up")
 def readyz(daemon: DaemonDep, response: Response) -> dict[str, object]:
     """Return ready, or 503 with the reason."""
+    failure = daemon.writer.failure
+    if failure is not None:  # cleared by the next commit or probe that succeeds
+        response.status_code = 503
+        return error_body("not_ready", f"appends are failing: {failure}")
     try:
         lag = daemon.queries.projection_lag()
     except Exception as exc:  # any database failure means "not ready", never a 500

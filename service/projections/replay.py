@@ -74,7 +74,7 @@ def replay(
 ) -> ReplayReport:
     """Rebuild every projection from the live log into a fresh database and compare."""
     projector = Projector(projections if projections is not None else default_projections())
-    live = create_log_engine(live_url, for_writing=False)
+    live = create_log_engine(live_url, for_writing=False, create=False)
     tmp: tempfile.TemporaryDirectory[str] | None = None
     if into_url is None:
         tmp = tempfile.TemporaryDirectory(prefix="promptd-replay-")

@@ -15,6 +15,7 @@ from pydantic_settings import (
 )
 
 from improver.render_budget import RenderBudget
+from service.store.database import check_sqlite_url
 
 CONFIG_ENV = "PROMPTD_CONFIG"
 
@@ -41,6 +42,29 @@ class Settings(BaseSettings):
     writer_max_group: int = Field(
         5000, ge=1, description="most events committed together in one group commit"
     )
+    # Admission control. Beyond these the daemon answers 503 with Retry-After at once, before
+    # reading the body, instead of queueing work its clients will have given up on. An
+    # admitted request waits at most about (its class's cap / that class's throughput).
+    max_in_flight: int = Field(
+        512, ge=1, description="requests served at once (health probes aside); beyond: 503")
+    max_in_flight_ingest: int = Field(
+        256, ge=1, description="requests posting events served at once; beyond: 503")
+    max_in_flight_resolve: int = Field(
+        256, ge=1, description="resolve requests served at once; beyond: 503")
+    max_in_flight_admin: int = Field(
+        64, ge=1, description="requests to every other route served at once; beyond: 503")
+    max_ingest_bytes_in_flight: int = Field(
+        2**20, ge=1024, description="request body bytes of ingest requests served at "
+        "once (parsing and committing cost grows with them); beyond: 503")
+    latency_budget_s: float = Field(
+        0.25, gt=0, description="event-loop delay beyond which the ingest-bytes and admin "
+        "caps shrink (halving, down to 1/8) until it is back under half of it")
+    retry_after_s: int = Field(
+        1, ge=1, le=3600, description="Retry-After (seconds) of a 503 when over capacity")
+    occurred_at_max_age_s: float = Field(
+        30 * 86_400.0, gt=0, description="an event's occurred_at may lie this far in the past")
+    occurred_at_max_ahead_s: float = Field(
+        300.0, ge=0, description="... and this far in the future (clock skew)")
     mine_interval_s: float = Field(300.0, gt=0, description="seconds between mining runs")
     improve_interval_s: float = Field(600.0, gt=0, description="seconds between improve runs")
     canary_interval_s: float = Field(60.0, gt=0, description="seconds between canary ticks")
@@ -113,6 +137,8 @@ class Settings(BaseSettings):
     def _known_backend(cls, value: str) -> str:
         if not value.startswith(("sqlite", "postgresql")):
             raise ValueError("database_url must be a sqlite:// or postgresql:// URL")
+        if value.startswith("sqlite"):
+            check_sqlite_url(value)
         return value
 
     @classmethod
@@ -141,7 +167,9 @@ class Settings(BaseSettings):
 def settings_help() -> str:
     """Return one line per setting: env var, default and meaning (for ``serve --help``)."""
     lines = [f"settings (environment, or a TOML file named by {CONFIG_ENV}):"]
+    width = max(len(name) for name in Settings.model_fields)
     for name, field in Settings.model_fields.items():
         default = field.default
-        lines.append(f"  PROMPTD_{name.upper():<22} {field.description or ''} [default: {default}]")
+        lines.append(f"  PROMPTD_{name.upper():<{width}} {field.description or ''} "
+                     f"[default: {default}]")
     return "\n".join(lines)

@@ -21,7 +21,8 @@ from pathlib import Path
 from service.store import eventlog
 from service.store.database import create_log_engine, sqlite_path
 from service.store.eventlog import StoredEvent
-from service.store.ownership import DatabaseInUse, DatabaseLock
+from service.store.identity import Kind, NotOurDatabase, inspect_sqlite_file
+from service.store.ownership import DatabaseInUse, DatabaseLock, holder
 from service.store.writer import Folder
 
 _CHUNK = 5000
@@ -85,21 +86,39 @@ def _sqlite_file(url: str, role: str) -> Path:
 
 
 def _create_private(path: Path) -> None:
+    """Create ``path`` 0600 (never world-readable); it must not exist yet."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # never world-readable
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
     os.chmod(path, 0o600)
 
 
+def _ours(path: Path, role: str) -> Kind:
+    """Return what ``path`` is, or raise ``BackupError`` if promptd must leave it alone."""
+    try:
+        return inspect_sqlite_file(path)
+    except NotOurDatabase as exc:
+        raise BackupError(f"{role}: {exc}") from None
+
+
 def backup(url: str, path: str | Path) -> BackupReport:
-    """Copy the SQLite log at ``url`` to ``path`` (safe while the daemon writes); report it."""
+    """Copy the SQLite log at ``url`` to ``path`` (safe while the daemon writes); report it.
+
+    ``path`` may replace an earlier promptd backup, never another file.
+    """
     source = _sqlite_file(url, "the database")
     target = Path(path)
-    if not source.is_file():
-        raise BackupError(f"{source}: no such database")
+    kind = _ours(source, "the database")
+    if kind is Kind.MISSING:
+        raise BackupError(f"{source}: no such database (from {Path.cwd()}); give the daemon's "
+                          "database with --database-url or PROMPTD_DATABASE_URL")
+    if kind is Kind.EMPTY:
+        raise BackupError(f"{source} holds no promptd log yet")
     if target.exists() and target.resolve() == source.resolve():
         raise BackupError("the backup file must not be the live database")
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
+    if _ours(target, "the backup file") is not Kind.MISSING and holder(target) is not None:
+        raise BackupError(f"{target} is the live database of a running promptd")
+    # A name of our own for the copy in progress: nothing that exists is ever removed.
+    partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
     _create_private(partial)
     try:
         with closing(sqlite3.connect(source, timeout=30)) as src, \
@@ -131,8 +150,14 @@ def _stored_events(conn: sqlite3.Connection) -> Iterator[list[StoredEvent]]:
         after = rows[-1][0]
 
 
-def _restore_sqlite(source: Path, url: str, force: bool) -> None:
+def _restore_sqlite(source: Path, url: str, force: bool, create: bool) -> None:
     target = _sqlite_file(url, "the target")
+    kind = _ours(target, "the target")
+    if kind is Kind.MISSING and not create:
+        # Run from the wrong folder, a relative URL names a new file nobody serves.
+        raise BackupError(f"{target}: no such database (from {Path.cwd()}, that is "
+                          f"{target.absolute()}); give the daemon's database with "
+                          "--database-url, or pass --create to restore into a new file")
     if target.exists() and target.resolve() == source.resolve():
         raise BackupError("cannot restore a backup onto itself")
     # A daemon serving the target would keep answering from a log that is being replaced
@@ -156,7 +181,7 @@ def _replace_sqlite(source: Path, target: Path, url: str, force: bool) -> None:
         if events and not force:
             raise BackupError(f"{target} already holds {events} events; stop the daemon and "
                               "pass --force to replace them")
-    else:
+    elif not target.exists():
         _create_private(target)
     with closing(_connect_ro(source)) as src, \
             closing(sqlite3.connect(target, timeout=30)) as dst:
@@ -187,19 +212,22 @@ def _restore_postgres(source: Path, url: str, force: bool, folder: Folder) -> No
         engine.dispose()
 
 
-def restore(path: str | Path, url: str, *, folder: Folder, force: bool = False) -> BackupReport:
+def restore(path: str | Path, url: str, *, folder: Folder, force: bool = False,
+            create: bool = False) -> BackupReport:
     """Load the backup at ``path`` into the database at ``url``; report what it now holds.
 
     ``folder`` (the read models, ``service.projections.Projector``) folds the events as they
     are copied into PostgreSQL; a SQLite backup already holds its read models. Refuses a target
     that already holds events unless ``force`` (SQLite only: a PostgreSQL
-    log is append-only and must be recreated empty). Stop the daemon before restoring.
+    log is append-only and must be recreated empty), a SQLite target that does not exist
+    unless ``create``, and a file that is not a promptd database, always. Stop the daemon
+    before restoring.
     """
     report = inspect_backup(path)
     if url.startswith("postgresql"):
         _restore_postgres(report.path, url, force, folder)
     else:
-        _restore_sqlite(report.path, url, force)
+        _restore_sqlite(report.path, url, force, create)
     engine = create_log_engine(url, for_writing=False)
     try:
         with engine.connect() as conn:

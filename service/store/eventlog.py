@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -12,34 +13,26 @@ from typing import Any
 from sqlalchemy import Connection, Engine, bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from service.store.schema import events
+from service.store.refusals import (
+    EventIdConflict,
+    EventLogError,
+    EventRefused,
+    MissingReference,
+    Reference,
+    StreamConflict,
+)
+from service.store.schema import events, writer_probe
 
 _ID_CHUNK = 500  # stays under SQLite's bound-parameter limit
 # Built once: constructing a Core statement costs more than running it on the ingest path.
 _HEAD = select(func.coalesce(func.max(events.c.position), 0))
-_EXISTING = select(events.c.event_id, events.c.position).where(
+_EXISTING = select(events.c.event_id, events.c.position, events.c.stream, events.c.type,
+                   events.c.payload).where(events.c.event_id.in_(bindparam("ids", expanding=True)))
+_REFERENCED = select(events.c.event_id, events.c.stream, events.c.type).where(
     events.c.event_id.in_(bindparam("ids", expanding=True)))
 _VERSIONS = select(events.c.stream, func.max(events.c.stream_version)).where(
     events.c.stream.in_(bindparam("streams", expanding=True))).group_by(events.c.stream)
 _INSERT = events.insert()
-
-
-class EventLogError(RuntimeError):
-    """The log could not be read or written (database unreachable, locked, full)."""
-
-
-class StreamConflict(Exception):
-    """A decision was made on a stream version that is no longer current.
-
-    The caller reloads the stream and decides again, or answers 409 naming what changed.
-    """
-
-    def __init__(self, stream: str, expected: int, actual: int) -> None:
-        super().__init__(f"{stream} is at version {actual}, not {expected}: "
-                         "it changed since the decision was made")
-        self.stream = stream
-        self.expected = expected
-        self.actual = actual
 
 
 # stream -> the version the decision was made on (0: the stream must not exist yet)
@@ -58,6 +51,9 @@ class NewEvent:
     # False for agent traffic: it takes no stream version (it decides nothing, and must
     # never make a decision on the same stream conflict).
     versioned: bool = True
+    # The event this one is about (a correction's execution): checked in the appending
+    # transaction, so it holds whatever else is appended at the same time.
+    requires: Reference | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +156,49 @@ def stream_versions(conn: Connection, streams: Iterable[str]) -> dict[str, int]:
 
 
 Request = tuple[Sequence[NewEvent], "Expected | None"]
+Outcome = list[AppendResult] | StreamConflict | EventRefused
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """An event already in the log (or appended earlier in the same group)."""
+
+    position: int
+    stream: str
+    type: str
+    payload: str  # canonical JSON text
+
+
+def _refusal(batch: Sequence[NewEvent], existing: Mapping[str, _Found],
+             referenced: Mapping[str, tuple[str, str]]) -> EventRefused | None:
+    """Return why ``batch`` may not be appended as a whole, or None."""
+    here: dict[str, NewEvent] = {}  # earlier events of this batch
+    for index, e in enumerate(batch):
+        known = existing.get(e.event_id)
+        if known is not None or e.event_id in here:
+            # An identical retry is a no-op; anything else under a known id is refused. Only
+            # agent events are compared: promptd's own decisions are written once, by us.
+            if not e.versioned:
+                if known is not None:
+                    first = (known.stream, known.type, known.payload)
+                else:
+                    twin = here[e.event_id]
+                    first = (twin.stream, twin.type, encode_payload(twin.payload))
+                if first != (e.stream, e.type, encode_payload(e.payload)):
+                    return EventIdConflict(index, e.event_id,
+                                           known.position if known is not None else None)
+            continue
+        ref = e.requires
+        if ref is not None:
+            log_hit = existing.get(ref.event_id)
+            earlier = here.get(ref.event_id)
+            found = ((log_hit.stream, log_hit.type) if log_hit is not None
+                     else (earlier.stream, earlier.type) if earlier is not None
+                     else referenced.get(ref.event_id))
+            if found != (ref.stream, ref.type):
+                return MissingReference(index, e.event_id, ref, found)
+        here[e.event_id] = e
+    return None
 
 
 def append(conn: Connection, batch: Sequence[NewEvent], *, head: int | None = None,
@@ -170,13 +209,13 @@ def append(conn: Connection, batch: Sequence[NewEvent], *, head: int | None = No
     on, nothing is appended and ``StreamConflict`` is raised. See ``append_group``.
     """
     outcome = append_group(conn, [(batch, expected)], head=head)[0]
-    if isinstance(outcome, StreamConflict):
+    if isinstance(outcome, Exception):
         raise outcome
     return outcome
 
 
 def append_group(conn: Connection, requests: Sequence[Request], *,
-                 head: int | None = None) -> list[list[AppendResult] | StreamConflict]:
+                 head: int | None = None) -> list[Outcome]:
     """Append several requests in the caller's transaction; each succeeds or conflicts alone.
 
     Positions are ``head + 1, head + 2, ...`` taken under an exclusive lock, so they are dense
@@ -189,12 +228,20 @@ def append_group(conn: Connection, requests: Sequence[Request], *,
     instead of results (unless all its events are already in the log: a retry that
     succeeded before is answered as duplicates). The unique ``(stream, stream_version)``
     index stands behind the check: two writers that both passed it cannot both commit.
+
+    A request is refused alone, with an ``EventRefused`` instead of results, when an agent
+    event reuses a known event id for a different event (``EventIdConflict``), or when an
+    event ``requires`` one that is neither in the log nor earlier in the group
+    (``MissingReference``).
     """
     if not any(batch for batch, _ in requests):
         return [[] for _ in requests]
     if head is None:
         lock_for_writing(conn)
     existing = _existing(conn, [e.event_id for batch, _ in requests for e in batch])
+    references = [e.requires.event_id for batch, _ in requests for e in batch
+                  if e.requires is not None and e.requires.event_id not in existing]
+    referenced = _referenced(conn, references) if references else {}
     streams = {e.stream for batch, _ in requests for e in batch
                if e.versioned and e.event_id not in existing}
     for _, expected in requests:
@@ -202,25 +249,31 @@ def append_group(conn: Connection, requests: Sequence[Request], *,
     versions = stream_versions(conn, streams) if streams else {}
     position = head_position(conn) if head is None else head
     rows: list[tuple[Any, ...]] = []
-    outcomes: list[list[AppendResult] | StreamConflict] = []
+    outcomes: list[Outcome] = []
     for batch, expected in requests:
         if expected and any(e.event_id not in existing for e in batch):
             moved = next(((s, v) for s, v in expected.items() if versions.get(s, 0) != v), None)
             if moved is not None:
                 outcomes.append(StreamConflict(moved[0], moved[1], versions.get(moved[0], 0)))
                 continue
+        refused = _refusal(batch, existing, referenced)
+        if refused is not None:
+            outcomes.append(refused)
+            continue
         results: list[AppendResult] = []
         for e in batch:
-            if e.event_id in existing:
-                results.append(AppendResult(e.event_id, existing[e.event_id], True))
+            known = existing.get(e.event_id)
+            if known is not None:
+                results.append(AppendResult(e.event_id, known.position, True))
                 continue
             position += 1
-            existing[e.event_id] = position
+            text = encode_payload(e.payload)
+            existing[e.event_id] = _Found(position, e.stream, e.type, text)
             stream_version = None
             if e.versioned:
                 stream_version = versions[e.stream] = versions.get(e.stream, 0) + 1
             rows.append((position, e.event_id, e.type, e.stream, stream_version, e.recorded_at,
-                         1, encode_payload(e.payload)))
+                         1, text))
             results.append(AppendResult(e.event_id, position, False, stream_version))
         outcomes.append(results)
     if rows:
@@ -232,19 +285,47 @@ def append_group(conn: Connection, requests: Sequence[Request], *,
     return outcomes
 
 
-def _existing(conn: Connection, event_ids: Sequence[str]) -> dict[str, int]:
+def _existing(conn: Connection, event_ids: Sequence[str]) -> dict[str, _Found]:
+    # The payload is read only for ids already in the log (retries): fresh ids find no row.
     ids = list(dict.fromkeys(event_ids))
-    existing: dict[str, int] = {}
+    existing: dict[str, _Found] = {}
     driver = sqlite_driver(conn)
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
         if driver is not None:
-            found = driver.execute("SELECT event_id, position FROM events WHERE event_id IN ("
+            found = driver.execute("SELECT event_id, position, stream, type, payload FROM "
+                                   "events WHERE event_id IN ("
                                    + ", ".join("?" * len(chunk)) + ")", chunk).fetchall()
         else:
             found = conn.execute(_EXISTING, {"ids": chunk}).all()
-        existing.update({event_id: position for event_id, position in found})
+        existing.update({row[0]: _Found(row[1], row[2], row[3], row[4]) for row in found})
     return existing
+
+
+def _referenced(conn: Connection, event_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """Return (stream, type) of each of ``event_ids`` the log holds (by the unique index)."""
+    ids = list(dict.fromkeys(event_ids))
+    found: dict[str, tuple[str, str]] = {}
+    driver = sqlite_driver(conn)
+    for start in range(0, len(ids), _ID_CHUNK):
+        chunk = ids[start : start + _ID_CHUNK]
+        if driver is not None:
+            rows = driver.execute("SELECT event_id, stream, type FROM events WHERE event_id IN ("
+                                  + ", ".join("?" * len(chunk)) + ")", chunk).fetchall()
+        else:
+            rows = conn.execute(_REFERENCED, {"ids": chunk}).all()
+        found.update({row[0]: (row[1], row[2]) for row in rows})
+    return found
+
+
+def write_probe(conn: Connection, size: int) -> None:
+    """Rewrite the one row of the probe table with ``size`` bytes (can the log take writes?).
+
+    Not part of the log nor of any read model: replay never compares it.
+    """
+    conn.execute(writer_probe.delete())
+    conn.execute(writer_probe.insert().values(id=1, written_at=time.time(),
+                                              filler=b"\0" * size))
 
 
 _COLUMNS = ("position", "event_id", "type", "stream", "stream_version", "recorded_at",

@@ -14,8 +14,10 @@ import fcntl
 import os
 from pathlib import Path
 
+from service.store.identity import URL_SETTING, DatabaseRefused, inspect_sqlite_file
 
-class DatabaseInUse(RuntimeError):
+
+class DatabaseInUse(DatabaseRefused):
     """Another process holds the database: one line naming the file and the holder."""
 
     def __init__(self, database: Path, pid: int | None) -> None:
@@ -38,11 +40,28 @@ class DatabaseLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        """Take the lock or raise ``DatabaseInUse``; records this pid in the lock file."""
+        """Take the lock or raise ``DatabaseInUse``; records this pid in the lock file.
+
+        Nothing is created beside a database that is not promptd's (``NotOurDatabase``), and
+        an existing file at the lock's path must look like one of our lock files: empty, or
+        a pid. Other problems raise ``DatabaseRefused``, one line each.
+        """
         if self._fd is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        inspect_sqlite_file(self.database)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # No symlink followed: the lock's path must not redirect our writes elsewhere.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise DatabaseRefused(f"cannot create the lock file {self.path}: {exc.strerror}; "
+                                  "promptd needs a writable directory for its database: fix "
+                                  f"the permissions or point {URL_SETTING} elsewhere") from None
+        if not _looks_like_a_lock(fd):
+            os.close(fd)
+            raise DatabaseRefused(f"{self.path} exists and is not a promptd lock file; "
+                                  "promptd leaves it untouched: move it away, or point "
+                                  f"{URL_SETTING} elsewhere")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -50,6 +69,7 @@ class DatabaseLock:
             os.close(fd)
             raise DatabaseInUse(self.database, holder) from None
         os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
@@ -77,6 +97,13 @@ def holder(database: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def _looks_like_a_lock(fd: int) -> bool:
+    """Return True for an empty file or one holding only a pid (what ``acquire`` writes)."""
+    os.lseek(fd, 0, os.SEEK_SET)
+    content = os.read(fd, 64)
+    return (len(content) < 32 and content.strip().isdigit()) or not content.strip()
 
 
 def _read_pid(fd: int) -> int | None:

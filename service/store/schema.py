@@ -7,6 +7,7 @@ from sqlalchemy import (
     Column,
     Float,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -253,3 +254,13 @@ recorded_variables = Table(
     Column("variables", Text, nullable=False),
 )
 RECORDED_VARIABLES_KEPT = 20
+
+# Neither log nor read model: one row the writer rewrites while appends fail, to tell when the
+# database takes writes again (readiness recovers without waiting for traffic).
+writer_probe = Table(
+    "writer_probe",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("written_at", Float, nullable=False),
+    Column("filler", LargeBinary, nullable=False),
+)

@@ -30,7 +30,6 @@ from service.store.eventlog import (
     Expected,
     NewEvent,
     StoredEvent,
-    StreamConflict,
 )
 
 log = structlog.get_logger("promptd.writer")
@@ -74,6 +73,16 @@ class WriterStopped(RuntimeError):
     """The writer is shutting down and takes no more appends."""
 
 
+class AppendAbandoned(RuntimeError):
+    """The client went away before its append was committed; nothing of it was appended."""
+
+
+# While appends fail (disk full, database gone) the idle writer tries a small write this
+# often, so readiness recovers by itself even when no traffic comes to retry.
+PROBE_EVERY_S = 1.0
+PROBE_BYTES = 64 * 1024  # about what a group commit of a few hundred events writes
+
+
 @dataclass(slots=True)
 class _Request:
     """Events waiting for the writer, and who waits for them: a thread or an event loop."""
@@ -83,6 +92,14 @@ class _Request:
     future: Future[list[AppendResult]] | None = None
     waiter: asyncio.Future[list[AppendResult]] | None = None
     loop: asyncio.AbstractEventLoop | None = None
+    gone: Callable[[], bool] | None = None  # True once the client that waits has left
+
+    def abandoned(self) -> bool:
+        """Return True when nobody waits for this append any more."""
+        # Read from the writer thread: a future's state and the server's flag are plain
+        # attributes; a race only means one more append whose answer nobody reads.
+        return ((self.waiter is not None and self.waiter.done())
+                or (self.gone is not None and self.gone()))
 
 
 _STOP = object()
@@ -109,6 +126,10 @@ class EventWriter:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self.position = 0
+        # Why the last group commit (or probe) failed; None once one succeeds. Readiness
+        # reports it: a daemon whose appends fail is not ready, whatever else still works.
+        self.failure: str | None = None
+        self.abandoned = 0  # appends dropped because their client had gone
         # (head, positions) as of this writer's last commit or catch-up. While the head has
         # not moved, no other process appended, so the projections are still exactly there
         # and the next commit can skip reading them and the log (see ``_commit``).
@@ -148,16 +169,20 @@ class EventWriter:
         self._enqueue(_Request(batch, expected, future=future))
         return future
 
-    def submit_async(self, batch: Sequence[NewEvent], expected: Expected | None = None
+    def submit_async(self, batch: Sequence[NewEvent], expected: Expected | None = None,
+                     gone: Callable[[], bool] | None = None
                      ) -> asyncio.Future[list[AppendResult]]:
         """Queue ``batch`` from a coroutine; return an asyncio future resolved once durable.
 
         The writer wakes each event loop once per group commit and resolves all of its
         waiters in that one callback, instead of once per request (``asyncio.wrap_future``).
+        If ``gone()`` is true (the client disconnected) or the future was cancelled by the
+        time the group is committed, the batch is not appended and the future fails with
+        ``AppendAbandoned``: nobody would read its answer, and a client that gave up retries.
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[list[AppendResult]] = loop.create_future()
-        self._enqueue(_Request(batch, expected, waiter=waiter, loop=loop))
+        self._enqueue(_Request(batch, expected, waiter=waiter, loop=loop, gone=gone))
         return waiter
 
     def _enqueue(self, request: _Request) -> None:
@@ -176,7 +201,7 @@ class EventWriter:
         """
         if self._thread is None:
             outcome = self._commit([_Request(batch, expected)])[0]
-            if isinstance(outcome, StreamConflict):
+            if isinstance(outcome, Exception):
                 raise outcome
             return outcome
         return self.submit(batch, expected).result(timeout)
@@ -199,7 +224,14 @@ class EventWriter:
 
     def _run(self) -> None:
         while True:
-            first = self._queue.get()
+            if self.failure is None:
+                first = self._queue.get()
+            else:
+                try:
+                    first = self._queue.get(timeout=PROBE_EVERY_S)
+                except queue.Empty:
+                    self._probe()
+                    continue
             if first is _STOP:
                 return
             group: list[_Request] = [first]  # type: ignore[list-item]
@@ -215,25 +247,54 @@ class EventWriter:
                     break
                 group.append(nxt)  # type: ignore[arg-type]
                 size += len(nxt.events)  # type: ignore[union-attr]
-            try:
-                results = self._commit(group)
-            except Exception as exc:  # answer every waiter; the writer itself keeps running
-                err = eventlog.translate_errors(exc) or exc
-                log.error("group_commit_failed", events=size, error=str(err))
-                failure = err if isinstance(err, EventLogError) else EventLogError(str(err))
-                self._answer(group, [None] * len(group), failure)
-            else:
-                self._answer(group, results, None)
+            kept: list[_Request] = []
+            abandoned: list[_Request] = []
+            for req in group:
+                (abandoned if req.abandoned() else kept).append(req)
+            group = kept
+            if abandoned:
+                self.abandoned += len(abandoned)
+                log.info("appends_abandoned", requests=len(abandoned),
+                         events=sum(len(req.events) for req in abandoned))
+                self._answer(abandoned, [None] * len(abandoned),
+                             AppendAbandoned("the client went away before the commit"))
+            if group:
+                self._commit_group(group, size)
             if stop_after:
                 return
 
+    def _commit_group(self, group: list[_Request], size: int) -> None:
+        try:
+            results = self._commit(group)
+        except Exception as exc:  # answer every waiter; the writer itself keeps running
+            err = eventlog.translate_errors(exc) or exc
+            log.error("group_commit_failed", events=size, error=str(err))
+            failure = err if isinstance(err, EventLogError) else EventLogError(str(err))
+            self.failure = str(failure)
+            self._answer(group, [None] * len(group), failure)
+        else:
+            self.failure = None
+            self._answer(group, results, None)
+
+    def _probe(self) -> None:
+        """Try a small write while appends fail; a success makes the writer healthy again."""
+        try:
+            with self._engine.begin() as conn:
+                eventlog.write_probe(conn, PROBE_BYTES)
+        except Exception as exc:
+            err = eventlog.translate_errors(exc) or exc
+            self.failure = str(err)
+        else:
+            log.info("appends_recovered", after=self.failure)
+            self.failure = None
+
     @staticmethod
     def _answer(group: Sequence[_Request],
-                results: Sequence[list[AppendResult] | StreamConflict | None],
+                results: Sequence[list[AppendResult] | Exception | None],
                 error: BaseException | None) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[Outcome]] = {}
         for req, res in zip(group, results, strict=True):
-            if isinstance(res, StreamConflict):  # this request alone: the rest committed
+            if isinstance(res, Exception):  # this request alone failed: the rest committed
                 if req.future is not None:
                     req.future.set_exception(res)
                 elif req.loop is not None and req.waiter is not None:
@@ -251,7 +312,7 @@ class EventWriter:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, outcomes)
 
-    def _commit(self, group: Sequence[_Request]) -> list[list[AppendResult] | StreamConflict]:
+    def _commit(self, group: Sequence[_Request]) -> list[list[AppendResult] | Exception]:
         flat_count = sum(len(req.events) for req in group)
         started = time.perf_counter()
         folded, self._folded = self._folded, None  # valid again only once this commits
@@ -277,7 +338,7 @@ class EventWriter:
                             else json.loads(eventlog.encode_payload(e.payload)),
                             r.stream_version)
                 for req, results in zip(group, outcomes, strict=True)
-                if not isinstance(results, StreamConflict)
+                if not isinstance(results, Exception)
                 for e, r in zip(req.events, results, strict=True)
                 if not r.duplicate
             ]

@@ -56,8 +56,12 @@ def test_correction_categories_beyond_the_cap_are_counted_as_other(tmp_path: Pat
         live.create_prompt(PROMPT, "Triage {{ ticket }}")
         agent = live.client(live.issue("agent"))
         n = MAX_CATEGORIES_PER_PROMPT + 5
-        events = [{"type": "correction", "execution_id": uuid7(), "prompt": PROMPT,
-                   "version": 1, "category": f"category-{i:02d}"} for i in range(n)]
+        ids = [uuid7() for _ in range(n)]  # a correction follows its execution
+        events = [event for i, eid in enumerate(ids) for event in (
+            {"type": "execution", "event_id": eid, "prompt": PROMPT, "version": 1,
+             "success": False},
+            {"type": "correction", "execution_id": eid, "prompt": PROMPT, "version": 1,
+             "category": f"category-{i:02d}"})]
         agent.post("/v1/events", json={"events": events}).raise_for_status()
         exposition = httpx.get(f"{live.url}/metrics").text
     samples = {s.labels["category"]: s.value for f in text_string_to_metric_families(exposition)

@@ -82,7 +82,7 @@ def test_a_backup_taken_during_ingest_restores_to_an_equal_log(
     assert taken > len(acked_before)  # ingest really ran while the backup was taken
 
     restored = tmp_path / "restored" / "promptd.db"
-    out = run(None, "restore", str(tmp_path / "snap.db"),
+    out = run(None, "restore", str(tmp_path / "snap.db"), "--create",
               "--database-url", f"sqlite:///{restored}")
     assert out.returncode == 0, out.stderr
     assert f"restored {len(snapshot)} events" in out.stdout
@@ -99,7 +99,7 @@ def test_restore_refuses_a_log_that_already_holds_events_unless_forced(
     second = backup(live.settings.database_url, tmp_path / "second.db")
     assert second.position > first.position
     target = f"sqlite:///{tmp_path / 'target.db'}"
-    restore(tmp_path / "second.db", target, folder=FOLDER)
+    restore(tmp_path / "second.db", target, folder=FOLDER, create=True)
     with pytest.raises(BackupError, match="already holds"):
         restore(tmp_path / "first.db", target, folder=FOLDER)
     assert inspect_backup(tmp_path / "target.db").position == second.position
