@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import ValidationError
 
 from analytics.intervals import wilson_interval
+from deploy.assignment import BUCKETS, CONTROL
 from deploy.canary import decide
 from deploy.policy import CanaryPolicy, merge_policy
 from deploy.state import DeploymentState
@@ -61,9 +62,34 @@ def _arm_table(state: DeploymentState,
     return rows
 
 
+def _candidate_share(weights: dict[str, int]) -> float:
+    return sum(w for arm, w in weights.items() if arm != CONTROL) / BUCKETS
+
+
+def present(state: DeploymentState) -> dict[str, Any]:
+    """Return a deployment in the API's one vocabulary for rollouts.
+
+    Traffic is a fraction of all requests (``weights``, ``candidate_share``: the share
+    served by candidates), and steps count from 1 (``step`` of ``steps``). ``policy.steps``
+    stays as the policy was written: percentages of the full comparison split, which
+    ``candidate_share_by_step`` translates.
+    """
+    out = state.to_json()
+    weights = state.weights()
+    del out["step_index"], out["step_percent"]
+    out["weights"] = {arm: w / BUCKETS for arm, w in weights.items()}
+    out["candidate_share"] = _candidate_share(weights)
+    out["step"] = state.step_index + 1
+    out["steps"] = len(state.policy.steps)
+    out["candidate_share_by_step"] = [
+        _candidate_share(state.weights_at(i, state.eliminated))
+        for i in range(len(state.policy.steps))]
+    return out
+
+
 def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> dict[str, Any]:
     """Return a deployment's JSON, with per-arm statistics and the pending decision."""
-    out = state.to_json()
+    out = present(state)
     if not detail:
         return out
     stats = daemon.queries.step_stats(state.deployment_id)
@@ -97,10 +123,15 @@ def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: Comma
 @router.get("/deployments", summary="List deployments")
 def list_deployments(daemon: DaemonDep, _: Admin,
                      all: bool = Query(False, description="include ended ones"),
-                     prompt: str | None = Query(None)) -> dict[str, Any]:
-    """Return live deployments (or every deployment with all=true), newest last."""
-    refuse_nul(prompt=prompt)
-    states = daemon.queries.deployments(prompt=prompt, active_only=not all)
+                     prompt: str | None = Query(None),
+                     id_prefix: str | None = Query(
+                         None, max_length=64, description="only ids starting with this"),
+                     limit: int | None = Query(None, ge=1, le=10_000,
+                                               description="at most this many")) -> dict[str, Any]:
+    """Return live deployments (or every deployment with all=true), oldest first."""
+    refuse_nul(prompt=prompt, id_prefix=id_prefix)
+    states = daemon.queries.deployments(prompt=prompt, active_only=not all, id_prefix=id_prefix,
+                                        limit=limit)
     return {"deployments": [deployment_view(daemon, s, detail=False) for s in states]}
 
 
@@ -159,7 +190,14 @@ def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
                    limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
     """Return versions, label moves, deployments and decisions, with who made each."""
     _prompt(daemon, name)
-    return {"prompt": name, "history": daemon.queries.timeline(name, limit)}
+    history = daemon.queries.timeline(name, limit)
+    tokens = daemon.live.tokens
+    for entry in history:
+        # Actors are recorded as "token:<id>"; people know their tokens by name.
+        kind, _, token_id = entry["actor"].partition(":")
+        record = tokens.get(token_id) if kind == "token" else None
+        entry["actor_name"] = (record.name or None) if record is not None else None
+    return {"prompt": name, "history": history}
 
 
 @router.get("/prompts/{name:path}/candidates", responses=error_responses(404),
