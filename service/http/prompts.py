@@ -96,6 +96,15 @@ def get_version(name: NamePath, version: int, daemon: DaemonDep, _: Admin) -> di
     return _version(daemon, name, version).to_dict()
 
 
+def _diff_lines(text: str) -> list[str]:
+    # A last line without a newline would run into the next line of the diff; mark it as
+    # git and diff(1) do, which also tells the two versions' endings apart.
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n\\ No newline at end of file\n"
+    return lines
+
+
 @router.get("/{name:path}/diff", responses=error_responses(403, 404),
             summary="Unified diff between two versions")
 def diff_versions(
@@ -105,7 +114,7 @@ def diff_versions(
     """Return the unified diff from one version's template to another's, with the rationale."""
     a, b = _version(daemon, name, from_), _version(daemon, name, to)
     diff = "".join(difflib.unified_diff(
-        a.template.splitlines(keepends=True), b.template.splitlines(keepends=True),
+        _diff_lines(a.template), _diff_lines(b.template),
         fromfile=f"{name}@v{a.version}", tofile=f"{name}@v{b.version}"))
     return {"prompt": name, "from": a.version, "to": b.version, "diff": diff,
             "strategy": b.strategy, "rationale": b.rationale,
