@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
@@ -62,7 +64,8 @@ class Settings(BaseSettings):
         description="default canary policy overrides as JSON, e.g. '{\"min_step_seconds\": 600}'")
     improve_requires_approval: bool = Field(
         False, description="machine-written candidates wait for `promptd approve`")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="least severe log line written: debug, info, warning or error")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON lines unless stderr is a terminal"
     )
@@ -105,7 +108,13 @@ class Settings(BaseSettings):
 def settings_help() -> str:
     """Return one line per setting: env var, default and meaning (for ``serve --help``)."""
     lines = [f"settings (environment, or a TOML file named by {CONFIG_ENV}):"]
+    width = max(len(name) for name in Settings.model_fields)
     for name, field in Settings.model_fields.items():
-        default = field.default
-        lines.append(f"  PROMPTD_{name.upper():<22} {field.description or ''} [default: {default}]")
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else json.dumps(default) if isinstance(
+            default, dict) else default
+        lead = f"  PROMPTD_{name.upper():<{width}}  "
+        lines += textwrap.wrap(f"{field.description} [default: {shown}]", 100,
+                               initial_indent=lead, subsequent_indent=" " * len(lead),
+                               break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines)
