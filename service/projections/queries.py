@@ -17,7 +17,7 @@ from analytics.mining import WindowCounts
 from analytics.mining.model import FailureRecord
 from deploy.state import DeploymentState
 from deploy.stats import StepStats
-from service.projections import failures, rollout, views
+from service.projections import failures, report, rollout, views
 from service.projections.projector import Projector
 from service.store import eventlog
 from service.store.eventlog import StoredEvent
@@ -121,6 +121,13 @@ class Queries:
         """Return each deployment with its statistics, read in one transaction."""
         with self._engine.connect() as conn:
             return [(s, rollout.load_step_stats(conn, s.deployment_id)) for s in states]
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def report(self, *, since: float, until: float, prompt: str | None = None) -> dict[str, Any]:
+        """Return the report of every prompt (or one) between two times, in one transaction."""
+        with self._engine.connect() as conn:
+            return report.load_report(conn, since=since, until=until, prompt=prompt)
 
     # -- failures and patterns ---------------------------------------------------------------
 
