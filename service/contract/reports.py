@@ -20,7 +20,7 @@ class _Body(BaseModel):
 class Rate(_Body):
     """A rate and its interval."""
 
-    rate: float | None = Field(description="the fraction (null without executions)")
+    rate: float | None = Field(None, description="the fraction (null without executions)")
     ci: list[float] = Field(description="its 95% Wilson interval [low, high]")
 
 
@@ -35,8 +35,8 @@ class Metrics(_Body):
     correction: Rate = Field(description="corrections per execution")
     error: Rate = Field(description="error rate")
     cost_usd: float = Field(description="total reported cost")
-    cost_per_success_usd: float | None = Field(description="cost / successful executions")
-    mean_latency_ms: float | None = Field(description="mean reported latency")
+    cost_per_success_usd: float | None = Field(None, description="cost / successful executions")
+    mean_latency_ms: float | None = Field(None, description="mean reported latency")
 
 
 class VersionReport(Metrics):
@@ -51,7 +51,7 @@ class Shipped(_Body):
 
     at: float = Field(description="when")
     version: int = Field(description="the version made production")
-    previous: int | None = Field(description="the version it replaced")
+    previous: int | None = Field(None, description="the version it replaced")
     kind: str = Field(description="set (by hand), promotion (a deployment won) or rollback")
     actor: str = Field(description="who moved it")
     actor_name: str | None = Field(None, description="the name of the actor's token, if any")
@@ -62,7 +62,7 @@ class Ended(_Body):
     """A deployment that ended in the window."""
 
     at: float = Field(description="when")
-    deployment_id: str | None = Field(description="the deployment")
+    deployment_id: str | None = Field(None, description="the deployment")
     outcome: str = Field(description="promoted, rolled_back, superseded or rejected")
     versions: list[int] = Field(description="its candidate versions")
     actor: str = Field(description="who decided")
@@ -87,8 +87,8 @@ class PromptReport(_Body):
     """One prompt over the window."""
 
     prompt: str = Field(description="the prompt")
-    production: int | None = Field(description="its production version now")
-    production_at_start: int | None = Field(description="its production version at the start")
+    production: int | None = Field(None, description="its production version now")
+    production_at_start: int | None = Field(None, description="its production version at the start")
     totals: Metrics = Field(description="every version together")
     versions: list[VersionReport] = Field(description="each version that ran in the window")
     shipped: list[Shipped] = Field(description="production label moves, oldest first")
@@ -151,7 +151,7 @@ class Report(_Body):
     since: float = Field(description="the window's start as asked")
     until: float = Field(description="its end (now)")
     counted_from: float = Field(description="where the counts start: the hour holding since")
-    prompt: str | None = Field(description="the one prompt asked for, or null for all")
+    prompt: str | None = Field(None, description="the one prompt asked for, or null for all")
     totals: ReportTotals = Field(description="the whole window at a glance")
     top: list[Ranked] = Field(description="the prompts with the best success rate, best first")
     bottom: list[Ranked] = Field(description="those with the worst, worst first")

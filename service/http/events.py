@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from deploy.state import EVENT_TYPES as DEPLOYMENT_FOLDS
 from service.contract import CorrectionIn, EventBatch, ExecutionIn, payload_of, system
+from service.contract.responses import AppendedEvent, AppendResponse, EventPage
 from service.http.deps import Admin, Agent, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul
 from service.runtime.daemon import Daemon
@@ -23,22 +23,6 @@ KNOWN_TYPES = frozenset({"execution", "correction", *system.EVENT_MODELS, *DEPLO
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401, 413, 422))
 _INGEST_ERRORS = error_responses(400, 503)
-
-
-class AppendedEvent(BaseModel):
-    """Where one event landed."""
-
-    event_id: str
-    position: int
-    duplicate: bool
-
-
-class AppendResponse(BaseModel):
-    """The outcome of an append: one entry per event, in request order."""
-
-    results: list[AppendedEvent]
-    stored: int
-    duplicates: int
 
 
 def _check_against_registry(daemon: Daemon, events: Sequence[ExecutionIn | CorrectionIn],
@@ -110,7 +94,8 @@ async def post_correction(body: CorrectionIn, daemon: DaemonDep, _: Agent) -> Ap
     return (await _ingest(daemon, [body], "/v1/corrections", "")).results[0]
 
 
-@router.get("/events", responses=error_responses(403), summary="Tail the event log (admin)")
+@router.get("/events", response_model=EventPage, responses=error_responses(403),
+            summary="Tail the event log (admin)")
 def get_events(
     daemon: DaemonDep,
     _: Admin,

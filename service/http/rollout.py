@@ -14,6 +14,16 @@ from deploy.policy import CanaryPolicy, merge_policy
 from deploy.state import DeploymentState
 from deploy.stats import ArmStats
 from service.contract import CommandBody, DeploymentCreate, PolicyBody, RollbackBody
+from service.contract.rollouts import (
+    CandidateList,
+    Deployment,
+    DeploymentActionResult,
+    DeploymentDetail,
+    DeploymentList,
+    History,
+    PolicyView,
+    RollbackResult,
+)
 from service.http.deps import Admin, CommandsDep, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul, validation_details
 from service.http.prompts import NamePath, _prompt
@@ -101,7 +111,8 @@ def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> 
     return out
 
 
-@router.post("/deployments", status_code=201, responses=_COMMAND_ERRORS,
+@router.post("/deployments", status_code=201, response_model=Deployment,
+             responses=_COMMAND_ERRORS,
              summary="Start a canary deployment")
 def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: CommandsDep,
                       who: Admin) -> dict[str, Any]:
@@ -120,7 +131,7 @@ def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: Comma
     return deployment_view(daemon, _deployment(daemon, str(outcome.answer)), detail=False)
 
 
-@router.get("/deployments", summary="List deployments")
+@router.get("/deployments", response_model=DeploymentList, summary="List deployments")
 def list_deployments(daemon: DaemonDep, _: Admin,
                      all: bool = Query(False, description="include ended ones"),
                      prompt: str | None = Query(None),
@@ -135,14 +146,16 @@ def list_deployments(daemon: DaemonDep, _: Admin,
     return {"deployments": [deployment_view(daemon, s, detail=False) for s in states]}
 
 
-@router.get("/deployments/{deployment_id}", responses=error_responses(404),
+@router.get("/deployments/{deployment_id}", response_model=DeploymentDetail,
+            responses=error_responses(404),
             summary="Show a deployment with per-arm statistics")
 def show_deployment(deployment_id: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the deployment, per-arm rates with intervals, and the decision a tick would take."""
     return deployment_view(daemon, _deployment(daemon, deployment_id), detail=True)
 
 
-@router.post("/deployments/{deployment_id}/{action}", responses=_COMMAND_ERRORS,
+@router.post("/deployments/{deployment_id}/{action}", response_model=DeploymentActionResult,
+             responses=_COMMAND_ERRORS,
              summary="Admin decision on a deployment")
 def deployment_action(
     deployment_id: str,
@@ -163,7 +176,8 @@ def deployment_action(
                                           detail=False)}
 
 
-@router.post("/prompts/{name:path}/rollback", responses=_COMMAND_ERRORS,
+@router.post("/prompts/{name:path}/rollback", response_model=RollbackResult,
+             responses=_COMMAND_ERRORS,
              summary="Roll a prompt back")
 def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
                     commands: CommandsDep, who: Admin) -> dict[str, Any]:
@@ -184,7 +198,8 @@ def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
             "note": answer.get("already")}
 
 
-@router.get("/prompts/{name:path}/history", responses=error_responses(404),
+@router.get("/prompts/{name:path}/history", response_model=History,
+            responses=error_responses(404),
             summary="Timeline of versions and decisions")
 def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
                    limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
@@ -200,7 +215,8 @@ def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
     return {"prompt": name, "history": history}
 
 
-@router.get("/prompts/{name:path}/candidates", responses=error_responses(404),
+@router.get("/prompts/{name:path}/candidates", response_model=CandidateList,
+            responses=error_responses(404),
             summary="Candidate versions of a prompt")
 def prompt_candidates(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the machine-written candidates of a prompt with their rationale and fate."""
@@ -208,13 +224,15 @@ def prompt_candidates(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, 
     return {"candidates": daemon.queries.candidates(name)}
 
 
-@router.get("/candidates", summary="Candidate versions of every prompt")
+@router.get("/candidates", response_model=CandidateList,
+            summary="Candidate versions of every prompt")
 def all_candidates(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return every machine-written candidate, newest first."""
     return {"candidates": daemon.queries.candidates()}
 
 
-@router.get("/prompts/{name:path}/policy", responses=error_responses(404),
+@router.get("/prompts/{name:path}/policy", response_model=PolicyView,
+            responses=error_responses(404),
             summary="The prompt's canary policy")
 def get_policy(name: NamePath, daemon: DaemonDep, commands: CommandsDep,
                _: Admin) -> dict[str, Any]:
@@ -225,7 +243,8 @@ def get_policy(name: NamePath, daemon: DaemonDep, commands: CommandsDep,
     return {"prompt": name, "overrides": overrides, "policy": policy}
 
 
-@router.put("/prompts/{name:path}/policy", responses=error_responses(400, 404, 503),
+@router.put("/prompts/{name:path}/policy", response_model=PolicyView,
+            responses=error_responses(400, 404, 503),
             summary="Set the prompt's canary policy overrides")
 def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep, commands: CommandsDep,
                who: Admin) -> dict[str, Any]:
