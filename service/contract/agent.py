@@ -25,32 +25,36 @@ from .fields import (
 class ExecutionIn(Strict):
     """What an agent reports after one run of a prompt."""
 
-    type: Literal["execution"] = "execution"
+    type: Literal["execution"] = Field("execution", description="always execution")
     event_id: EventId | None = Field(None, description="idempotency key; UUIDv7 recommended")
-    prompt: PromptName
-    version: int = Field(ge=1, le=MAX_VERSION)
-    deployment: ShortText | None = None
-    arm: ShortText | None = None
+    prompt: PromptName = Field(description="the prompt run, e.g. support/triage")
+    version: int = Field(ge=1, le=MAX_VERSION, description="the version resolve answered")
+    deployment: ShortText | None = Field(None, description="the deployment resolve answered")
+    arm: ShortText | None = Field(None, description="the arm resolve answered (c1, control)")
     step: int | None = Field(
         None, ge=0, le=100,
         description="the canary step the arm was assigned under (resolve returns it); "
         "late reports then count in the step whose weights chose them")
-    subject: ShortText | None = None
-    success: bool | None = None
-    score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
-    latency_ms: Annotated[FiniteFloat, Field(ge=0.0, le=86_400_000)] | None = None
-    input_tokens: int | None = Field(None, ge=0, le=10_000_000)
-    output_tokens: int | None = Field(None, ge=0, le=10_000_000)
-    cost_usd: Annotated[FiniteFloat, Field(ge=0.0, le=1_000_000)] | None = None
-    error_type: ShortText | None = None
-    model: ShortText | None = None
-    input_text: LongText | None = None
-    output_text: LongText | None = None
+    subject: ShortText | None = Field(None, description="the user or session it ran for")
+    success: bool | None = Field(None, description="whether the run did its job")
+    score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = Field(
+        None, description="a quality score in [0, 1] (>= 0.5 counts as a success)")
+    latency_ms: Annotated[FiniteFloat, Field(ge=0.0, le=86_400_000)] | None = Field(
+        None, description="how long the LLM call took")
+    input_tokens: int | None = Field(None, ge=0, le=10_000_000, description="prompt tokens")
+    output_tokens: int | None = Field(None, ge=0, le=10_000_000, description="answer tokens")
+    cost_usd: Annotated[FiniteFloat, Field(ge=0.0, le=1_000_000)] | None = Field(
+        None, description="what the call cost")
+    error_type: ShortText | None = Field(None, description="the error, when the call failed")
+    model: ShortText | None = Field(None, description="the model called")
+    input_text: LongText | None = Field(None, description="the input (mining reads it)")
+    output_text: LongText | None = Field(None, description="the answer (mining reads it)")
     variables: dict[str, JsonValue] | None = Field(
         None, description="the variables the template was rendered with (lint replays them)"
     )
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
-    occurred_at: datetime | None = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict,
+                                           description="anything else, up to 64 keys")
+    occurred_at: datetime | None = Field(None, description="when it ran (default: when stored)")
 
     @model_validator(mode="after")
     def _has_outcome(self) -> ExecutionIn:
@@ -69,18 +73,20 @@ class ExecutionIn(Strict):
 class CorrectionIn(Strict):
     """What a person or checker reports about an execution's output."""
 
-    type: Literal["correction"] = "correction"
-    event_id: EventId | None = None
-    execution_id: EventId
-    prompt: PromptName
-    version: int = Field(ge=1, le=MAX_VERSION)
-    category: Annotated[str, Field(min_length=1, max_length=100)]
-    reason: LongText = ""
-    original_output: LongText | None = None
-    corrected_output: LongText | None = None
-    severity: Literal["low", "medium", "high", "critical"] = "medium"
-    author: ShortText | None = None
-    occurred_at: datetime | None = None
+    type: Literal["correction"] = Field("correction", description="always correction")
+    event_id: EventId | None = Field(None, description="idempotency key; UUIDv7 recommended")
+    execution_id: EventId = Field(description="the event_id of the execution corrected")
+    prompt: PromptName = Field(description="that execution's prompt")
+    version: int = Field(ge=1, le=MAX_VERSION, description="that execution's version")
+    category: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        description="what kind of problem, e.g. format, tone, citation")
+    reason: LongText = Field("", description="what was wrong, in the reviewer's words")
+    original_output: LongText | None = Field(None, description="the answer as given")
+    corrected_output: LongText | None = Field(None, description="the answer as it should be")
+    severity: Literal["low", "medium", "high", "critical"] = Field(
+        "medium", description="weighs the pattern it joins: low 1, medium 2, high 3, critical 5")
+    author: ShortText | None = Field(None, description="who corrected it")
+    occurred_at: datetime | None = Field(None, description="when (default: when stored)")
 
 
 AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]
@@ -89,7 +95,8 @@ AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]
 class EventBatch(Strict):
     """A batch of agent events, stored atomically."""
 
-    events: list[AgentEvent] = Field(min_length=1)
+    events: list[AgentEvent] = Field(min_length=1, description=(
+        "executions and corrections; all stored, or none"))
 
 
 def payload_of(event: ExecutionIn | CorrectionIn) -> dict[str, Any]:
