@@ -78,6 +78,12 @@ def test_rollout_speaks_of_the_candidates_share_with_steps_counted_from_one(
     assert listed["weights"] == shown["weights"] == started["weights"]
     assert {a["arm"]: a["weight"] for a in shown["arms_stats"]} == shown["weights"]
 
+    metrics = live.daemon.metrics.registry
+    labels = {"prompt": "support/triage"}
+    assert metrics.get_sample_value("promptd_deployment_step", labels) == 1
+    assert metrics.get_sample_value("promptd_deployment_weight_ratio",
+                                    {**labels, "arm": "c1"}) == pytest.approx(0.025)
+
     human = run(live, "deployment", "show", dep).stdout
     assert "step 1/4: candidates get 2.5% of traffic" in human
     table = run(live, "deployments").stdout
@@ -85,6 +91,7 @@ def test_rollout_speaks_of_the_candidates_share_with_steps_counted_from_one(
     stepped = run(live, "promote", dep)
     assert stepped.returncode == 0, stepped.stderr
     assert "step 2/4, candidates get 12.5% of traffic" in stepped.stdout
+    assert metrics.get_sample_value("promptd_deployment_step", labels) == 2
     history = run(live, "history", "support/triage").stdout
     assert "step=2" in history  # the log's step_index 1 is the second step
 
