@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from service.cli.base import AddCommand, client
+from service.cli.base import AddCommand, client, find_token
 from service.cli.output import emit, table, ts
 
 _TREND = {"new": "new", "growing": "up", "stable": "flat", "shrinking": "down",
@@ -29,6 +29,10 @@ def cmd_patterns(args: argparse.Namespace) -> int:
                          f"{p['share']:.1%}", _TREND.get(p["status"], p["status"]),
                          f"{p['severity_score']:.1f}", (example or "").replace("\n", " ")[:48]))
         out = table(rows, ["id", "label", "size", "share", "trend", "severity", "example"])
+        out += ("\nshare: its records in the latest window over that window's executions;"
+                "\ntrend: its size against earlier windows; severity: the sum over its records"
+                "\nof their weight (a correction's severity: low 1, medium 2, high 3, critical"
+                "\n5; a failed execution 1); ranked by that sum in the latest window")
         out += f"\nmined {ts(d['mined_at'])}"
         if d["anomalies"]:
             out += "".join(f"\nanomaly: {a['metric']} at {a['rate']:.1%} (z={a['z']:.1f})"
@@ -57,11 +61,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     """Run the simulated fleet against a running daemon."""
-    from service.cli.adminclient import default_token
     from service.simulation.demo import run_simulate
 
     url = args.url or os.environ.get("PROMPTD_URL") or "http://127.0.0.1:8077"
-    return run_simulate(url, args.token or default_token(), duration_s=args.duration,
+    return run_simulate(url, find_token(args.token), duration_s=args.duration,
                         seed=args.seed, agents=args.agents, rate_per_s=args.rate or None,
                         harmful=args.harmful)
 

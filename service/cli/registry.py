@@ -84,11 +84,12 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
     """Print events from the log; with --follow keep printing new ones."""
     api = client(args)
     after = args.after
-    if after is None:
-        head = api.get("/v1/events", params={"after": 0, "limit": 1})["head"]
-        after = max(0, head - args.limit)
     while True:
-        params: dict[str, Any] = {"after": after, "limit": args.limit}
+        params: dict[str, Any] = {"limit": args.limit}
+        if after is None:
+            params["last"] = args.limit  # the newest events of these types, filtered there
+        else:
+            params["after"] = after
         if args.type:
             params["type"] = args.type
         data = api.get("/v1/events", params=params)
@@ -99,7 +100,10 @@ def cmd_events_tail(args: argparse.Namespace) -> int:
                 summary = json.dumps(e["payload"], sort_keys=True)
                 print(f"{e['position']:>8}  {ts(e['recorded_at'])}  {e['type']:<22} "
                       f"{e['stream']:<32} {summary[:100]}")
-        after = data["next_after"]
+        if data["events"]:
+            after = data["events"][-1]["position"]
+        elif after is None:
+            after = data["head"]  # nothing matched yet: follow from the head on
         if not args.follow:
             return 0
         sys.stdout.flush()

@@ -4,29 +4,68 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from service.cli.base import AddCommand, CommandError, Handler, client
 from service.cli.output import emit, pct, table, ts
+from service.sdk import AdminClient
+
+
+def share(fraction: float) -> str:
+    """Return a share of traffic as a percentage with no trailing zeros."""
+    return f"{fraction * 100:.4g}%"
+
+
+def _step(d: dict[str, Any]) -> str:
+    return f"step {d['step']}/{d['steps']}"
 
 
 def _deployment_line(d: dict[str, Any]) -> tuple[Any, ...]:
     arms = " ".join(f"{a['name']}=v{a['version']}" for a in d["arms"])
-    weights = " ".join(f"{k}:{v / 100:g}%" for k, v in d["weights"].items())
-    return (d["deployment_id"], d["prompt"], d["phase"], f"{d['step_percent']:g}%", arms,
-            weights, ts(d["started_at"]))
+    weights = " ".join(f"{k}:{share(v)}" for k, v in d["weights"].items())
+    return (d["deployment_id"], d["prompt"], d["phase"], _step(d), share(d["candidate_share"]),
+            arms, weights, ts(d["started_at"]))
+
+
+def _ramp(d: dict[str, Any]) -> str:
+    return " -> ".join(share(x) for x in d["candidate_share_by_step"])
+
+
+def percent_steps(text: str) -> list[float]:
+    """Return ``--steps 5,25,50,100`` as numbers (an argparse ``type``)."""
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated percentages such as 5,25,50,100, got {text!r}") from None
+
+
+def deployment_id(api: AdminClient, given: str) -> str:
+    """Return the full id of the one deployment whose id starts with ``given`` (like git)."""
+    prefix = given if given.startswith("dep-") else f"dep-{given}"
+    found = api.get("/v1/deployments", params={"all": "true", "id_prefix": prefix,
+                                                "limit": 5})["deployments"]
+    ids = [d["deployment_id"] for d in found]
+    if given in ids or len(ids) == 1:
+        return given if given in ids else str(ids[0])
+    if not ids:
+        raise CommandError(f"no deployment id starts with {given!r}")
+    raise CommandError(f"{given!r} is ambiguous: it starts {', '.join(ids[:4])}"
+                       + (", ..." if len(ids) > 4 else "") + "; give more characters")
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     """Start a canary of one to three versions against production."""
     body: dict[str, Any] = {"prompt": args.prompt, "versions": args.versions}
     if args.steps:
-        body["steps"] = [float(x) for x in args.steps.split(",")]
+        body["steps"] = args.steps
     if args.approval:
         body["requires_approval"] = True
     data = client(args).post("/v1/deployments", body)
-    emit(args, data, lambda d: f"started {d['deployment_id']} for {d['prompt']}: "
-         f"{d['phase']} at {d['step_percent']:g}% (steps {d['policy']['steps']})")
+    emit(args, data, lambda d: f"started {d['deployment_id']} for {d['prompt']}: {d['phase']}, "
+         f"candidates get {share(d['candidate_share'])} of traffic ({_step(d)}; "
+         f"ramp {_ramp(d)})")
     return 0
 
 
@@ -37,25 +76,27 @@ def cmd_deployments(args: argparse.Namespace) -> int:
         params["prompt"] = args.prompt
     data = client(args).get("/v1/deployments", params=params)
     emit(args, data, lambda d: table([_deployment_line(x) for x in d["deployments"]],
-                                     ["id", "prompt", "phase", "step", "arms", "weights",
-                                      "started"]) if d["deployments"] else "no deployments")
+                                     ["id", "prompt", "phase", "step", "to candidates", "arms",
+                                      "traffic", "started"])
+         if d["deployments"] else "no deployments")
     return 0
 
 
 def cmd_deployment_show(args: argparse.Namespace) -> int:
     """Show one deployment: per-arm rates with intervals and the decision a tick would take."""
-    data = client(args).get(f"/v1/deployments/{args.deployment_id}")
+    api = client(args)
+    data = api.get(f"/v1/deployments/{deployment_id(api, args.deployment_id)}")
 
     def human(d: dict[str, Any]) -> str:
-        head = (f"{d['deployment_id']}  {d['prompt']}  {d['phase']}  step {d['step_index'] + 1}"
-                f"/{len(d['policy']['steps'])} ({d['step_percent']:g}%)")
-        rows = [(a["arm"], f"v{a['version']}", f"{a['weight']:.1%}", a["executions"],
+        head = (f"{d['deployment_id']}  {d['prompt']}  {d['phase']}  {_step(d)}: candidates "
+                f"get {share(d['candidate_share'])} of traffic (ramp {_ramp(d)})")
+        rows = [(a["arm"], f"v{a['version']}", share(a["weight"]), a["executions"],
                  pct(a["success_rate"]),
                  f"[{a['success_ci'][0]:.3f}, {a['success_ci'][1]:.3f}]",
                  pct(a["correction_rate"]), pct(a["error_rate"]),
                  "eliminated" if a["eliminated"] else "")
                 for a in d["arms_stats"]]
-        out = head + "\n" + table(rows, ["arm", "version", "weight", "n", "success",
+        out = head + "\n" + table(rows, ["arm", "version", "traffic", "n", "success",
                                          "95% CI", "corrections", "errors", ""])
         nxt = d.get("next_decision")
         if nxt:
@@ -68,16 +109,37 @@ def cmd_deployment_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _unproven_arms(api: AdminClient, dep: str, args: argparse.Namespace) -> list[str]:
+    """Return the live candidates a promotion would ship without a single execution."""
+    d = api.get(f"/v1/deployments/{dep}")
+    ships = args.full or d["step"] == d["steps"] or d["phase"] == "awaiting_promotion"
+    if not ships:
+        return []
+    arms = [a for a in d["arms_stats"] if a["arm"] != "control" and not a["eliminated"]
+            and (args.arm is None or a["arm"] == args.arm)]
+    return [f"{a['arm']} (v{a['version']})" for a in arms if a["executions"] == 0]
+
+
 def _action(name: str) -> Handler:
     def handler(args: argparse.Namespace) -> int:
+        api = client(args)
+        dep = deployment_id(api, args.deployment_id)
         body: dict[str, Any] = {"reason": getattr(args, "reason", "") or ""}
         if name == "promote":
             body["full"] = args.full
             if args.arm:
                 body["arm"] = args.arm
-        data = client(args).post(f"/v1/deployments/{args.deployment_id}/{name}", body)
+            unproven = _unproven_arms(api, dep, args)
+            if unproven:
+                warning = (f"{', '.join(unproven)} has no executions yet: promoting ships it "
+                           "to every request on no evidence")
+                if not args.yes:
+                    raise CommandError(f"{warning}; run again with --yes to do it anyway")
+                print(f"{args.verb}: warning: {warning}", file=sys.stderr)
+        data = api.post(f"/v1/deployments/{dep}/{name}", body)
         emit(args, data, lambda d: f"{d['deployment_id']}: {d['event']} "
-             f"(now {d['deployment']['phase']}, {d['deployment']['step_percent']:g}%)")
+             f"(now {d['deployment']['phase']}, {_step(d['deployment'])}, candidates get "
+             f"{share(d['deployment']['candidate_share'])} of traffic)")
         return 0
 
     handler.__doc__ = f"{name} a deployment"
@@ -110,14 +172,16 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _history_line(h: dict[str, Any]) -> tuple[Any, ...]:
     what = h["type"]
     detail = []
-    for key in ("version", "label", "strategy", "step_index", "winner", "arm", "trigger"):
+    for key in ("version", "label", "strategy", "winner", "arm", "trigger"):
         if h.get(key) is not None:
             detail.append(f"{key}={h[key]}")
+    if h.get("step_index") is not None:  # the log counts steps from 0, people from 1
+        detail.append(f"step={h['step_index'] + 1}")
     if h.get("patterns") is not None:
         detail.append(f"patterns={h['patterns']} {', '.join(h.get('top', []))}")
     text = h.get("reason") or h.get("rationale") or ""
-    return (h["position"], ts(h["recorded_at"]), what, h["actor"][:20], " ".join(detail),
-            text[:70])
+    who = h.get("actor_name") or h["actor"]
+    return (h["position"], ts(h["recorded_at"]), what, who[:24], " ".join(detail), text[:70])
 
 
 def cmd_history(args: argparse.Namespace) -> int:
@@ -140,24 +204,66 @@ def cmd_candidates(args: argparse.Namespace) -> int:
     return 0
 
 
+def policy_value(raw: str) -> Any:
+    """Return a ``--set`` value: JSON, or comma-separated numbers as a list, else the text."""
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        pass
+    if "," in raw:
+        try:
+            return [json.loads(x) for x in raw.split(",")]
+        except json.JSONDecodeError:
+            pass
+    return raw
+
+
+def _policy_help() -> str:
+    # The admin commands work with the SDK alone; the policy model needs only pydantic.
+    from deploy.policy import CanaryPolicy
+
+    defaults = CanaryPolicy().to_json()
+    width = max(map(len, defaults))
+    lines = ["keys (with their defaults):"]
+    for name, default in defaults.items():
+        shown = json.dumps(default)
+        if name == "guardrails":
+            shown = "[{metric, tolerance, relative, weight, enabled}, ...] (see GET .../policy)"
+        lines.append(f"  {name:<{width}}  {shown}")
+    return "\n".join([
+        "--set KEY=VALUE adds or changes one override and keeps the others; --unset KEY",
+        "removes one (the default applies again). VALUE is JSON (500, 0.02, true, \"hold\",",
+        "[5, 25, 100]) or comma-separated numbers (steps=10,50,100). Steps are percentages of",
+        "the full comparison split, which serves control and each candidate equally: with one",
+        "candidate, 100 sends half of the traffic to it.", "", *lines])
+
+
 def cmd_policy(args: argparse.Namespace) -> int:
-    """Show a prompt's canary policy, or set overrides with --set key=value (JSON values)."""
+    """Show a prompt's canary policy, or change its overrides with --set and --unset."""
     api = client(args)
-    if args.set:
-        overrides: dict[str, Any] = {}
-        for item in args.set:
+    path = f"/v1/prompts/{args.prompt}/policy"
+    if args.set or args.unset:
+        overrides: dict[str, Any] = dict(api.get(path)["overrides"])
+        for key in args.unset or ():
+            if key not in overrides:
+                raise CommandError(f"--unset {key}: not overridden (overridden: "
+                                   f"{', '.join(sorted(overrides)) or 'nothing'})")
+            del overrides[key]
+        for item in args.set or ():
             key, sep, raw = item.partition("=")
-            if not sep:
-                raise CommandError(f"--set {item!r}: expected key=value")
-            try:
-                overrides[key] = json.loads(raw)
-            except json.JSONDecodeError:
-                overrides[key] = raw
-        data = api.request("PUT", f"/v1/prompts/{args.prompt}/policy",
-                              json={"overrides": overrides})
+            if not sep or not key:
+                raise CommandError(f"--set {item!r}: expected KEY=VALUE, e.g. steps=10,50,100")
+            overrides[key] = policy_value(raw)
+        data = api.request("PUT", path, json={"overrides": overrides})
     else:
-        data = api.get(f"/v1/prompts/{args.prompt}/policy")
-    emit(args, data, lambda d: "\n".join(f"{k:<28} {v}" for k, v in d["policy"].items()))
+        data = api.get(path)
+
+    def human(d: dict[str, Any]) -> str:
+        return "\n".join(f"{k:<28} {json.dumps(v)}" + ("  (overridden)" if k in d["overrides"]
+                                                        else "")
+                         for k, v in d["policy"].items())
+
+    emit(args, data, human)
     return 0
 
 
@@ -169,7 +275,10 @@ def register(sub: Any, add: AddCommand) -> None:
     p = add("deploy", cmd_deploy, "start a canary of versions against production")
     p.add_argument("prompt")
     p.add_argument("versions", type=int, nargs="+", help="one to three candidate versions")
-    p.add_argument("--steps", help="comma-separated percentages, e.g. 5,25,50,100")
+    p.add_argument("--steps", type=percent_steps, help=(
+        "comma-separated percentages of the full comparison split, ending at 100, e.g. "
+        "5,25,50,100: with one candidate that sends it 2.5%%, 12.5%%, 25%%, then 50%% of "
+        "traffic"))
     p.add_argument("--approval", action="store_true", help="wait for `promptd approve` first")
 
     p = add("deployments", cmd_deployments, "list deployments")
@@ -180,15 +289,17 @@ def register(sub: Any, add: AddCommand) -> None:
         dest="sub", required=True, metavar="SUBCOMMAND")
     p = add("show", cmd_deployment_show, "per-arm statistics and the pending decision",
             deployment)
-    p.add_argument("deployment_id")
+    p.add_argument("deployment_id", help="the id, or a unique prefix of it")
 
     for verb in ("approve", "reject", "promote", "pause", "resume"):
         p = add(verb, _action(verb), f"{verb} a deployment")
-        p.add_argument("deployment_id")
+        p.add_argument("deployment_id", help="the id, or a unique prefix of it")
         p.add_argument("--reason", default="")
         if verb == "promote":
             p.add_argument("--full", action="store_true", help="skip the remaining steps")
             p.add_argument("--arm", help="the winner, when several arms are live")
+            p.add_argument("--yes", action="store_true",
+                           help="promote even when the candidate has no executions yet")
 
     p = add("rollback", cmd_rollback, "roll a prompt back (deployment and/or production)")
     p.add_argument("prompt")
@@ -202,6 +313,10 @@ def register(sub: Any, add: AddCommand) -> None:
     p = add("history", cmd_history, "timeline of versions, deployments and decisions")
     p.add_argument("prompt")
 
-    p = add("policy", cmd_policy, "show or set a prompt's canary policy")
+    p = add("policy", cmd_policy, "show or change a prompt's canary policy overrides",
+            epilog=_policy_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("prompt")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="add or change one override (repeatable)")
+    p.add_argument("--unset", action="append", metavar="KEY",
+                   help="remove one override (repeatable)")

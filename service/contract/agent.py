@@ -26,12 +26,12 @@ from .fields import (
 class ExecutionIn(Strict):
     """What an agent reports after one run of a prompt."""
 
-    type: Literal["execution"] = "execution"
+    type: Literal["execution"] = Field("execution", description="always execution")
     event_id: EventId | None = Field(None, description="idempotency key; UUIDv7 recommended")
-    prompt: PromptName
-    version: int = Field(ge=1, le=MAX_VERSION)
-    deployment: ShortText | None = None
-    arm: ShortText | None = None
+    prompt: PromptName = Field(description="the prompt run, e.g. support/triage")
+    version: int = Field(ge=1, le=MAX_VERSION, description="the version resolve answered")
+    deployment: ShortText | None = Field(None, description="the deployment resolve answered")
+    arm: ShortText | None = Field(None, description="the arm resolve answered (c1, control)")
     step: int | None = Field(
         None, ge=0, le=100,
         description="the canary step the arm was assigned under (resolve returns it); "
@@ -40,22 +40,26 @@ class ExecutionIn(Strict):
         None, ge=0, le=10_000,
         description="the stretch of constant weights the arm was assigned under (resolve "
         "returns it): the sample-ratio check counts subjects per stratum")
-    subject: ShortText | None = None
-    success: bool | None = None
-    score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = None
-    latency_ms: Annotated[FiniteFloat, Field(ge=0.0, le=86_400_000)] | None = None
-    input_tokens: int | None = Field(None, ge=0, le=10_000_000)
-    output_tokens: int | None = Field(None, ge=0, le=10_000_000)
-    cost_usd: Annotated[FiniteFloat, Field(ge=0.0, le=1_000_000)] | None = None
-    error_type: ShortText | None = None
-    model: ShortText | None = None
-    input_text: LongText | None = None
-    output_text: LongText | None = None
+    subject: ShortText | None = Field(None, description="the user or session it ran for")
+    success: bool | None = Field(None, description="whether the run did its job")
+    score: Annotated[FiniteFloat, Field(ge=0.0, le=1.0)] | None = Field(
+        None, description="a quality score in [0, 1] (>= 0.5 counts as a success)")
+    latency_ms: Annotated[FiniteFloat, Field(ge=0.0, le=86_400_000)] | None = Field(
+        None, description="how long the LLM call took")
+    input_tokens: int | None = Field(None, ge=0, le=10_000_000, description="prompt tokens")
+    output_tokens: int | None = Field(None, ge=0, le=10_000_000, description="answer tokens")
+    cost_usd: Annotated[FiniteFloat, Field(ge=0.0, le=1_000_000)] | None = Field(
+        None, description="what the call cost")
+    error_type: ShortText | None = Field(None, description="the error, when the call failed")
+    model: ShortText | None = Field(None, description="the model called")
+    input_text: LongText | None = Field(None, description="the input (mining reads it)")
+    output_text: LongText | None = Field(None, description="the answer (mining reads it)")
     variables: dict[str, JsonValue] | None = Field(
         None, description="the variables the template was rendered with (lint replays them)"
     )
-    metadata: dict[str, JsonValue] = Field(default_factory=dict)
-    occurred_at: datetime | None = None
+    metadata: dict[str, JsonValue] = Field(default_factory=dict,
+                                           description="anything else, up to 64 keys")
+    occurred_at: datetime | None = Field(None, description="when it ran (default: when stored)")
 
     @model_validator(mode="after")
     def _has_outcome(self) -> ExecutionIn:
@@ -85,25 +89,28 @@ def span_execution_id(trace_id: str, span_id: str) -> str:
 class CorrectionIn(Strict):
     """What a person or checker reports about an execution's output."""
 
-    type: Literal["correction"] = "correction"
-    event_id: EventId | None = None
+    type: Literal["correction"] = Field("correction", description="always correction")
+    event_id: EventId | None = Field(None, description="idempotency key; UUIDv7 recommended")
     trace_id: TraceId | None = Field(
         None, description="with span_id: the OpenTelemetry span the execution came from")
-    span_id: SpanId | None = None
+    span_id: SpanId | None = Field(None, description="with trace_id: that span's id")
     # Validated even when absent (validate_default), so a correction naming no execution is
     # refused at this field, as it was when the field was required.
     execution_id: EventId | None = Field(
         None, validate_default=True,
-        description="the execution corrected; or name its span by trace_id and span_id")
-    prompt: PromptName
-    version: int = Field(ge=1, le=MAX_VERSION)
-    category: Annotated[str, Field(min_length=1, max_length=100)]
-    reason: LongText = ""
-    original_output: LongText | None = None
-    corrected_output: LongText | None = None
-    severity: Literal["low", "medium", "high", "critical"] = "medium"
-    author: ShortText | None = None
-    occurred_at: datetime | None = None
+        description="the event_id of the execution corrected; or name its span by trace_id "
+        "and span_id")
+    prompt: PromptName = Field(description="that execution's prompt")
+    version: int = Field(ge=1, le=MAX_VERSION, description="that execution's version")
+    category: Annotated[str, Field(min_length=1, max_length=100)] = Field(
+        description="what kind of problem, e.g. format, tone, citation")
+    reason: LongText = Field("", description="what was wrong, in the reviewer's words")
+    original_output: LongText | None = Field(None, description="the answer as given")
+    corrected_output: LongText | None = Field(None, description="the answer as it should be")
+    severity: Literal["low", "medium", "high", "critical"] = Field(
+        "medium", description="weighs the pattern it joins: low 1, medium 2, high 3, critical 5")
+    author: ShortText | None = Field(None, description="who corrected it")
+    occurred_at: datetime | None = Field(None, description="when (default: when stored)")
 
     @field_validator("execution_id")
     @classmethod
@@ -170,7 +177,8 @@ AgentEvent = Annotated[ExecutionIn | CorrectionIn, Field(discriminator="type")]
 class EventBatch(Strict):
     """A batch of agent events, stored atomically."""
 
-    events: list[AgentEvent] = Field(min_length=1)
+    events: list[AgentEvent] = Field(min_length=1, description=(
+        "executions and corrections; all stored, or none"))
 
 
 def payload_of(event: ExecutionIn | CorrectionIn) -> dict[str, Any]:

@@ -12,43 +12,54 @@ from .fields import MAX_TEMPLATE, PromptName, Strict
 class PromptCreate(Strict):
     """Create a prompt with its first version, labelled `production`."""
 
-    name: PromptName
-    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)]
-    description: Annotated[str, Field(max_length=2000)] = ""
+    name: PromptName = Field(description="lowercase '/'-separated name, e.g. support/triage")
+    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)] = Field(
+        description="the first version's Jinja2 template")
+    description: Annotated[str, Field(max_length=2000)] = Field(
+        "", description="what the prompt is for")
 
 
 class VersionCreate(Strict):
     """Add a version to a prompt (optionally moving the `production` label to it)."""
 
-    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)]
-    rationale: Annotated[str, Field(max_length=5000)] = ""
-    parent: int | None = Field(None, ge=1)
+    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)] = Field(
+        description="the new version's Jinja2 template")
+    rationale: Annotated[str, Field(max_length=5000)] = Field("", description="why it changed")
+    parent: int | None = Field(None, ge=1, description="the version it derives from")
     make_production: bool = Field(False, description="move the production label now (no canary)")
 
 
 class RenderRequest(Strict):
     """Variables to render a prompt version with."""
 
-    variables: dict[str, JsonValue] = Field(default_factory=dict)
-    version: int | None = Field(None, ge=1)
-    label: Annotated[str, Field(max_length=64)] = "production"
+    variables: dict[str, JsonValue] = Field(default_factory=dict,
+                                            description="the template's variables")
+    version: int | None = Field(None, ge=1, description="the version (default: by label)")
+    label: Annotated[str, Field(max_length=64)] = Field(
+        "production", description="the label to render when no version is given")
 
 
 class TokenIssue(Strict):
     """Ask for a new API token."""
 
-    role: Literal["agent", "admin"]
-    name: Annotated[str, Field(max_length=128)] = ""
+    role: Literal["agent", "admin"] = Field(description="agent: resolve and post events; "
+                                            "admin: everything")
+    name: Annotated[str, Field(max_length=128)] = Field(
+        "", description="what the token is for (history shows it)")
 
 
 class DeploymentCreate(Strict):
     """Start a canary of 1-3 versions against the prompt's production version."""
 
-    prompt: str
-    versions: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=3)]
-    steps: list[float] | None = Field(None, description="percent steps, increasing, ending at 100")
+    prompt: str = Field(description="the prompt to deploy")
+    versions: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1, max_length=3)] = (
+        Field(description="one to three candidate versions (arms c1, c2, c3)"))
+    steps: list[float] | None = Field(None, description=(
+        "percentages of the full comparison split, increasing, ending at 100 (it serves "
+        "control and each candidate equally: one candidate at 100 gets half the traffic)"))
     policy: dict[str, Any] = Field(default_factory=dict, description="CanaryPolicy overrides")
-    requires_approval: bool | None = None
+    requires_approval: bool | None = Field(
+        None, description="wait for an admin's approve first (default: the policy's gate)")
 
 
 class CommandBody(Strict):
@@ -56,7 +67,7 @@ class CommandBody(Strict):
 
     full: bool = Field(False, description="promote: skip the remaining steps")
     arm: str | None = Field(None, description="promote: the winning arm when several are live")
-    reason: Annotated[str, Field(max_length=1000)] = ""
+    reason: Annotated[str, Field(max_length=1000)] = Field("", description="recorded with it")
 
 
 class RollbackBody(Strict):
@@ -71,10 +82,12 @@ class RollbackBody(Strict):
         "nothing more happens (a retried rollback never goes back twice)"))
     deployment: str | None = Field(None, max_length=200, description=(
         "the deployment you saw running: if it has ended already, nothing more happens"))
-    reason: Annotated[str, Field(max_length=1000)] = ""
+    reason: Annotated[str, Field(max_length=1000)] = Field("", description="recorded with it")
 
 
 class PolicyBody(Strict):
     """Per-prompt canary policy overrides (partial CanaryPolicy)."""
 
-    overrides: dict[str, Any]
+    overrides: dict[str, Any] = Field(description=(
+        "every override of the prompt (replaces the stored ones; `promptd policy --set` "
+        "merges for you), e.g. {\"steps\": [10, 50, 100]}"))

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 
 from service import __version__
 from service.contract import TokenIssue
+from service.contract.responses import IssuedToken, JobRun, RevokedToken, Status, TokenList
 from service.http.deps import Admin, CommandsDep, DaemonDep
 from service.http.errors import ApiError, error_responses
 
@@ -15,7 +16,8 @@ router = APIRouter(prefix="/v1", tags=["admin"],
                    responses=error_responses(401, 403, 413, 422))
 
 
-@router.post("/tokens", status_code=201, responses=error_responses(400, 503),
+@router.post("/tokens", status_code=201, response_model=IssuedToken,
+             responses=error_responses(400, 503),
              summary="Issue an API token (shown once)")
 def issue_token(body: TokenIssue, commands: CommandsDep, who: Admin) -> dict[str, Any]:
     """Append token.issued (hash only) and return the token; it cannot be shown again."""
@@ -23,7 +25,7 @@ def issue_token(body: TokenIssue, commands: CommandsDep, who: Admin) -> dict[str
     return {"token_id": token_id, "role": body.role, "name": body.name, "token": token}
 
 
-@router.get("/tokens", summary="List tokens (never the secrets)")
+@router.get("/tokens", response_model=TokenList, summary="List tokens (never the secrets)")
 def list_tokens(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return each token's id, role, name and whether it is revoked."""
     return {"tokens": [
@@ -32,7 +34,8 @@ def list_tokens(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     ]}
 
 
-@router.delete("/tokens/{token_id}", responses=error_responses(404, 409, 503),
+@router.delete("/tokens/{token_id}", response_model=RevokedToken,
+               responses=error_responses(404, 409, 503),
                summary="Revoke a token")
 def revoke_token(token_id: str, commands: CommandsDep, who: Admin) -> dict[str, Any]:
     """Append token.revoked; refuses to revoke the last active admin token."""
@@ -40,7 +43,7 @@ def revoke_token(token_id: str, commands: CommandsDep, who: Admin) -> dict[str, 
     return {"token_id": token_id, "revoked": True}
 
 
-@router.get("/status", summary="Daemon status")
+@router.get("/status", response_model=Status, summary="Daemon status")
 def status(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return version, backend, log head, projection lag, queue depth and counts."""
     head, lag = daemon.queries.head_and_lag()
@@ -56,7 +59,7 @@ def status(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     }
 
 
-@router.post("/jobs/{job}", responses=error_responses(404, 409, 500),
+@router.post("/jobs/{job}", response_model=JobRun, responses=error_responses(404, 409, 500),
              summary="Run a scheduled job now (mine, improve, canary)")
 def run_job(job: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Run one job immediately on this process (it must lead); returns whether it succeeded."""

@@ -8,15 +8,22 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 from service import __version__
 from service.commands import Commands
-from service.http import admin, events, health, patterns, prompts, rollout, traces
+from service.http import admin, events, health, patterns, prompts, report, rollout, traces
+from service.http.docs import install_docs
 from service.http.guard import RequestGuard
 from service.http.handlers import install_error_handlers
 from service.runtime.daemon import Daemon
 
 log = structlog.get_logger("promptd.http")
+
+
+def operation_id(route: APIRoute) -> str:
+    """Return a route's OpenAPI operationId: the name of its function."""
+    return route.name
 
 
 def create_app(daemon: Daemon, commands: Commands, *,
@@ -38,13 +45,19 @@ def create_app(daemon: Daemon, commands: Commands, *,
         version=__version__,
         description="Event-sourced daemon that keeps improving the prompts of LLM agents.",
         lifespan=lifespan,
+        # Swagger UI from this process's own files (docs.py), so /docs works offline.
+        docs_url=None, redoc_url=None,
+        # A route's operationId is its function's name (create_prompt, resolve): stable, and
+        # what a generated client names its methods and models after; a test pins them.
+        generate_unique_id_function=operation_id,
     )
+    install_docs(app)
     app.state.daemon = daemon
     app.state.commands = commands
     install_error_handlers(app)
     # Routes under /v1/prompts/{name}/... come before the prompts router's catch-all
     # GET /v1/prompts/{name}, since names may contain slashes.
-    for module in (health, events, traces, patterns, rollout, prompts, admin):
+    for module in (health, events, traces, patterns, rollout, report, prompts, admin):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, daemon=daemon)
     return app

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from service.commands import Commands
 from service.http.errors import ApiError
@@ -51,12 +52,21 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
-async def require_agent(request: Request) -> Principal:
+# Declares the scheme in the OpenAPI schema (Swagger UI's "Authorize"); the header itself is
+# read by ``_principal``, which answers 401 in the API's own error shape.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description=(
+    "An API token: `Authorization: Bearer pd_...`. Agent tokens resolve and post events; "
+    "admin tokens may do everything. The first start writes an admin token to "
+    "var/admin.token; `promptd token issue` makes more."))
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)]
+
+
+async def require_agent(request: Request, _: Bearer = None) -> Principal:
     """Return the caller if it holds any valid token (agent or admin)."""
     return _principal(request)
 
 
-async def require_admin(request: Request) -> Principal:
+async def require_admin(request: Request, _: Bearer = None) -> Principal:
     """Return the caller if it holds an admin token; 403 for an agent token."""
     principal = _principal(request)
     if principal.role != "admin":

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 _UNION_TAGS = {"execution", "correction"}
 
@@ -57,22 +57,22 @@ def error_body(code: str, message: str, details: Sequence[dict[str, Any]] = ()) 
 class ErrorDetail(BaseModel):
     """One offending field and what is wrong with it."""
 
-    field: str
-    message: str
+    field: str = Field(description="the offending field, e.g. events[3].latency_ms")
+    message: str = Field(description="what is wrong with it")
 
 
 class ErrorInfo(BaseModel):
     """A machine-readable code, a sentence for people, and the fields at fault."""
 
-    code: str
-    message: str
-    details: list[ErrorDetail]
+    code: str = Field(description="machine-readable, e.g. validation_error, not_found")
+    message: str = Field(description="one sentence for people")
+    details: list[ErrorDetail] = Field(description="the fields at fault (may be empty)")
 
 
 class ErrorResponse(BaseModel):
     """The body of every 4xx and 5xx answer."""
 
-    error: ErrorInfo
+    error: ErrorInfo = Field(description="what went wrong")
 
 
 _ERROR_MEANINGS = {

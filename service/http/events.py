@@ -11,14 +11,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
-from service.contract import CorrectionIn, EventBatch, ExecutionIn, payload_of
+from deploy.state import EVENT_TYPES as DEPLOYMENT_FOLDS
+from service.contract import CorrectionIn, EventBatch, ExecutionIn, payload_of, system
+from service.contract.responses import AppendedEvent, AppendResponse, EventPage
 from service.contract.system import traffic_stream
 from service.http.deps import Admin, Agent, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul
 from service.runtime.daemon import Daemon
 from service.store.eventlog import EventIdConflict, MissingReference, NewEvent, Reference
+
+# Every type the log can hold: agent traffic, promptd's own decisions, and the legacy
+# approval.granted that deployment folds still read.
+KNOWN_TYPES = frozenset({"execution", "correction", *system.EVENT_MODELS, *DEPLOYMENT_FOLDS})
 
 router = APIRouter(prefix="/v1", tags=["events"], responses=error_responses(401, 413, 422))
 _INGEST_ERRORS = error_responses(400, 409, 503)
@@ -26,22 +31,6 @@ _INGEST_ERRORS = error_responses(400, 409, 503)
 # Set by RequestGuard for each ingest request: tells the writer whether its client has gone
 # (then the append is dropped rather than committed for nobody). None: unknown.
 client_gone: ContextVar[Callable[[], bool] | None] = ContextVar("client_gone", default=None)
-
-
-class AppendedEvent(BaseModel):
-    """Where one event landed."""
-
-    event_id: str
-    position: int
-    duplicate: bool
-
-
-class AppendResponse(BaseModel):
-    """The outcome of an append: one entry per event, in request order."""
-
-    results: list[AppendedEvent]
-    stored: int
-    duplicates: int
 
 
 def _field(prefix: str, index: int, name: str) -> str:
@@ -153,7 +142,8 @@ async def post_correction(body: CorrectionIn, daemon: DaemonDep, _: Agent) -> Ap
     return (await _ingest(daemon, [body], "/v1/corrections", "")).results[0]
 
 
-@router.get("/events", responses=error_responses(403), summary="Tail the event log (admin)")
+@router.get("/events", response_model=EventPage, responses=error_responses(403),
+            summary="Tail the event log (admin)")
 def get_events(
     daemon: DaemonDep,
     _: Admin,
@@ -162,10 +152,20 @@ def get_events(
     limit: int = Query(100, ge=1, le=10_000),
     type: list[str] | None = Query(None, description="only these event types"),
     stream: str | None = Query(None, max_length=200),
+    last: int | None = Query(None, ge=1, le=10_000, description=(
+        "instead of the events after `after`, the newest `last` events that match")),
 ) -> dict[str, Any]:
-    """Return events after a position, oldest first, and the position to continue from."""
+    """Return events after a position (or the newest ones), oldest first, and where to go on."""
     refuse_nul(type=type, stream=stream)
-    batch, head = daemon.queries.events(after, limit, types=type, stream=stream)
+    unknown = sorted(set(type or ()) - KNOWN_TYPES)
+    if unknown:
+        message = f"unknown event type {', '.join(map(repr, unknown))}"
+        raise ApiError(422, "validation_error", f"invalid request: type: {message}; known: "
+                       + ", ".join(sorted(KNOWN_TYPES)), [{"field": "type", "message": message}])
+    if last is not None:
+        batch, head = daemon.queries.last_events(last, types=type, stream=stream)
+    else:
+        batch, head = daemon.queries.events(after, limit, types=type, stream=stream)
     return {
         "events": [e.to_dict() for e in batch],
         "next_after": batch[-1].position if batch else after,

@@ -5,19 +5,27 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from service.contract.responses import Health, Ready
 from service.http.deps import DaemonDep
 from service.http.errors import error_body, error_responses
 
 router = APIRouter(tags=["health"])
+METRICS_RESPONSE: dict[int | str, dict[str, object]] = {200: {
+    "description": "Every metric in the Prometheus text format (see ops/METRICS.md)",
+    "content": {"text/plain": {"schema": {"type": "string"}, "example": (
+        "# HELP promptd_log_position Position of the newest event in the log\n"
+        "# TYPE promptd_log_position gauge\npromptd_log_position 1042.0\n")}}}}
 
 
-@router.get("/healthz", summary="The process is alive")
+@router.get("/healthz", response_model=Health, summary="The process is alive")
 def healthz() -> dict[str, str]:
     """Return ok while the process can answer."""
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses=error_responses(503),
+# Documented, not validated: the 503 answer is the error shape, set on the same route.
+@router.get("/readyz", response_model=None,
+            responses={200: {"model": Ready, "description": "Ready"}, **error_responses(503)},
             summary="The database is reachable and read models are caught up")
 def readyz(daemon: DaemonDep, response: Response) -> dict[str, object]:
     """Return ready, or 503 with the reason."""
@@ -36,7 +44,8 @@ def readyz(daemon: DaemonDep, response: Response) -> dict[str, object]:
     return {"status": "ready", "projection_lag": 0}
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+            responses=METRICS_RESPONSE)
 def metrics(daemon: DaemonDep) -> Response:
     """Return every metric in the Prometheus text format."""
     daemon.metrics.writer_queue_depth.set(daemon.writer.queue_depth)

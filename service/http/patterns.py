@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from service.contract.rollouts import PatternsSnapshot
 from service.http.deps import Admin, DaemonDep
 from service.http.errors import error_responses
 from service.http.prompts import NamePath, _prompt
@@ -14,7 +15,8 @@ router = APIRouter(prefix="/v1/prompts", tags=["patterns"],
                    responses=error_responses(401, 403, 404, 413, 422))
 
 
-@router.get("/{name:path}/patterns", summary="Current failure patterns, ranked")
+@router.get("/{name:path}/patterns", response_model=PatternsSnapshot,
+            summary="Current failure patterns, ranked")
 def get_patterns(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the latest mining snapshot: ranked patterns, resolved ones and anomalies."""
     _prompt(daemon, name)
@@ -27,6 +29,7 @@ def get_patterns(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
         "patterns": [_public(p.to_dict()) for p in snap["patterns"]],
         "resolved": [_public(p.to_dict()) for p in snap["resolved"]],
         "anomalies": snap["anomalies"],
+        "share_window": snap["share_window"], "counted_failures": snap["counted_failures"],
     }
 
 

@@ -17,7 +17,15 @@ from improver.templates import (
     template_variables,
 )
 from service.contract import PromptCreate, RenderRequest, VersionCreate
-from service.contract.responses import Resolved
+from service.contract.responses import (
+    PromptDetail,
+    PromptList,
+    PromptSummary,
+    Rendered,
+    Resolved,
+    Version,
+    VersionDiff,
+)
 from service.http.deps import Admin, Agent, CommandsDep, DaemonDep
 from service.http.errors import ApiError, error_responses
 from service.projections.views import PromptInfo, VersionInfo
@@ -71,7 +79,8 @@ def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
             "labels": info.labels}
 
 
-@router.post("", status_code=201, responses=error_responses(400, 403, 409, 503),
+@router.post("", status_code=201, response_model=PromptSummary,
+             responses=error_responses(400, 403, 409, 503),
              summary="Create a prompt with its first version")
 def create_prompt(body: PromptCreate, daemon: DaemonDep, commands: CommandsDep,
                   who: Admin) -> dict[str, Any]:
@@ -81,14 +90,15 @@ def create_prompt(body: PromptCreate, daemon: DaemonDep, commands: CommandsDep,
     return prompt_summary(daemon, _prompt(daemon, body.name))
 
 
-@router.get("", responses=error_responses(403), summary="List prompts")
+@router.get("", response_model=PromptList, responses=error_responses(403),
+            summary="List prompts")
 def list_prompts(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return every prompt with its labels and latest version."""
     return {"prompts": [prompt_summary(daemon, p)
                         for _, p in sorted(daemon.live.registry.prompts.items())]}
 
 
-@router.post("/{name:path}/versions", status_code=201,
+@router.post("/{name:path}/versions", status_code=201, response_model=Version,
              responses=error_responses(400, 403, 404, 409, 503), summary="Add a version")
 def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep, commands: CommandsDep,
                 who: Admin) -> dict[str, Any]:
@@ -104,14 +114,24 @@ def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep, commands
     return _version(daemon, name, int(outcome.answer)).to_dict()
 
 
-@router.get("/{name:path}/versions/{version}", responses=error_responses(403, 404),
+@router.get("/{name:path}/versions/{version}", response_model=Version,
+            responses=error_responses(403, 404),
             summary="Show one version")
 def get_version(name: NamePath, version: int, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return a version's template, variables and provenance."""
     return _version(daemon, name, version).to_dict()
 
 
-@router.get("/{name:path}/diff", responses=error_responses(403, 404),
+def _diff_lines(text: str) -> list[str]:
+    # A last line without a newline would run into the next line of the diff; mark it as
+    # git and diff(1) do, which also tells the two versions' endings apart.
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(("\n", "\r")):
+        lines[-1] += "\n\\ No newline at end of file\n"
+    return lines
+
+
+@router.get("/{name:path}/diff", response_model=VersionDiff, responses=error_responses(403, 404),
             summary="Unified diff between two versions")
 def diff_versions(
     name: NamePath, daemon: DaemonDep, _: Admin,
@@ -120,7 +140,7 @@ def diff_versions(
     """Return the unified diff from one version's template to another's, with the rationale."""
     a, b = _version(daemon, name, from_), _version(daemon, name, to)
     diff = "".join(difflib.unified_diff(
-        a.template.splitlines(keepends=True), b.template.splitlines(keepends=True),
+        _diff_lines(a.template), _diff_lines(b.template),
         fromfile=f"{name}@v{a.version}", tofile=f"{name}@v{b.version}"))
     return {"prompt": name, "from": a.version, "to": b.version, "diff": diff,
             "strategy": b.strategy, "rationale": b.rationale,
@@ -150,7 +170,8 @@ async def resolve(
     return answer
 
 
-@router.post("/{name:path}/render", responses=error_responses(400, 404),
+@router.post("/{name:path}/render", response_model=Rendered,
+             responses=error_responses(400, 404),
              summary="Render a version in the sandbox")
 def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> dict[str, Any]:
     """Render a version (by number or label) with variables; a missing variable is a 422."""
@@ -179,7 +200,7 @@ def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> 
     return {"prompt": name, "version": version.version, "text": text}
 
 
-@router.get("/{name:path}", responses=error_responses(403, 404),
+@router.get("/{name:path}", response_model=PromptDetail, responses=error_responses(403, 404),
             summary="Show a prompt, its versions and their counts")
 def get_prompt(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return a prompt, its labels, versions (without templates) and per-version counts."""

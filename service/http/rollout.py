@@ -8,11 +8,22 @@ from fastapi import APIRouter, Query
 from pydantic import ValidationError
 
 from analytics.intervals import wilson_interval
+from deploy.assignment import BUCKETS, CONTROL
 from deploy.canary import decide
 from deploy.policy import CanaryPolicy, merge_policy
 from deploy.state import DeploymentState
 from deploy.stats import ArmStats
 from service.contract import CommandBody, DeploymentCreate, PolicyBody, RollbackBody
+from service.contract.rollouts import (
+    CandidateList,
+    Deployment,
+    DeploymentActionResult,
+    DeploymentDetail,
+    DeploymentList,
+    History,
+    PolicyView,
+    RollbackResult,
+)
 from service.http.deps import Admin, CommandsDep, DaemonDep
 from service.http.errors import ApiError, error_responses, refuse_nul, validation_details
 from service.http.prompts import NamePath, _prompt
@@ -61,9 +72,34 @@ def _arm_table(state: DeploymentState,
     return rows
 
 
+def _candidate_share(weights: dict[str, int]) -> float:
+    return sum(w for arm, w in weights.items() if arm != CONTROL) / BUCKETS
+
+
+def present(state: DeploymentState) -> dict[str, Any]:
+    """Return a deployment in the API's one vocabulary for rollouts.
+
+    Traffic is a fraction of all requests (``weights``, ``candidate_share``: the share
+    served by candidates), and steps count from 1 (``step`` of ``steps``). ``policy.steps``
+    stays as the policy was written: percentages of the full comparison split, which
+    ``candidate_share_by_step`` translates.
+    """
+    out = state.to_json()
+    weights = state.weights()
+    del out["step_index"], out["step_percent"]
+    out["weights"] = {arm: w / BUCKETS for arm, w in weights.items()}
+    out["candidate_share"] = _candidate_share(weights)
+    out["step"] = state.step_index + 1
+    out["steps"] = len(state.policy.steps)
+    out["candidate_share_by_step"] = [
+        _candidate_share(state.weights_at(i, state.eliminated))
+        for i in range(len(state.policy.steps))]
+    return out
+
+
 def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> dict[str, Any]:
     """Return a deployment's JSON, with per-arm statistics and the pending decision."""
-    out = state.to_json()
+    out = present(state)
     out["plan"] = state.policy.plan()
     if not detail:
         return out
@@ -76,7 +112,8 @@ def deployment_view(daemon: Daemon, state: DeploymentState, *, detail: bool) -> 
     return out
 
 
-@router.post("/deployments", status_code=201, responses=_COMMAND_ERRORS,
+@router.post("/deployments", status_code=201, response_model=Deployment,
+             responses=_COMMAND_ERRORS,
              summary="Start a canary deployment")
 def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: CommandsDep,
                       who: Admin) -> dict[str, Any]:
@@ -95,24 +132,31 @@ def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: Comma
     return deployment_view(daemon, _deployment(daemon, str(outcome.answer)), detail=False)
 
 
-@router.get("/deployments", summary="List deployments")
+@router.get("/deployments", response_model=DeploymentList, summary="List deployments")
 def list_deployments(daemon: DaemonDep, _: Admin,
                      all: bool = Query(False, description="include ended ones"),
-                     prompt: str | None = Query(None)) -> dict[str, Any]:
-    """Return live deployments (or every deployment with all=true), newest last."""
-    refuse_nul(prompt=prompt)
-    states = daemon.queries.deployments(prompt=prompt, active_only=not all)
+                     prompt: str | None = Query(None),
+                     id_prefix: str | None = Query(
+                         None, max_length=64, description="only ids starting with this"),
+                     limit: int | None = Query(None, ge=1, le=10_000,
+                                               description="at most this many")) -> dict[str, Any]:
+    """Return live deployments (or every deployment with all=true), oldest first."""
+    refuse_nul(prompt=prompt, id_prefix=id_prefix)
+    states = daemon.queries.deployments(prompt=prompt, active_only=not all, id_prefix=id_prefix,
+                                        limit=limit)
     return {"deployments": [deployment_view(daemon, s, detail=False) for s in states]}
 
 
-@router.get("/deployments/{deployment_id}", responses=error_responses(404),
+@router.get("/deployments/{deployment_id}", response_model=DeploymentDetail,
+            responses=error_responses(404),
             summary="Show a deployment with per-arm statistics")
 def show_deployment(deployment_id: str, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the deployment, per-arm rates with intervals, and the decision a tick would take."""
     return deployment_view(daemon, _deployment(daemon, deployment_id), detail=True)
 
 
-@router.post("/deployments/{deployment_id}/{action}", responses=_COMMAND_ERRORS,
+@router.post("/deployments/{deployment_id}/{action}", response_model=DeploymentActionResult,
+             responses=_COMMAND_ERRORS,
              summary="Admin decision on a deployment")
 def deployment_action(
     deployment_id: str,
@@ -133,7 +177,8 @@ def deployment_action(
                                           detail=False)}
 
 
-@router.post("/prompts/{name:path}/rollback", responses=_COMMAND_ERRORS,
+@router.post("/prompts/{name:path}/rollback", response_model=RollbackResult,
+             responses=_COMMAND_ERRORS,
              summary="Roll a prompt back")
 def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
                     commands: CommandsDep, who: Admin) -> dict[str, Any]:
@@ -154,16 +199,25 @@ def rollback_prompt(name: NamePath, body: RollbackBody, daemon: DaemonDep,
             "note": answer.get("already")}
 
 
-@router.get("/prompts/{name:path}/history", responses=error_responses(404),
+@router.get("/prompts/{name:path}/history", response_model=History,
+            responses=error_responses(404),
             summary="Timeline of versions and decisions")
 def prompt_history(name: NamePath, daemon: DaemonDep, _: Admin,
                    limit: int = Query(500, ge=1, le=10_000)) -> dict[str, Any]:
     """Return versions, label moves, deployments and decisions, with who made each."""
     _prompt(daemon, name)
-    return {"prompt": name, "history": daemon.queries.timeline(name, limit)}
+    history = daemon.queries.timeline(name, limit)
+    tokens = daemon.live.tokens
+    for entry in history:
+        # Actors are recorded as "token:<id>"; people know their tokens by name.
+        kind, _, token_id = entry["actor"].partition(":")
+        record = tokens.get(token_id) if kind == "token" else None
+        entry["actor_name"] = (record.name or None) if record is not None else None
+    return {"prompt": name, "history": history}
 
 
-@router.get("/prompts/{name:path}/candidates", responses=error_responses(404),
+@router.get("/prompts/{name:path}/candidates", response_model=CandidateList,
+            responses=error_responses(404),
             summary="Candidate versions of a prompt")
 def prompt_candidates(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return the machine-written candidates of a prompt with their rationale and fate."""
@@ -171,13 +225,15 @@ def prompt_candidates(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, 
     return {"candidates": daemon.queries.candidates(name)}
 
 
-@router.get("/candidates", summary="Candidate versions of every prompt")
+@router.get("/candidates", response_model=CandidateList,
+            summary="Candidate versions of every prompt")
 def all_candidates(daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     """Return every machine-written candidate, newest first."""
     return {"candidates": daemon.queries.candidates()}
 
 
-@router.get("/prompts/{name:path}/policy", responses=error_responses(404),
+@router.get("/prompts/{name:path}/policy", response_model=PolicyView,
+            responses=error_responses(404),
             summary="The prompt's canary policy")
 def get_policy(name: NamePath, daemon: DaemonDep, commands: CommandsDep,
                _: Admin) -> dict[str, Any]:
@@ -189,7 +245,8 @@ def get_policy(name: NamePath, daemon: DaemonDep, commands: CommandsDep,
             "plan": policy.plan()}
 
 
-@router.put("/prompts/{name:path}/policy", responses=error_responses(400, 404, 503),
+@router.put("/prompts/{name:path}/policy", response_model=PolicyView,
+            responses=error_responses(400, 404, 503),
             summary="Set the prompt's canary policy overrides")
 def put_policy(name: NamePath, body: PolicyBody, daemon: DaemonDep, commands: CommandsDep,
                who: Admin) -> dict[str, Any]:

@@ -108,7 +108,8 @@ def _prices(daemon: Daemon) -> dict[str, Price]:
 
 
 @router.post("/traces", summary="Ingest OpenTelemetry GenAI spans (OTLP/HTTP)",
-             openapi_extra={"requestBody": _OTLP_BODY}, response_class=Response,
+             openapi_extra={"requestBody": _OTLP_BODY, "security": [{"bearer": []}]},
+             response_class=Response,
              responses={**_OTLP_ANSWER, **error_responses(400, 401, 413, 503)})
 async def post_traces(request: Request, daemon: DaemonDep) -> Response:
     """Store model-call spans as executions and failing evaluations as corrections.

@@ -7,7 +7,11 @@ storing each projection's position in the same transaction as its writes.
 
 from __future__ import annotations
 
-from service.projections.counts import VersionCountsProjection, execution_succeeded
+from service.projections.counts import (
+    VersionCountsProjection,
+    VersionHoursProjection,
+    execution_succeeded,
+)
 from service.projections.failures import (
     ActivityProjection,
     FailureProjection,
@@ -33,6 +37,6 @@ def default_projections() -> list[Projection]:
     # Order matters within a batch: deployments before the projections that read them.
     return [RegistryProjection(), VersionCountsProjection(), TokenProjection(),
             FailureProjection(), ActivityProjection(), PatternProjection(),
-            RecordedVariablesProjection(),
+            RecordedVariablesProjection(), VersionHoursProjection(),
             DeploymentProjection(), ArmStatsProjection(), CandidateProjection(),
             TimelineProjection(), PolicyProjection()]

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Float, bindparam, func, update
 
 from service.store import eventlog
 from service.store.eventlog import StoredEvent
-from service.store.schema import version_counts
+from service.store.schema import version_counts, version_hours
 
 
 @dataclass
@@ -100,3 +100,45 @@ def execution_succeeded(payload: dict[str, Any]) -> bool:
         return bool(success)
     score = payload.get("score")
     return score is not None and score >= 0.5
+
+
+HOUR_S = 3600
+
+
+class VersionHoursProjection:
+    """Per prompt version and hour: executions, successes, errors, corrections and sums.
+
+    The time-windowed counterpart of ``version_counts``: a report over the last week sums
+    its hours instead of reading the week's events.
+    """
+
+    name = "version_hours"
+    types = frozenset({"execution", "correction"})
+    tables = (version_hours,)
+
+    def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
+        acc: dict[tuple[str, int, int], list[int]] = defaultdict(lambda: [0] * 6)
+        for e in batch:
+            p = e.payload
+            c = acc[(p["prompt"], p["version"], int(e.recorded_at // HOUR_S))]
+            if e.type == "execution":
+                c[0] += 1
+                c[1] += execution_succeeded(p)
+                c[2] += bool(p.get("error_type"))
+                c[4] += round((p.get("latency_ms") or 0.0) * 1000)
+                c[5] += round((p.get("cost_usd") or 0.0) * 1e9)
+            else:
+                c[3] += 1
+        for (prompt, version, hour), c in sorted(acc.items()):
+            key = (version_hours.c.prompt == prompt, version_hours.c.version == version,
+                   version_hours.c.hour == hour)
+            added = dict(zip(_HOURLY, c, strict=True))
+            updated = conn.execute(update(version_hours).where(*key).values(
+                **{name: version_hours.c[name] + n for name, n in added.items()})).rowcount
+            if updated == 0:
+                conn.execute(version_hours.insert().values(prompt=prompt, version=version,
+                                                           hour=hour, **added))
+
+
+_HOURLY = ("executions", "successes", "errors", "corrections", "latency_us_sum",
+           "cost_nanousd_sum")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from analytics.mining import WindowCounts
 from analytics.mining.clarity import meaningful_correction
@@ -19,10 +19,11 @@ from analytics.mining.model import FailureRecord
 from deploy.state import DeploymentState
 from deploy.stats import StepStats
 from improver.gate import GateCase
-from service.projections import failures, rollout, views
+from service.projections import failures, report, rollout, views
 from service.projections.projector import Projector
 from service.store import eventlog
 from service.store.eventlog import StoredEvent
+from service.store.schema import events
 
 
 class Queries:
@@ -48,6 +49,24 @@ class Queries:
         """Return up to ``limit`` events after a position (filtered) and the head."""
         with self._engine.connect() as conn:
             batch = eventlog.read(conn, after, limit, types=types, stream=stream)
+            return batch, eventlog.head_position(conn)
+
+    def last_events(self, limit: int, *, types: Sequence[str] | None = None,
+                    stream: str | None = None) -> tuple[list[StoredEvent], int]:
+        """Return the newest ``limit`` events matching the filters (oldest first) and the head.
+
+        The filter applies before the limit: the last 20 corrections, not the corrections
+        among the last 20 events.
+        """
+        query = select(events.c.position)
+        if types:
+            query = query.where(events.c.type.in_(list(types)))
+        if stream:
+            query = query.where(events.c.stream == stream)
+        query = query.order_by(events.c.position.desc()).limit(1).offset(limit - 1)
+        with self._engine.connect() as conn:
+            oldest = conn.execute(query).scalar()
+            batch = eventlog.read(conn, (oldest or 1) - 1, limit, types=types, stream=stream)
             return batch, eventlog.head_position(conn)
 
     # -- prompts -----------------------------------------------------------------------------
@@ -85,11 +104,14 @@ class Queries:
             row = rollout.load_row(conn, deployment_id)
         return row.state() if row is not None else None
 
-    def deployments(self, *, prompt: str | None = None,
-                    active_only: bool = False) -> list[DeploymentState]:
-        """Return deployments (oldest first), optionally of one prompt or only live ones."""
+    def deployments(self, *, prompt: str | None = None, active_only: bool = False,
+                    id_prefix: str | None = None,
+                    limit: int | None = None) -> list[DeploymentState]:
+        """Return deployments (oldest first): of one prompt, only live ones, or whose id
+        starts with ``id_prefix``; at most ``limit``."""
         with self._engine.connect() as conn:
-            return rollout.load_deployments(conn, prompt=prompt, active_only=active_only)
+            return rollout.load_deployments(conn, prompt=prompt, active_only=active_only,
+                                            id_prefix=id_prefix, limit=limit)
 
     def step_stats(self, deployment_id: str) -> StepStats:
         """Return a deployment's statistics: step -> arm -> ArmStats."""
@@ -101,6 +123,13 @@ class Queries:
         """Return each deployment with its statistics, read in one transaction."""
         with self._engine.connect() as conn:
             return [(s, rollout.load_step_stats(conn, s.deployment_id)) for s in states]
+
+    # -- reports -----------------------------------------------------------------------------
+
+    def report(self, *, since: float, until: float, prompt: str | None = None) -> dict[str, Any]:
+        """Return the report of every prompt (or one) between two times, in one transaction."""
+        with self._engine.connect() as conn:
+            return report.load_report(conn, since=since, until=until, prompt=prompt)
 
     # -- failures and patterns ---------------------------------------------------------------
 

@@ -275,13 +275,19 @@ def load_step_stats(conn: Connection, deployment_id: str) -> StepStats:
 
 
 def load_deployments(conn: Connection, *, prompt: str | None = None,
-                     active_only: bool = False) -> list[DeploymentState]:
-    """Return deployments (oldest first), optionally of one prompt or only the live ones."""
+                     active_only: bool = False, id_prefix: str | None = None,
+                     limit: int | None = None) -> list[DeploymentState]:
+    """Return deployments (oldest first), optionally of one prompt, only the live ones, or
+    those whose id starts with ``id_prefix``; at most ``limit``."""
     query = select(deployments).order_by(deployments.c.started_position)
     if prompt is not None:
         query = query.where(deployments.c.prompt == prompt)
     if active_only:
         query = query.where(deployments.c.phase.not_in([p.value for p in TERMINAL]))
+    if id_prefix:
+        query = query.where(deployments.c.deployment_id.startswith(id_prefix, autoescape=True))
+    if limit is not None:
+        query = query.limit(limit)
     return [DeploymentRow(r).state() for r in conn.execute(query)]
 
 

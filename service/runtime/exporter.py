@@ -58,7 +58,8 @@ class MetricsExporter:
             weights = state.weights() if state is not None else {"control": 10_000}
             for arm in ("control", "c1", "c2", "c3"):
                 m.deployment_weight.labels(prompt, arm).set(weights.get(arm, 0) / 10_000)
-            m.deployment_step.labels(prompt).set(state.step_index if state else 0)
+            # Steps count from 1, as the CLI and the API say them; 0: no deployment serves.
+            m.deployment_step.labels(prompt).set(state.step_index + 1 if state else 0)
             m.deployment_step_age.labels(prompt).set(
                 now - state.step_started_at if state else 0)
 

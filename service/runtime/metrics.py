@@ -95,7 +95,8 @@ class Metrics:
             "promptd_deployment_state", "1 for the prompt's current deployment state",
             ["prompt", "state"], registry=r)
         self.deployment_step = Gauge(
-            "promptd_deployment_step", "Index of the current canary step (0-based)",
+            "promptd_deployment_step",
+            "Current canary step counted from 1 (0: no deployment serves)",
             ["prompt"], registry=r)
         self.deployment_step_age = Gauge(
             "promptd_deployment_step_age_seconds", "Seconds since the current step began",

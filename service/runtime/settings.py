@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
@@ -93,7 +95,8 @@ class Settings(BaseSettings):
         description="POST /v1/traces: US dollars per million tokens by model, as JSON, e.g. "
         "'{\"gpt-4o-mini\": {\"input\": 0.15, \"output\": 0.6}}' (a dated model name "
         "takes the longest entry it starts with)")
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="least severe log line written: debug, info, warning or error")
     log_format: Literal["auto", "json", "console"] = Field(
         "auto", description="auto: JSON lines unless stderr is a terminal"
     )
@@ -169,7 +172,11 @@ def settings_help() -> str:
     lines = [f"settings (environment, or a TOML file named by {CONFIG_ENV}):"]
     width = max(len(name) for name in Settings.model_fields)
     for name, field in Settings.model_fields.items():
-        default = field.default
-        lines.append(f"  PROMPTD_{name.upper():<{width}} {field.description or ''} "
-                     f"[default: {default}]")
+        default = field.get_default(call_default_factory=True)
+        shown = "unset" if default is None else json.dumps(default) if isinstance(
+            default, dict) else default
+        lead = f"  PROMPTD_{name.upper():<{width}}  "
+        lines += textwrap.wrap(f"{field.description} [default: {shown}]", 100,
+                               initial_indent=lead, subsequent_indent=" " * len(lead),
+                               break_long_words=False, break_on_hyphens=False)
     return "\n".join(lines)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from collections.abc import Mapping
@@ -56,9 +58,44 @@ def daemon_env(folder: Path, port: int) -> dict[str, str]:
             "PROMPTD_HOST": "127.0.0.1", "PROMPTD_LOG_FORMAT": "json", **fast_env()}
 
 
+WIDTH = 80  # the terminal the demo's output is written for
+
+
 def say(line: str) -> None:
-    """Print one line of simulation output, labelled as such."""
-    print(f"{SIMULATION_TAG} {line}", flush=True)
+    """Print simulation output, labelled as such and wrapped at 80 columns."""
+    indent = " " * (len(line) - len(line.lstrip(" ")))
+    width = WIDTH - len(SIMULATION_TAG) - 1
+    # A path or URL longer than a line stays whole: breaking it would make it uncopyable.
+    for part in textwrap.wrap(line, width, initial_indent="", subsequent_indent=indent + "  ",
+                              break_long_words=False, break_on_hyphens=False) or [""]:
+        print(f"{SIMULATION_TAG} {part}", flush=True)
+
+
+def promptd_command() -> str:
+    """Return how a person runs ``promptd`` from here: on PATH, else the venv's script."""
+    script = Path(sys.executable).parent / "promptd"
+    if shutil.which("promptd") == str(script) or not script.exists():
+        return "promptd"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
+
+
+def compressed_timings() -> str:
+    """Return one sentence on how the demo's timings differ from the production defaults."""
+    from deploy.policy import CanaryPolicy
+    from service.runtime.settings import Settings
+
+    demo, policy = FAST_SETTINGS["canary_policy"], CanaryPolicy()
+    real = Settings.model_fields
+    return (f"timings are compressed for the demo: a canary tick every "
+            f"{FAST_SETTINGS['canary_interval_s']:g} s, steps of at least "
+            f"{demo['min_step_seconds']:g} s and {demo['min_samples_per_step']} executions per "
+            f"arm, mining every {FAST_SETTINGS['mine_interval_s']:g} s (production defaults: "
+            f"ticks every {real['canary_interval_s'].default:g} s, steps of at least "
+            f"{policy.min_step_seconds / 3600:g} h and {policy.min_samples_per_step} executions, "
+            f"mining every {real['mine_interval_s'].default / 60:g} min)")
 
 
 @dataclass
@@ -128,10 +165,15 @@ class Progress:
             return
         promoted = sum(d["phase"] == "promoted" for d in loop.deployments)
         rolled = sum(d["phase"] == "rolled_back" for d in loop.deployments)
-        say(f"t={now - self.started:5.0f}s  {rate:6.0f} executions/s  total {n:,}  "
+        say(f"t={now - self.started:.0f}s  {rate:,.0f} executions/s  total {n:,}  "
             f"candidates {loop.candidates}  promoted {promoted}  rolled back {rolled}")
         for prompt in self.prompts:
-            parts = []
+            live = next((d for d in loop.deployments if d["prompt"] == prompt
+                         and d["phase"] not in ("promoted", "rolled_back", "superseded")), None)
+            state = (f"canary {live['phase']}, candidates get {live['candidate_share']:.1%} "
+                     f"of traffic (step {live['step']}/{live['steps']})" if live
+                     else f"production v{loop.production[prompt]}")
+            say(f"  {prompt}: {state}; {loop.patterns[prompt]} patterns")
             for (p, version, arm), tally in sorted(current.items()):
                 if p != prompt:
                     continue
@@ -141,53 +183,88 @@ class Progress:
                     continue
                 ds = tally.successes - before.successes
                 dc = tally.corrections - before.corrections
-                parts.append(f"v{version}/{arm} ok {ds / dn:.0%} corr {dc / dn:.0%} (n={dn})")
-            live = next((d for d in loop.deployments if d["prompt"] == prompt
-                         and d["phase"] not in ("promoted", "rolled_back")), None)
-            canary = (f"canary {live['phase']} {live['step_percent']:g}%" if live
-                      else f"production v{loop.production[prompt]}")
-            say(f"  {prompt:<15} {canary:<28} patterns {loop.patterns[prompt]:<3} "
-                + "  ".join(parts))
+                say(f"    v{version}/{arm:<8} success {ds / dn:4.0%}  corrected {dc / dn:4.0%}  "
+                    f"n={dn}")
         self._last, self._last_n, self._last_t = current, n, now
 
 
+def _measured(version: int, rate: tuple[float, int] | None, which: str) -> str:
+    if rate is None:
+        return f"  measured success of v{version}: no executions"
+    return f"  measured success of v{version}, {which} {rate[1]:,} executions: {rate[0]:.1%}"
+
+
+def headline(stats: FleetStats, admin: AdminClient, world: World, prompt: str,
+             base: int, production: int) -> list[str]:
+    """Return the summary's lines comparing the base version with production, like for like.
+
+    Expected against expected (the world model's success of each version's text), measured
+    against measured (what the fleet saw each version do), never one against the other.
+    """
+    texts = {v: admin.get(f"/v1/prompts/{prompt}/versions/{v}")["template"]
+             for v in {base, production}}
+    expected = {v: world.expected_success(t) for v, t in texts.items()}
+    moved = (f"production v{base} -> v{production}" if production != base
+             else f"production stayed v{base}")
+    return [f"{prompt}: {moved}",
+            f"  expected success (world model): v{base} {expected[base]:.1%} -> "
+            f"v{production} {expected[production]:.1%}",
+            _measured(base, stats.measured(prompt, base, first=True), "its first"),
+            _measured(production, stats.measured(prompt, production, first=False),
+                      "its last")]
+
+
 def summary(stats: FleetStats, admin: AdminClient, prompts: list[str], world: World,
-            baselines: Mapping[str, float]) -> None:
-    """Print how the loop did: baseline vs final success, versions shipped, rollbacks."""
+            base_versions: Mapping[str, int]) -> None:
+    """Print how the loop did: each prompt's base vs final production version, what shipped."""
     loop = read_loop(admin, prompts)
-    say("=" * 72)
+    say("=" * (WIDTH - len(SIMULATION_TAG) - 1))
     say(f"summary after {stats.executions:,} simulated executions "
         f"({stats.corrections:,} simulated corrections)")
     for prompt in prompts:
-        final = stats.recent_success(prompt)
-        say(f"{prompt}: baseline success {baselines[prompt]:.1%} (expected) -> "
-            f"final {final:.1%} (last {len(stats.recent.get(prompt, ()))} executions)"
-            if final is not None else f"{prompt}: no executions")
-        shipped = [d for d in loop.deployments if d["prompt"] == prompt
-                   and d["phase"] == "promoted"]
-        for d in shipped:
-            winner = next(a for a in d["arms"] if a["name"] == d["winner"])
-            say(f"  shipped v{winner['version']} ({d['deployment_id']}): {d['outcome_reason']}")
+        for line in headline(stats, admin, world, prompt, base_versions[prompt],
+                             loop.production[prompt]):
+            say(line)
         for d in loop.deployments:
-            if d["prompt"] == prompt and d["phase"] == "rolled_back":
+            if d["prompt"] != prompt:
+                continue
+            if d["phase"] == "promoted":
+                winner = next(a for a in d["arms"] if a["name"] == d["winner"])
+                say(f"  shipped v{winner['version']} ({d['deployment_id']}): "
+                    f"{d['outcome_reason']}")
+            elif d["phase"] == "rolled_back":
                 versions = ", ".join(f"v{a['version']}" for a in d["arms"]
                                      if a["name"] != "control")
                 who = "machine-written" if d["machine_written"] else "hand-deployed"
                 say(f"  rolled back {who} {versions}: {d['outcome_reason'][:150]}")
-        say(f"  production is now v{loop.production[prompt]}")
-    say("where to look next: /docs (API), /metrics (Prometheus), "
-        f"`promptd history {LOOP_PROMPT}`, `promptd patterns {LOOP_PROMPT}`, "
-        "`promptd deployments --all`")
+
+
+def look_around(url: str, token_file: str | None) -> None:
+    """Print the commands that show what the loop did, while the daemon is up."""
+    cmd = promptd_command()
+    say("while it runs, look around from another terminal:")
+    say(f"  export PROMPTD_URL={url}")
+    if token_file:
+        say(f"  export PROMPTD_TOKEN_FILE={token_file}")
+    say(f"  {cmd} history {LOOP_PROMPT}")
+    say(f"  {cmd} deployments --all")
+    say(f"  {cmd} patterns {LOOP_PROMPT}")
+    say(f"  API docs: {url}/docs  metrics: {url}/metrics")
 
 
 def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
           rate_per_s: float | None, harmful: bool,
           progress_every_s: float = 5.0) -> FleetStats:
-    """Run the fleet against ``url`` with live progress, then print the summary."""
+    """Run the fleet against ``url`` with live progress, then print the summary.
+
+    Ctrl-C stops the fleet: agents finish the task in hand, every recorded event is
+    delivered, and the summary is printed while the daemon still answers.
+    """
     world = World(seed)
     admin = AdminClient(url, token)
     ensure_prompts(admin)
     prompts = list(BASE_TEMPLATES)
+    base_versions = {p: read_loop(admin, [p]).production[p] for p in prompts}
     baselines = {p: world.expected_success(BASE_TEMPLATES[p]) for p in prompts}
     fleet = Fleet(url, token, world, FleetConfig(prompts=prompts, agents=agents,
                                                  rate_per_s=rate_per_s, seed=seed))
@@ -195,7 +272,8 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
     runner = threading.Thread(target=fleet.run, kwargs={"duration_s": duration_s},
                               name="sim-fleet", daemon=True)
     say(f"fleet of {agents} simulated agents, seed {seed}, for {duration_s:.0f}s; "
-        f"expected baseline success {', '.join(f'{p} {b:.1%}' for p, b in baselines.items())}")
+        "expected success of the base prompts (world model): "
+        + ", ".join(f"{p} {b:.1%}" for p, b in baselines.items()))
     if harmful:
         # Before any traffic: the improver cannot have claimed the prompt's one deployment.
         dep = deploy_harmful_edit(admin)
@@ -207,11 +285,11 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
             runner.join(progress_every_s)
             progress.line()
     except KeyboardInterrupt:
-        say("stopping (Ctrl-C): finishing in-flight tasks and flushing events")
+        say("stopping (Ctrl-C): agents finish the task in hand, then every event is delivered")
         fleet.stop()
-        runner.join(10)
+        runner.join(60)
     fleet.close()
-    summary(fleet.stats, admin, prompts, world, baselines)
+    summary(fleet.stats, admin, prompts, world, base_versions)
     admin.close()
     return fleet.stats
 
@@ -226,31 +304,43 @@ def run_demo(*, duration_s: float, seed: int, data_dir: Path | None, agents: int
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     # The daemon runs in its own process, as in production: the fleet's agents and the
-    # daemon do not share one interpreter lock.
+    # daemon do not share one interpreter lock. It runs in its own session too, so Ctrl-C
+    # in the terminal reaches the demo alone: the demo stops the fleet, delivers what was
+    # recorded and prints the summary, and only then stops the daemon.
     env = {**os.environ, **daemon_env(folder, port)}
-    log_file = folder / "promptd.log"
+    log_file, token_file, db = folder / "promptd.log", folder / "admin.token", folder / "promptd.db"
     with open(log_file, "ab") as log:
         daemon = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env,
-                                  stdout=log, stderr=log)
+                                  stdout=log, stderr=log, start_new_session=True)
+    status = 0
     try:
+        say(f"starting promptd on {url}; its log: {log_file}")
         wait_until_up(url, timeout=60)
-        token = (folder / "admin.token").read_text().strip()
-        say(f"promptd is serving {url} (docs {url}/docs, metrics {url}/metrics); "
-            f"its log: {log_file}")
-        say(f"data folder {folder}; admin token in {folder / 'admin.token'}")
-        say(f"try in another terminal: PROMPTD_URL={url} "
-            f"PROMPTD_TOKEN_FILE={folder / 'admin.token'} promptd history {LOOP_PROMPT}")
-        drive(url, token, duration_s=duration_s, seed=seed, agents=agents,
-              rate_per_s=rate_per_s, harmful=True)
+        say(f"data folder {folder}")
+        say(compressed_timings())
+        look_around(url, str(token_file))
+        drive(url, token_file.read_text().strip(), duration_s=duration_s, seed=seed,
+              agents=agents, rate_per_s=rate_per_s, harmful=True)
+    except KeyboardInterrupt:
+        say("interrupted: stopping the daemon without a summary")
+        status = 130
+    except TimeoutError as exc:
+        say(f"{exc}; see {log_file}")
+        status = 1
     finally:
         daemon.terminate()
         try:
             daemon.wait(30)
         except subprocess.TimeoutExpired:
             daemon.kill()
-    say(f"daemon stopped; the log is in {folder / 'promptd.db'} (`promptd replay "
-        f"--database-url sqlite:///{folder / 'promptd.db'}` rebuilds and checks it)")
-    return 0
+    cmd = promptd_command()
+    say(f"daemon stopped; its log of events is {db}")
+    say("to look around again, serve that log and ask it:")
+    say(f"  PROMPTD_DATABASE_URL=sqlite:///{db} PROMPTD_TOKEN_FILE={token_file} {cmd} serve")
+    say(f"  PROMPTD_TOKEN_FILE={token_file} {cmd} history {LOOP_PROMPT}")
+    say(f"`{cmd} replay --database-url sqlite:///{db}` rebuilds its read models and "
+        "checks them")
+    return status
 
 
 def run_simulate(url: str, token: str | None, *, duration_s: float, seed: int, agents: int,
@@ -260,6 +350,11 @@ def run_simulate(url: str, token: str | None, *, duration_s: float, seed: int, a
         print("promptd simulate: needs an admin token (--token, PROMPTD_TOKEN or "
               "var/admin.token)", file=sys.stderr)
         return 1
-    drive(url, token, duration_s=duration_s, seed=seed, agents=agents, rate_per_s=rate_per_s,
-          harmful=harmful)
+    look_around(url, None)
+    try:
+        drive(url, token, duration_s=duration_s, seed=seed, agents=agents,
+              rate_per_s=rate_per_s, harmful=harmful)
+    except KeyboardInterrupt:
+        say("interrupted again: stopped without a summary")
+        return 130
     return 0

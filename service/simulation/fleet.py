@@ -9,7 +9,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from service.sdk import PromptdClient
+from service.sdk import ClientClosed, PromptdClient
 from service.simulation.world import SIMULATION_TAG, Task, World
 
 
@@ -35,6 +35,10 @@ class FleetStats:
     corrections: int = 0
     tallies: dict[tuple[str, int, str], ArmTally] = field(default_factory=dict)
     recent: dict[str, deque[int]] = field(default_factory=dict)  # last outcomes per prompt
+    # Per (prompt, version): the first and the last outcomes it served, so a summary can
+    # compare one version's measured rate with another's (or its own, later) like for like.
+    first_by_version: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+    recent_by_version: dict[tuple[str, int], deque[int]] = field(default_factory=dict)
     checkpoints: list[tuple[int, str, float]] = field(default_factory=list)
     served_texts: dict[tuple[str, int], str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -43,6 +47,12 @@ class FleetStats:
         """Return the success rate over the prompt's most recent executions."""
         window = self.recent.get(prompt)
         return sum(window) / len(window) if window else None
+
+    def measured(self, prompt: str, version: int, *, first: bool) -> tuple[float, int] | None:
+        """Return (success rate, executions) over a version's first or most recent window."""
+        key = (prompt, version)
+        window = self.first_by_version.get(key) if first else self.recent_by_version.get(key)
+        return (sum(window) / len(window), len(window)) if window else None
 
 
 @dataclass(frozen=True)
@@ -120,7 +130,10 @@ class Fleet:
                 if delay > 0:
                     self._stop.wait(delay)
             for prompt in self.config.prompts:
-                self._one(prompt, rng)
+                try:
+                    self._one(prompt, rng)
+                except ClientClosed:
+                    return  # the fleet is closing: the task in hand is not recorded
 
     def _one(self, prompt: str, rng: random.Random) -> None:
         task = self._next_task()
@@ -162,6 +175,11 @@ class Fleet:
             tally.corrections += corrected
             window = s.recent.setdefault(prompt, deque(maxlen=self.config.recent_window))
             window.append(int(success))
+            first = s.first_by_version.setdefault((prompt, version), [])
+            if len(first) < self.config.recent_window:
+                first.append(int(success))
+            s.recent_by_version.setdefault(
+                (prompt, version), deque(maxlen=self.config.recent_window)).append(int(success))
             s.served_texts.setdefault((prompt, version), template)
             if s.executions % self.config.checkpoint_every == 0:
                 for p in self.config.prompts:

@@ -264,3 +264,19 @@ writer_probe = Table(
     Column("written_at", Float, nullable=False),
     Column("filler", LargeBinary, nullable=False),
 )
+
+# Per prompt version and hour: what `promptd report` sums over its window (integer micro-units,
+# as in version_counts, so any batching adds up to the same bits).
+version_hours = Table(
+    "version_hours",
+    metadata,
+    Column("prompt", String(128), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("hour", BigInteger, primary_key=True),  # unix seconds // 3600
+    Column("executions", BigInteger, nullable=False),
+    Column("successes", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("corrections", BigInteger, nullable=False),
+    Column("latency_us_sum", BigInteger, nullable=False),
+    Column("cost_nanousd_sum", BigInteger, nullable=False),
+)

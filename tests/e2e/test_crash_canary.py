@@ -116,7 +116,7 @@ def test_sigkill_during_canary_ticks_loses_nothing_and_the_deployment_resumes_it
 
     def stepped_under_load() -> bool:
         state = admin.get(f"/v1/deployments/{dep_id}").json()
-        return len(acked) >= 2000 and state["step_index"] >= 1
+        return len(acked) >= 2000 and state["step"] >= 2  # steps count from 1
 
     with _agents(proc, token, acked):
         try:
@@ -146,17 +146,17 @@ def test_sigkill_during_canary_ticks_loses_nothing_and_the_deployment_resumes_it
                    and e["payload"]["deployment_id"] == dep_id]
         state = admin.get(f"/v1/deployments/{dep_id}").json()
         assert state["phase"] == "running", state
-        assert stepped and state["step_index"] == max(stepped) >= 1
-        at_restart = state["step_index"]
+        assert stepped and (state["step"] - 1) == max(stepped) >= 1
+        at_restart = state["step"] - 1  # as the log counts it
 
         def advanced() -> bool:
             s = admin.get(f"/v1/deployments/{dep_id}").json()
-            return s["step_index"] > at_restart or s["phase"] != "running"
+            return (s["step"] - 1) > at_restart or s["phase"] != "running"
 
         with _agents(restarted, token, acked):
             _wait_for(advanced, 60, "the deployment did not go on after the restart")
         state = admin.get(f"/v1/deployments/{dep_id}").json()
-        assert state["step_index"] > at_restart or state["phase"] == "promoted", state
+        assert (state["step"] - 1) > at_restart or state["phase"] == "promoted", state
         steps = Counter(e["payload"]["step_index"]
                         for e in _all_events(admin, stream=f"prompt:{PROMPT}")
                         if e["type"] == "deployment.stepped"

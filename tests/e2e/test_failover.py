@@ -118,16 +118,16 @@ def test_two_replicas_share_one_leader_and_the_canary_survives_killing_it(
 
         # Traffic through both replicas; the leader's canary job advances the deployment.
         before = _drive_until([agent_a, agent_b], admin_b, dep_id,
-                              lambda d: d["step_index"] >= 1, timeout=60, seed=0)
+                              lambda d: d["step"] >= 2, timeout=60, seed=0)
         assert before["phase"] == "running", before
 
         a.kill()
         took = _wait_for(lambda: _leader_gauge(b.url) == 1, TAKEOVER_WITHIN_S)
         after = _drive_until([agent_b], admin_b, dep_id,
-                             lambda d: d["step_index"] > before["step_index"]
+                             lambda d: d["step"] > before["step"]
                              or d["phase"] != "running", timeout=60, seed=1000)
         assert after["phase"] in ("running", "promoted", "awaiting_promotion"), after
-        assert after["step_index"] > before["step_index"] or after["phase"] != "running"
+        assert after["step"] > before["step"] or after["phase"] != "running"
 
         # A deployment's decisions are in its prompt's stream.
         events = [e for e in admin_b.get("/v1/events", params={

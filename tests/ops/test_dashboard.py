@@ -149,3 +149,13 @@ def test_readme_explains_every_panel_and_alert() -> None:
         assert name in readme, query.user
     for query in alert_queries():
         assert f"### {query.user.split()[1]} (" in readme, query.user
+
+
+def test_rollout_panels_speak_of_the_candidates_share_and_steps_counted_from_one() -> None:
+    panels = {p["title"]: p for p in _panels(load_dashboard())}
+    share = panels["Traffic share by arm"]
+    assert share["fieldConfig"]["defaults"]["unit"] == "percentunit"
+    assert any('arm!="control"' in t["expr"] and t["expr"].startswith("sum by (prompt)")
+               for t in share["targets"])
+    assert "counted from 1" in panels["Canary step"]["description"]
+    assert "Index" not in panels["Canary step"]["description"]

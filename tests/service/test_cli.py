@@ -58,7 +58,7 @@ def test_status_events_tail_and_tokens(live: LiveDaemon) -> None:
 def test_failures_exit_nonzero_with_one_line_reason(live: LiveDaemon) -> None:
     out = run(live, "prompts", "show", "does/not-exist")
     assert out.returncode == 1
-    assert out.stderr.strip() == "promptd prompts: 404: unknown prompt 'does/not-exist'"
+    assert out.stderr.strip() == "promptd prompts show: 404: unknown prompt 'does/not-exist'"
     agent = run(live, "prompts", "list", token=live.issue("agent"))
     assert agent.returncode == 1 and "403" in agent.stderr
     bad = run(live, "prompts", "create", "x", "--template", "{{ broken")

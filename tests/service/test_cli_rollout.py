@@ -31,7 +31,7 @@ def test_deploy_gates_and_admin_verbs(live: LiveDaemon) -> None:
     assert run(live, "resume", dep).returncode == 0
     out = run(live, "promote", dep)
     assert out.returncode == 0 and "deployment.stepped" in out.stdout
-    out = run(live, "promote", dep, "--full")
+    out = run(live, "promote", dep, "--full", "--yes")  # no executions: needs --yes
     assert out.returncode == 0 and "deployment.promoted" in out.stdout
     assert json.loads(run(live, "prompts", "show", "support/triage", "--json").stdout)[
         "labels"]["production"] == 2

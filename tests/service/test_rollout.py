@@ -49,7 +49,7 @@ def _drive(admin: httpx.Client, agent: httpx.Client, dep_id: str, rates: dict[in
 def test_a_better_version_steps_through_the_canary_and_is_promoted(live: LiveDaemon) -> None:
     admin, agent = _setup(live, "Triage {{ ticket }} carefully, citing the policy.")
     dep = _deploy(admin, [2])
-    assert dep["phase"] == "running" and dep["weights"]["c1"] == 250  # 5% of a 50/50 split
+    assert dep["phase"] == "running" and dep["weights"]["c1"] == 0.025  # 5% of a 50/50 split
     resolved = agent.get("/v1/prompts/support/triage/resolve", params={"subject": "u"}).json()
     assert resolved["deployment"] == dep["deployment_id"]
     final = _drive(admin, agent, dep["deployment_id"], {1: 0.70, 2: 0.85})
@@ -179,7 +179,7 @@ def test_restart_mid_canary_resumes_with_the_same_step_and_statistics(tmp_path: 
         before = admin.get(f"/v1/deployments/{dep['deployment_id']}").json()
     with live_daemon(tmp_path) as live:
         after = live.client().get(f"/v1/deployments/{dep['deployment_id']}").json()
-    assert after["step_index"] == before["step_index"] == 1
+    assert after["step"] == before["step"] == 2
     assert after["arms_stats"] == before["arms_stats"]
     assert after["next_decision"]["event"] == before["next_decision"]["event"]
 
