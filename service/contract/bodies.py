@@ -6,21 +6,20 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue
 
-from .fields import MAX_TEMPLATE, PromptName, Strict
+from .chat import ChatContent
+from .fields import PromptName, Strict
 
 
-class PromptCreate(Strict):
-    """Create a prompt with its first version, labelled `production`."""
+class PromptCreate(ChatContent):
+    """Create a prompt with its first version (a template or messages), labelled `production`."""
 
     name: PromptName
-    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)]
     description: Annotated[str, Field(max_length=2000)] = ""
 
 
-class VersionCreate(Strict):
-    """Add a version to a prompt (optionally moving the `production` label to it)."""
+class VersionCreate(ChatContent):
+    """Add a version (a template or messages) to a prompt, optionally moving `production`."""
 
-    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)]
     rationale: Annotated[str, Field(max_length=5000)] = ""
     parent: int | None = Field(None, ge=1)
     make_production: bool = Field(False, description="move the production label now (no canary)")
@@ -78,3 +77,22 @@ class PolicyBody(Strict):
     """Per-prompt canary policy overrides (partial CanaryPolicy)."""
 
     overrides: dict[str, Any]
+
+
+class LabelSet(Strict):
+    """Point a label at a version (``promptd label set NAME LABEL VERSION``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    version: int = Field(..., ge=1, description="the version the label will point at")
+    from_: int | None = Field(None, alias="from", ge=0, description=(
+        "the version you saw the label at (0: not set): if it moved since, 409 and nothing "
+        "changes; a label already at `version` is left as it is"))
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+class LabelProtect(Strict):
+    """Protect a label (only admin tokens move it) or lift the protection."""
+
+    protected: bool = True
+    reason: Annotated[str, Field(max_length=1000)] = ""

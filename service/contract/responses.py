@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, Field
+
+_MESSAGES = ("a chat prompt's messages (role and content template each; a placeholder "
+             "names where inserted messages go); null for a text prompt")
+_CONFIG = "the model configuration the version carries (model, temperature, tools, ...)"
 
 
 class RolloutArm(BaseModel):
@@ -10,8 +16,10 @@ class RolloutArm(BaseModel):
 
     arm: str = Field(description="control, c1, c2 or c3")
     version: int = Field(description="the prompt version this arm serves")
-    template: str = Field(description="that version's template")
+    template: str = Field(description="that version's template (empty for a chat prompt)")
     variables: list[str] = Field(description="the variables the template uses")
+    messages: list[dict[str, Any]] | None = Field(None, description=_MESSAGES)
+    config: dict[str, Any] | None = Field(None, description=_CONFIG)
 
 
 class RolloutConfig(BaseModel):
@@ -28,9 +36,11 @@ class Resolved(BaseModel):
 
     prompt: str
     version: int
-    template: str
+    template: str = Field(description="a text prompt's template (empty for a chat prompt)")
     variables: list[str]
     label: str
+    messages: list[dict[str, Any]] | None = Field(None, description=_MESSAGES)
+    config: dict[str, Any] | None = Field(None, description=_CONFIG)
     deployment: str | None = None
     arm: str | None = None
     step: int | None = None

@@ -11,7 +11,17 @@ from fastapi import FastAPI
 
 from service import __version__
 from service.commands import Commands
-from service.http import admin, events, health, patterns, prompts, rollout, traces
+from service.http import (
+    admin,
+    events,
+    health,
+    labels,
+    patterns,
+    prompts,
+    rollout,
+    traces,
+    transfer,
+)
 from service.http.guard import RequestGuard
 from service.http.handlers import install_error_handlers
 from service.runtime.daemon import Daemon
@@ -44,7 +54,7 @@ def create_app(daemon: Daemon, commands: Commands, *,
     install_error_handlers(app)
     # Routes under /v1/prompts/{name}/... come before the prompts router's catch-all
     # GET /v1/prompts/{name}, since names may contain slashes.
-    for module in (health, events, traces, patterns, rollout, prompts, admin):
+    for module in (health, events, traces, patterns, rollout, labels, transfer, prompts, admin):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, daemon=daemon)
     return app
