@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from service.cli import database, loop, registry, rollout
+from service.cli import database, labels, loop, registry, rollout, transfer
 from service.cli.base import CommandError, Handler
 
-GROUPS = (database, registry, rollout, loop)
+GROUPS = (database, registry, rollout, loop, labels, transfer)  # transfer after registry
 
 
 def build_parser() -> argparse.ArgumentParser:

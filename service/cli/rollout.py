@@ -110,7 +110,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _history_line(h: dict[str, Any]) -> tuple[Any, ...]:
     what = h["type"]
     detail = []
-    for key in ("version", "label", "strategy", "step_index", "winner", "arm", "trigger"):
+    for key in ("version", "label", "previous", "kind", "protected", "strategy", "step_index",
+                "winner", "arm", "trigger"):
         if h.get(key) is not None:
             detail.append(f"{key}={h[key]}")
     if h.get("patterns") is not None:
