@@ -128,10 +128,13 @@ def keeps_structure(parent: Sequence[Message], candidate: Sequence[Message]) -> 
     """Return whether ``candidate`` is ``parent``'s conversation with user/assistant pairs added.
 
     Roles keep their order and meaning and every placeholder stays where it was; the only
-    structural edit a strategy may make is a worked example (a user turn and its answer).
+    structural edits a strategy may make are worked examples (a user turn and its answer)
+    and, when the parent has none, a system message first (where rules go).
     """
     p = tuple(_shape(m) for m in parent)
     c = tuple(_shape(m) for m in candidate)
+    if c[:1] == ("system",) and "system" not in p:
+        c = c[1:]
 
     @cache
     def fits(i: int, j: int) -> bool:

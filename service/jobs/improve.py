@@ -7,9 +7,11 @@ import structlog
 
 from analytics.mining.model import Pattern
 from improver import BaseVersion, Candidate, ImproverConfig, propose_candidates
+from improver.chat import chat_variables, messages_from
 from improver.lint import LintConfig, normalised_hash
 from improver.rewriter import LLMRewriter, RewriterConfig
 from improver.templates import template_variables
+from service.contract.chat import ChatMessage
 from service.contract.system import SYSTEM_ACTOR, CandidateProposed, VersionCreated
 from service.jobs.context import JobContext
 
@@ -64,7 +66,8 @@ def improve_prompt(ctx: JobContext, prompt: str, now: float) -> list[int]:
     strong = strong_patterns(ctx, snapshot["patterns"], current.version)
     if not strong:
         return []
-    base = BaseVersion(prompt, current.version, current.template)
+    messages = messages_from(current.messages) if current.messages is not None else None
+    base = BaseVersion(prompt, current.version, current.template, messages, current.config)
     extra = _rewriter_candidates(ctx, base, strong, recorded, rejected)
     config = ImproverConfig(lint=LintConfig(render_budget=s.render_budget()))
     proposed, skipped = propose_candidates(
@@ -81,15 +84,11 @@ def _propose(ctx: JobContext, prompt: str, base: BaseVersion,
              proposed: list[Candidate]) -> list[int]:
     # Version numbers are placeholders here: the command numbers them on the prompt's
     # stream, so an admin adding a version meanwhile cannot get the same number.
-    versions = [VersionCreated(
-        prompt=prompt, version=0, template=c.template, parent=c.parent_version,
-        variables=sorted(template_variables(c.template)), author=IMPROVER_AUTHOR,
-        strategy=c.strategy, rationale=c.rationale,
-        addressed_patterns=list(c.addressed_pattern_ids), actor=SYSTEM_ACTOR) for c in proposed]
+    versions = [_version_of(prompt, base, c) for c in proposed]
     proposals = [CandidateProposed(
         prompt=prompt, version=0, strategy=c.strategy, rationale=c.rationale,
         addressed_patterns=list(c.addressed_pattern_ids), parent=c.parent_version,
-        text_hash=normalised_hash(c.template), actor=SYSTEM_ACTOR) for c in proposed]
+        text_hash=normalised_hash(c.source), actor=SYSTEM_ACTOR) for c in proposed]
     policy = ctx.commands.policy_for(prompt)
     gated = ctx.settings.improve_requires_approval or policy.approval_before_start
     numbers = ctx.commands.propose_candidates(
@@ -104,6 +103,27 @@ def _propose(ctx: JobContext, prompt: str, base: BaseVersion,
     log.info("candidates_proposed", prompt=prompt, versions=numbers,
              strategies=[c.strategy for c in proposed], awaiting_approval=gated)
     return numbers
+
+
+def _version_of(prompt: str, base: BaseVersion, c: Candidate) -> VersionCreated:
+    """Return the version event of a candidate (its template or messages) with its config.
+
+    The config is the parent's unless the candidate's strategy changed it on purpose.
+    """
+    config = dict(c.config) if c.config is not None else (
+        dict(base.config) if base.config is not None else None)
+    if c.messages is None:
+        return VersionCreated(
+            prompt=prompt, version=0, template=c.template, parent=c.parent_version,
+            variables=sorted(template_variables(c.template)), config=config,
+            author=IMPROVER_AUTHOR, strategy=c.strategy, rationale=c.rationale,
+            addressed_patterns=list(c.addressed_pattern_ids), actor=SYSTEM_ACTOR)
+    return VersionCreated(
+        prompt=prompt, version=0, template="",
+        messages=[ChatMessage.model_validate(m.to_json()) for m in c.messages],
+        parent=c.parent_version, variables=sorted(chat_variables(c.messages)), config=config,
+        author=IMPROVER_AUTHOR, strategy=c.strategy, rationale=c.rationale,
+        addressed_patterns=list(c.addressed_pattern_ids), actor=SYSTEM_ACTOR)
 
 
 def run_improve(ctx: JobContext, now: float) -> int:
