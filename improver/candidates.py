@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from analytics.mining.model import Pattern
+from improver.chat import chat_variables
+from improver.chat_strategies import CHAT_STRATEGIES
 from improver.few_shot import FEW_SHOT, few_shot
 from improver.layouts import (
     CONTEXT_FIRST,
@@ -17,7 +20,14 @@ from improver.layouts import (
     instruction_first,
     sandwich,
 )
-from improver.lint import LintConfig, lint_candidate, normalised_hash
+from improver.lint import (
+    UNCHANGED,
+    LintConfig,
+    LintIssue,
+    lint_candidate,
+    lint_chat_candidate,
+    normalised_hash,
+)
 from improver.model import BaseVersion, Candidate, Skipped, Strategy, StrategyConfig
 from improver.replacement import REPLACEMENT, replacement
 from improver.rules import ADDITIVE, CONTEXTUAL, additive, contextual
@@ -67,13 +77,17 @@ class ImproverConfig:
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
     lint: LintConfig = field(default_factory=LintConfig)
     priority: tuple[str, ...] = DEFAULT_PRIORITY
+    # The strategies allowed to change a version's model config (a model-swap experiment,
+    # say); a candidate of any other strategy that changes it is refused.
+    config_strategies: frozenset[str] = frozenset()
 
 
 def _run(
     name: str, base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
 ) -> Candidate | Skipped:
+    table = CHAT_STRATEGIES if base.messages is not None else STRATEGIES
     try:
-        return STRATEGIES[name](base, patterns, config)
+        return table[name](base, patterns, config)
     except TemplateError as exc:
         return Skipped(name, f"template error: {exc}")
     except Exception as exc:  # one faulty strategy must not stop the others; the reason is logged
@@ -102,13 +116,16 @@ def propose_candidates(
     if not patterns:
         return (), (*skipped, *(Skipped(n, "no patterns to address") for n in names))
     try:
-        parse_template(base.template)
+        if base.messages is None:
+            parse_template(base.template)
+        else:
+            chat_variables(base.messages)
     except TemplateError as exc:
         reason = f"the current version does not parse: {exc}"
         return (), (*skipped, *(Skipped(n, reason) for n in names))
-    if len(base.template) > config.lint.max_chars:
+    if len(base.source) > config.lint.max_chars:
         reason = (
-            f"the current version is {len(base.template):,} chars, already over the "
+            f"the current version is {len(base.source):,} chars, already over the "
             f"{config.lint.max_chars:,}-char limit"
         )
         return (), (*skipped, *(Skipped(n, reason) for n in names))
@@ -116,29 +133,29 @@ def propose_candidates(
     accepted: list[Candidate] = []
     seen: dict[str, str] = {}
     rejected = frozenset(rejected_hashes)
-    base_digest = normalised_hash(base.template)
+    base_digest = normalised_hash(base.source)
 
     def consider(result: Candidate | Skipped) -> None:
         if isinstance(result, Skipped):
             skipped.append(result)
             return
-        if normalised_hash(result.template) == base_digest:
+        if normalised_hash(result.source) == base_digest and not _changes_config(base, result):
             skipped.append(Skipped(result.strategy, "nothing new: the candidate equals the "
                                                     "current version after normalisation"))
             return
-        issues = lint_candidate(
-            result.template,
-            parent_text=base.template,
-            recorded_variables=recorded_variables,
-            rejected_hashes=rejected,
-            config=config.lint,
-        )
+        if _changes_config(base, result) and result.strategy not in config.config_strategies:
+            skipped.append(Skipped(result.strategy, "changes the model config, which only "
+                                                    "strategies allowed to may"))
+            return
+        issues = _lint(base, result, recorded_variables, rejected, config.lint)
         if issues:
             skipped.append(
                 Skipped(result.strategy, "lint: " + "; ".join(i.message for i in issues))
             )
             return
-        digest = normalised_hash(result.template)
+        digest = normalised_hash(result.source)
+        if _changes_config(base, result):
+            digest += json.dumps(dict(result.config or {}), sort_keys=True)
         if digest in seen:
             skipped.append(Skipped(result.strategy, f"same text as the {seen[digest]} candidate"))
             return
@@ -154,3 +171,26 @@ def propose_candidates(
             break
         consider(_run(name, base, patterns, config.strategy))
     return tuple(accepted), tuple(skipped)
+
+
+def _changes_config(base: BaseVersion, candidate: Candidate) -> bool:
+    return candidate.config is not None and dict(candidate.config) != dict(base.config or {})
+
+
+def _lint(base: BaseVersion, candidate: Candidate, recorded: Sequence[Mapping[str, Any]],
+          rejected: Collection[str], config: LintConfig) -> tuple[LintIssue, ...]:
+    if (base.messages is None) != (candidate.messages is None):
+        kind = "a chat prompt" if base.messages is not None else "a text prompt"
+        return (LintIssue("structure", f"the current version is {kind}; a candidate keeps "
+                                       "its kind"),)
+    if base.messages is not None and candidate.messages is not None:
+        issues = lint_chat_candidate(candidate.messages, parent=base.messages,
+                                     recorded_variables=recorded, rejected_hashes=rejected,
+                                     config=config)
+    else:
+        issues = lint_candidate(candidate.template, parent_text=base.template,
+                                recorded_variables=recorded, rejected_hashes=rejected,
+                                config=config)
+    if _changes_config(base, candidate):  # the same text on another model is a change
+        issues = tuple(i for i in issues if i.code != UNCHANGED)
+    return issues

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 from analytics.mining.clarity import meaningful_correction
 from analytics.mining.model import Pattern
+from improver.chat import PLACEHOLDER
+from improver.chat import Message as PromptMessage
 from improver.feedback import statement_for
 
 Message = dict[str, str]
@@ -36,6 +38,19 @@ EDIT_SYSTEM = (
     "patterns your edit addresses between <addressed> and </addressed>, e.g. "
     "<addressed>1, 3</addressed>."
 )
+CHAT_SHAPE = (
+    " The template is a chat prompt: its messages in order, each between "
+    '<message role="..."> and </message>, and <placeholder name="..."/> lines where the '
+    "agent inserts messages (the chat history)."
+)
+CHAT_EDIT = CHAT_SHAPE + (
+    " Keep every message with its role, the messages' order and every placeholder line "
+    "exactly as they are; edit the contents only, and put instructions in the system "
+    "message."
+)
+_CHAT_PART = re.compile(
+    r'<message role="(?P<role>[a-z]+)"(?: name="(?P<name>[^"]*)")?>\n?(?P<content>.*?)\n?'
+    r'</message>|<placeholder name="(?P<slot>[A-Za-z0-9_]+)"\s*/>', re.DOTALL)
 _PROMPT_BLOCK = re.compile(r"<prompt>\n?(.*)</prompt>", re.DOTALL)
 _FENCE = re.compile(r"```[\w-]*\n(.*?)```", re.DOTALL)
 _ADDRESSED = re.compile(r"<addressed>(.*?)</addressed>", re.DOTALL)
@@ -81,17 +96,53 @@ def trace_report(patterns: Sequence[Pattern], *, language: str, max_examples: in
     return "\n\n".join(parts)
 
 
-def critique_messages(template: str, report: str) -> list[Message]:
+def format_chat(messages: Sequence[PromptMessage]) -> str:
+    """Return a chat prompt as the rewriter shows it: tagged messages and placeholders."""
+    parts = []
+    for m in messages:
+        if m.is_placeholder:
+            parts.append(f'<placeholder name="{m.name}"/>')
+        else:
+            name = f' name="{m.name}"' if m.name else ""
+            parts.append(f'<message role="{m.role}"{name}>\n{m.content}\n</message>')
+    return "\n".join(parts)
+
+
+def parse_chat(text: str, like: Sequence[PromptMessage]) -> tuple[PromptMessage, ...] | str:
+    """Return the messages of an edited chat prompt, or why it is not ``like``'s structure."""
+    found: list[PromptMessage] = []
+    position = 0
+    for match in _CHAT_PART.finditer(text):
+        if text[position:match.start()].strip():
+            return "the reply has text outside the messages"
+        position = match.end()
+        if match.group("slot") is not None:
+            found.append(PromptMessage(PLACEHOLDER, "", match.group("slot")))
+        else:
+            found.append(PromptMessage(match.group("role"), match.group("content"),
+                                 match.group("name") or None))
+    if text[position:].strip():
+        return "the reply has text outside the messages"
+    shape = [(m.role, m.name if m.is_placeholder else None) for m in found]
+    if shape != [(m.role, m.name if m.is_placeholder else None) for m in like]:
+        return "the reply changed the conversation's messages (roles, order or placeholders)"
+    return tuple(PromptMessage(m.role, m.content, old.name if not m.is_placeholder else m.name)
+                 for m, old in zip(found, like, strict=True))
+
+
+def critique_messages(template: str, report: str, *, chat: bool = False) -> list[Message]:
     """Return the chat messages that ask for a diagnosis of the traces."""
     user = (
         f"The prompt template:\n<prompt>\n{template}\n</prompt>\n\n"
         f"Failure patterns and their traces:\n\n{report}\n\n"
         "Write the diagnosis."
     )
-    return [{"role": "system", "content": CRITIQUE_SYSTEM}, {"role": "user", "content": user}]
+    system = CRITIQUE_SYSTEM + (CHAT_SHAPE if chat else "")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def edit_messages(template: str, report: str, critique: str) -> list[Message]:
+def edit_messages(template: str, report: str, critique: str, *,
+                  chat: bool = False) -> list[Message]:
     """Return the chat messages that ask for one revised template along the diagnosis."""
     user = (
         f"The prompt template:\n<prompt>\n{template}\n</prompt>\n\n"
@@ -99,7 +150,8 @@ def edit_messages(template: str, report: str, critique: str) -> list[Message]:
         f"The diagnosis:\n<critique>\n{critique}\n</critique>\n\n"
         "Write the revised template and the patterns it addresses."
     )
-    return [{"role": "system", "content": EDIT_SYSTEM}, {"role": "user", "content": user}]
+    system = EDIT_SYSTEM + (CHAT_EDIT if chat else "")
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def extract_template(reply: str) -> str | None:

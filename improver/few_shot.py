@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from analytics.mining.clarity import meaningful_correction
@@ -26,7 +26,7 @@ FEW_SHOT = "few_shot"
 class _Option:
     pattern: Pattern
     example: PatternExample
-    block: str  # template source of the worked example
+    block: str  # source of the worked example, as the prompt carries it
     words: frozenset[str]
 
 
@@ -85,51 +85,82 @@ def _choose(options: list[_Option], limit: int, budget: int) -> list[_Option]:
     return chosen
 
 
-def few_shot(
-    base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
-) -> Candidate | Skipped:
-    """Return the template with diverse corrected examples of the top patterns added."""
-    top = [p for p in patterns if gives_examples(p)][: max(config.max_patterns, 0)]
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """Worked examples picked for a prompt, or why none could be."""
+
+    examples: tuple[tuple[Pattern, PatternExample], ...]
+    patterns: tuple[Pattern, ...]  # the top patterns they were picked from
+    reason: str = ""  # why nothing was picked (empty when examples were)
+
+
+def pick_examples(
+    patterns: Sequence[Pattern],
+    config: StrategyConfig,
+    *,
+    block: Callable[[PatternExample], str],
+    present: Callable[[str], bool],
+    budget: int,
+) -> Chosen:
+    """Return diverse corrected examples of the top patterns that the prompt lacks.
+
+    ``block`` gives an example's source as the prompt will carry it (its length is what
+    ``budget`` counts); ``present`` says whether the prompt already carries that source.
+    """
+    top = tuple(p for p in patterns if gives_examples(p))[: max(config.max_patterns, 0)]
     if not top:
-        return Skipped(FEW_SHOT, "no active pattern with reviewer corrections (noise and "
-                                 "uncommented runtime failures teach nothing)")
-    section = find_section(base.template, EXAMPLES_HEADING)
-    existing = base.template[section[0] : section[1]] if section else ""
+        return Chosen((), (), "no active pattern with reviewer corrections (noise and "
+                              "uncommented runtime failures teach nothing)")
     options: list[_Option] = []
     seen_blocks: set[str] = set()
     for pattern in top:
         for example in pattern.examples:
             if not _usable(example, config):
                 continue
-            block = _format_example(example)
-            if block in seen_blocks or block in existing:
+            source = block(example)
+            if source in seen_blocks or present(source):
                 continue
-            seen_blocks.add(block)
+            seen_blocks.add(source)
             words = content_words(f"{example.input_text} {example.corrected_output}")
-            options.append(_Option(pattern, example, block, words))
+            options.append(_Option(pattern, example, source, words))
     if not options:
-        return Skipped(
-            FEW_SHOT,
+        return Chosen((), top, (
             "no top pattern has a new example with both an input and a corrected output "
-            f"under {config.max_example_field_chars} chars that differs from the output",
-        )
-    budget = config.max_examples_section_chars - len(existing or EXAMPLES_HEADING)
+            f"under {config.max_example_field_chars} chars that differs from the output"))
     chosen = _choose(options, config.max_examples, budget)
     if not chosen:
-        return Skipped(
-            FEW_SHOT,
-            f"the worked-examples section would exceed {config.max_examples_section_chars} chars",
-        )
-    template = add_to_section(base.template, EXAMPLES_HEADING, [o.block for o in chosen])
-    addressed = list(dict.fromkeys(o.pattern.pattern_id for o in chosen))
-    by_id = {p.pattern_id: p for p in top}
+        return Chosen((), top, f"the worked-examples section would exceed "
+                               f"{config.max_examples_section_chars} chars")
+    return Chosen(tuple((o.pattern, o.example) for o in chosen), top)
+
+
+def examples_rationale(chosen: Chosen, form: str) -> tuple[str, tuple[str, ...]]:
+    """Return the rationale of a few-shot candidate and the patterns it addresses."""
+    addressed = tuple(dict.fromkeys(p.pattern_id for p, _e in chosen.examples))
+    by_id = {p.pattern_id: p for p in chosen.patterns}
+    return (f"Added {len(chosen.examples)} worked example(s) ({form}), chosen for "
+            "diversity across patterns: " + "; ".join(describe(by_id[i]) for i in addressed),
+            addressed)
+
+
+def few_shot(
+    base: BaseVersion, patterns: Sequence[Pattern], config: StrategyConfig
+) -> Candidate | Skipped:
+    """Return the template with diverse corrected examples of the top patterns added."""
+    section = find_section(base.template, EXAMPLES_HEADING)
+    existing = base.template[section[0] : section[1]] if section else ""
+    chosen = pick_examples(
+        patterns, config, block=_format_example, present=lambda block: block in existing,
+        budget=config.max_examples_section_chars - len(existing or EXAMPLES_HEADING))
+    if not chosen.examples:
+        return Skipped(FEW_SHOT, chosen.reason)
+    template = add_to_section(base.template, EXAMPLES_HEADING,
+                              [_format_example(e) for _p, e in chosen.examples])
+    rationale, addressed = examples_rationale(chosen, "input and corrected output")
     return Candidate(
         template=template,
         strategy=FEW_SHOT,
-        rationale=(
-            f"Added {len(chosen)} worked example(s) (input and corrected output), chosen for "
-            "diversity across patterns: " + "; ".join(describe(by_id[i]) for i in addressed)
-        ),
-        addressed_pattern_ids=tuple(addressed),
+        rationale=rationale,
+        addressed_pattern_ids=addressed,
         parent_version=base.version,
     )

@@ -6,9 +6,11 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
+from improver.chat import Message, chat_source, keeps_structure
 from improver.render_budget import DEFAULT_BUDGET, RenderBudget
 from improver.templates import (
     MissingVariableError,
@@ -30,6 +32,7 @@ EMPTY = "empty"
 UNCHANGED = "unchanged"
 REJECTED_BEFORE = "rejected_before"
 BUDGET = "budget"
+STRUCTURE = "structure"
 
 _MAX_RENDER_ISSUES = 3  # one broken sample says enough; a flood of them says nothing more
 _SAMPLE_ITEMS = 3  # a sample variable iterates as this many samples...
@@ -213,4 +216,68 @@ def lint_candidate(
         issues.extend(_render_issues(text, recorded_variables, config.render_budget))
     else:
         issues.extend(budget_issues(text, budget=config.render_budget))
+    return tuple(issues)
+
+
+def _message_variables(messages: Sequence[Message]) -> frozenset[str]:
+    names: set[str] = set()
+    for m in messages:
+        # A broken parent message holds nothing we can hold the candidate to.
+        if not m.is_placeholder:
+            with suppress(TemplateError):
+                names |= parse_template(m.content).variables
+    return frozenset(names)
+
+
+def lint_chat_candidate(
+    messages: Sequence[Message],
+    *,
+    parent: Sequence[Message],
+    recorded_variables: Sequence[Mapping[str, Any]] = (),
+    rejected_hashes: Collection[str] = (),
+    config: LintConfig = LintConfig(),
+) -> tuple[LintIssue, ...]:
+    """Return every reason a chat candidate may not be deployed; empty means it passes.
+
+    Every message is held to what a text template is (parses in the sandbox, renders with
+    the recorded variables under the budget, not empty), the whole prompt to the length
+    limit, and the conversation to its parent's structure: roles in the same order, every
+    placeholder kept; the one thing a candidate may add is user/assistant example pairs.
+    """
+    issues: list[LintIssue] = []
+    source = chat_source(messages)
+    if len(source) > config.max_chars:
+        issues.append(LintIssue(
+            TOO_LONG, f"{len(source):,} chars, over the {config.max_chars:,}-char limit"))
+    digest = normalised_hash(source)
+    if digest == normalised_hash(chat_source(parent)):
+        issues.append(LintIssue(UNCHANGED, "identical to its parent (after normalisation)"))
+    if digest in rejected_hashes:
+        issues.append(LintIssue(REJECTED_BEFORE, "identical to a candidate rejected before"))
+    if not keeps_structure(parent, messages):
+        issues.append(LintIssue(STRUCTURE, "changes the conversation's roles or placeholders "
+                                           "(only user/assistant example pairs may be added)"))
+    variables: set[str] = set()
+    for index, m in enumerate(messages):
+        if m.is_placeholder:
+            continue
+        where = f"messages[{index}] ({m.role}): "
+        if not m.content.strip():
+            issues.append(LintIssue(EMPTY, where + "the content is empty"))
+            continue
+        try:
+            variables |= parse_template(m.content).variables
+        except TemplateSecurityError as exc:
+            issues.append(LintIssue(SECURITY, where + str(exc)))
+            continue
+        except TemplateError as exc:
+            issues.append(LintIssue(SYNTAX, where + f"does not parse: {exc}"))
+            continue
+        found = (_render_issues(m.content, recorded_variables, config.render_budget)
+                 if recorded_variables else budget_issues(m.content,
+                                                          budget=config.render_budget))
+        issues.extend(LintIssue(i.code, where + i.message) for i in found)
+    for name in sorted(_message_variables(parent) - variables):
+        issues.append(LintIssue(DROPPED_VARIABLE,
+                                f"drops variable {name!r} that the current version uses"))
     return tuple(issues)

@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from analytics.mining.model import Pattern
+from improver.chat import Message, chat_source
 
 
 @dataclass(frozen=True, slots=True)
 class BaseVersion:
-    """The prompt version a candidate is written from."""
+    """The prompt version a candidate is written from: a text template, or chat messages."""
 
     prompt: str
     version: int
-    template: str
+    template: str  # "" for a chat prompt
+    messages: tuple[Message, ...] | None = None
+    config: Mapping[str, Any] | None = None  # the model config it runs with
+
+    @property
+    def source(self) -> str:
+        """Return the prompt's text: the template, or the messages under ``[role]`` lines."""
+        return self.template if self.messages is None else chat_source(self.messages)
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A proposed new template, with why it was written and which patterns it addresses."""
+    """A proposed new version, with why it was written and which patterns it addresses.
+
+    A chat candidate has ``messages`` (and an empty template). ``config`` is None to keep
+    the parent's: a strategy sets it only to change the model config on purpose, and only
+    strategies the improver's config names may (see ``ImproverConfig.config_strategies``).
+    """
 
     template: str
     strategy: str
     rationale: str
     addressed_pattern_ids: tuple[str, ...]
     parent_version: int
+    messages: tuple[Message, ...] | None = None
+    config: Mapping[str, Any] | None = None
+
+    @property
+    def source(self) -> str:
+        """Return the candidate's text (as ``BaseVersion.source``): what lint and hashes see."""
+        return self.template if self.messages is None else chat_source(self.messages)
 
 
 @dataclass(frozen=True, slots=True)

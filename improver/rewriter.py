@@ -16,22 +16,25 @@ import math
 import random
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
 
 from analytics.mining.model import Pattern
+from improver.chat import chat_text
 from improver.critique import (
     Message,
     critique_messages,
     edit_messages,
     extract_addressed,
     extract_template,
+    format_chat,
+    parse_chat,
     trace_report,
 )
 from improver.feedback import guided_patterns, prompt_language, why_silent
-from improver.lint import LintConfig, lint_candidate, normalised_hash
+from improver.lint import LintConfig, lint_candidate, lint_chat_candidate, normalised_hash
 from improver.model import BaseVersion, Candidate, Skipped
 from improver.prompt_text import describe
 
@@ -246,23 +249,31 @@ class LLMRewriter:
         recorded_variables: Sequence[Mapping[str, Any]] = (),
         rejected_hashes: Collection[str] = (),
     ) -> Candidate | Skipped:
-        """Return a linted candidate written by the LLM, or Skipped with the reason."""
+        """Return a linted candidate written by the LLM, or Skipped with the reason.
+
+        A chat prompt is shown as tagged messages; the reply must keep every message's
+        role, their order and the placeholders, and the candidate is linted message by
+        message (``lint_chat_candidate``).
+        """
         cfg = self.config
-        if len(base.template) > cfg.lint.max_chars:
+        if len(base.source) > cfg.lint.max_chars:
             return Skipped(
                 LLM_REWRITER,
-                f"the current version is {len(base.template):,} chars, over the "
+                f"the current version is {len(base.source):,} chars, over the "
                 f"{cfg.lint.max_chars:,}-char limit; not sent to the LLM",
             )
-        language = prompt_language(base.template)
+        chat = base.messages is not None
+        shown = format_chat(base.messages) if base.messages is not None else base.template
+        language = prompt_language(chat_text(base.messages) if base.messages is not None
+                                   else base.template)
         top, passed = guided_patterns(patterns, cfg.max_patterns, language)
         if not top:
             return Skipped(LLM_REWRITER, why_silent(passed))
         report = trace_report(top, language=language, max_examples=cfg.max_examples,
                               max_field_chars=cfg.max_field_chars)
         try:
-            critique = self.complete(critique_messages(base.template, report)).content.strip()
-            reply = self.complete(edit_messages(base.template, report, critique))
+            critique = self.complete(critique_messages(shown, report, chat=chat)).content.strip()
+            reply = self.complete(edit_messages(shown, report, critique, chat=chat))
         except RewriterError as exc:
             return Skipped(LLM_REWRITER, str(exc))
         if reply.finish_reason == "length":
@@ -270,24 +281,30 @@ class LLMRewriter:
         template = extract_template(reply.content)
         if template is None:
             return Skipped(LLM_REWRITER, "the reply has no <prompt> block or fenced block")
-        if normalised_hash(template) == normalised_hash(base.template):
+        messages = parse_chat(template, base.messages) if base.messages is not None else None
+        if isinstance(messages, str):
+            return Skipped(LLM_REWRITER, messages)
+        candidate = Candidate(template="" if chat else template, strategy=LLM_REWRITER,
+                              rationale="", addressed_pattern_ids=(),
+                              parent_version=base.version, messages=messages)
+        if normalised_hash(candidate.source) == normalised_hash(base.source):
             return Skipped(LLM_REWRITER, "nothing new: the LLM returned the current version")
         said = extract_addressed(reply.content, len(top))
         addressed = top if said is None else [top[i] for i in said]
         if not addressed:
             return Skipped(LLM_REWRITER, "the LLM says its edit addresses none of the patterns")
-        issues = lint_candidate(
-            template,
-            parent_text=base.template,
-            recorded_variables=recorded_variables,
-            rejected_hashes=rejected_hashes,
-            config=cfg.lint,
-        )
+        if messages is not None and base.messages is not None:
+            issues = lint_chat_candidate(messages, parent=base.messages,
+                                         recorded_variables=recorded_variables,
+                                         rejected_hashes=rejected_hashes, config=cfg.lint)
+        else:
+            issues = lint_candidate(template, parent_text=base.template,
+                                    recorded_variables=recorded_variables,
+                                    rejected_hashes=rejected_hashes, config=cfg.lint)
         if issues:
             return Skipped(LLM_REWRITER, "lint: " + "; ".join(i.message for i in issues))
-        return Candidate(
-            template=template,
-            strategy=LLM_REWRITER,
+        return replace(
+            candidate,
             rationale=(
                 f"One merged edit by {cfg.model} after reflecting on the traces of "
                 f"{len(top)} pattern(s); it addresses "
@@ -295,5 +312,4 @@ class LLMRewriter:
                 + f". Diagnosis: {critique[:1_000]}"
             ),
             addressed_pattern_ids=tuple(p.pattern_id for p in addressed),
-            parent_version=base.version,
         )

@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from service import __version__
-from service.cli import database, loop, registry, report, rollout
+from service.cli import database, labels, loop, registry, report, rollout, transfer
 from service.cli.base import CommandError, Handler
 
-GROUPS = (database, registry, rollout, loop, report)
+GROUPS = (database, registry, rollout, loop, labels, transfer, report)  # transfer after registry
 
 
 class Parser(argparse.ArgumentParser):

@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Any
 
-from service.cli.base import AddCommand, client, read_template
+from service.cli.base import AddCommand, add_content_arguments, client, read_content
 from service.cli.output import emit, table, ts
 
 
@@ -52,7 +52,7 @@ def cmd_prompts_show(args: argparse.Namespace) -> int:
 
 def cmd_prompts_create(args: argparse.Namespace) -> int:
     """Create a prompt."""
-    body = {"name": args.name, "template": read_template(args), "description": args.description}
+    body = {"name": args.name, **read_content(args), "description": args.description}
     data = client(args).post("/v1/prompts", body)
     emit(args, data, lambda d: f"created {d['name']} v1 (production)")
     return 0
@@ -60,7 +60,7 @@ def cmd_prompts_create(args: argparse.Namespace) -> int:
 
 def cmd_versions_add(args: argparse.Namespace) -> int:
     """Add a version to a prompt."""
-    body = {"template": read_template(args), "rationale": args.rationale,
+    body = {**read_content(args), "rationale": args.rationale,
             "make_production": args.production}
     data = client(args).post(f"/v1/prompts/{args.name}/versions", body)
     emit(args, data, lambda d: f"added {d['prompt']} v{d['version']}"
@@ -146,16 +146,14 @@ def register(sub: Any, add: AddCommand) -> None:
     p.add_argument("name")
     p = add("create", cmd_prompts_create, "create a prompt with its first version", prompts)
     p.add_argument("name")
-    p.add_argument("--template")
-    p.add_argument("--template-file", help="path, or - for stdin")
+    add_content_arguments(p)
     p.add_argument("--description", default="")
 
     versions = sub.add_parser("versions", help="add versions").add_subparsers(
         dest="sub", required=True, metavar="SUBCOMMAND")
     p = add("add", cmd_versions_add, "add a version to a prompt", versions)
     p.add_argument("name")
-    p.add_argument("--template")
-    p.add_argument("--template-file", help="path, or - for stdin")
+    add_content_arguments(p)
     p.add_argument("--rationale", default="")
     p.add_argument("--production", action="store_true",
                    help="move the production label to it now (no canary)")

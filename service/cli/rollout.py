@@ -172,7 +172,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 def _history_line(h: dict[str, Any]) -> tuple[Any, ...]:
     what = h["type"]
     detail = []
-    for key in ("version", "label", "strategy", "winner", "arm", "trigger"):
+    for key in ("version", "label", "previous", "kind", "protected", "strategy", "winner",
+                "arm", "trigger"):
         if h.get(key) is not None:
             detail.append(f"{key}={h[key]}")
     if h.get("step_index") is not None:  # the log counts steps from 0, people from 1

@@ -10,10 +10,11 @@ import structlog
 from deploy.decision import Decision
 from deploy.policy import CanaryPolicy, merge_policy
 from deploy.state import DeploymentState
-from service.commands import deployments, registry
+from service.commands import deployments, imports, registry
 from service.commands.aggregates import PromptAggregate
 from service.commands.handler import CommandHandler, CommandRefused, Outcome
 from service.contract import system
+from service.contract.chat import ChatMessage
 from service.runtime import auth
 from service.runtime.daemon import Daemon
 from service.store.eventlog import StreamConflict
@@ -31,18 +32,34 @@ class Commands:
     # -- registry ----------------------------------------------------------------------------
 
     def create_prompt(self, name: str, template: str, variables: Sequence[str],
-                      description: str, actor: str) -> Outcome[PromptAggregate]:
-        """Create a prompt with v1 as production."""
+                      description: str, actor: str, *,
+                      messages: Sequence[ChatMessage] | None = None,
+                      config: dict[str, Any] | None = None) -> Outcome[PromptAggregate]:
+        """Create a prompt with v1 (a template, or messages) as production."""
         return self.handler.on_prompt(name, registry.create_prompt(
-            name, template, variables, description, actor))
+            name, template, variables, description, actor, messages=messages, config=config))
 
     def add_version(self, name: str, template: str, variables: Sequence[str], *,
-                    rationale: str, parent: int | None, make_production: bool,
-                    actor: str) -> Outcome[PromptAggregate]:
+                    rationale: str, parent: int | None, make_production: bool, actor: str,
+                    messages: Sequence[ChatMessage] | None = None,
+                    config: dict[str, Any] | None = None) -> Outcome[PromptAggregate]:
         """Add the next version of a prompt; ``answer`` is its number."""
         return self.handler.on_prompt(name, registry.add_version(
             name, template, variables, rationale=rationale, parent=parent,
-            make_production=make_production, actor=actor))
+            make_production=make_production, actor=actor, messages=messages, config=config))
+
+    def move_label(self, name: str, label: str, version: int, *, expected_from: int | None,
+                   reason: str, actor: str, admin: bool) -> Outcome[PromptAggregate]:
+        """Point a label at a version (see ``registry.move_label``)."""
+        return self.handler.on_prompt(name, registry.move_label(
+            name, label, version, expected_from=expected_from, reason=reason, actor=actor,
+            admin=admin))
+
+    def protect_label(self, name: str, label: str, protected: bool, *, reason: str,
+                      actor: str) -> Outcome[PromptAggregate]:
+        """Protect a label (only admin tokens move it) or lift the protection."""
+        return self.handler.on_prompt(name, registry.protect_label(
+            name, label, protected, reason=reason, actor=actor))
 
     def rollback(self, name: str, *, to: int | None, expected_from: int | None,
                  deployment_id: str | None, reason: str,
@@ -51,6 +68,14 @@ class Commands:
         return self.handler.on_prompt(name, registry.rollback(
             name, to=to, expected_from=expected_from, deployment_id=deployment_id,
             reason=reason, actor=actor))
+
+    def import_prompt(self, name: str, description: str,
+                      versions: Sequence[system.VersionCreated], labels: dict[str, int],
+                      protected: Sequence[str] | None, *, source: str,
+                      actor: str) -> Outcome[PromptAggregate]:
+        """Append an exported prompt's new versions and move its labels (one decision)."""
+        return self.handler.on_prompt(name, imports.import_prompt(
+            name, description, versions, labels, protected, source=source, actor=actor))
 
     def set_policy(self, name: str, overrides: dict[str, Any],
                    actor: str) -> Outcome[PromptAggregate]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from deploy.state import SERVING, TERMINAL, DeploymentState, evolve
 from service.contract import system
+from service.contract.labels import LATEST, PROTECTED_BY_DEFAULT
 from service.store.eventlog import StoredEvent
 
 
@@ -34,6 +35,13 @@ class LabelMove:
     reason: str
     at: float
     stream_version: int
+    deployment_id: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the move as the API writes it."""
+        return {"label": self.label, "version": self.version, "previous": self.previous,
+                "kind": self.kind, "actor": self.actor, "reason": self.reason, "at": self.at,
+                "stream_version": self.stream_version, "deployment_id": self.deployment_id}
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,9 @@ class PromptAggregate:
     created: bool = False
     description: str = ""
     versions: Mapping[int, system.VersionCreated] = field(default_factory=_empty)
-    labels: Mapping[str, int] = field(default_factory=_empty)
+    labels: Mapping[str, int] = field(default_factory=_empty)  # set by events (not latest)
     history: tuple[LabelMove, ...] = ()
+    protected: frozenset[str] = PROTECTED_BY_DEFAULT  # labels only admin tokens move
     policy_overrides: Mapping[str, Any] = field(default_factory=_empty)
     deployments: Mapping[str, DeploymentState] = field(default_factory=_empty)
     candidates: Mapping[int, system.CandidateProposed] = field(default_factory=_empty)
@@ -78,9 +87,16 @@ class PromptAggregate:
         active = self.active_deployment
         return active if active is not None and active.phase in SERVING else None
 
-    def label_history(self, label: str) -> list[LabelMove]:
-        """Return the moves of one label, oldest first."""
-        return [m for m in self.history if m.label == label]
+    def label_history(self, label: str | None = None) -> list[LabelMove]:
+        """Return the moves of one label (or of every label), oldest first."""
+        return [m for m in self.history if label is None or m.label == label]
+
+    def all_labels(self) -> dict[str, int]:
+        """Return every label with its version, ``latest`` (the newest version) included."""
+        out = dict(self.labels)
+        if self.versions:
+            out[LATEST] = self.latest_version
+        return out
 
     def rollback_target(self, label: str = "production") -> LabelMove | None:
         """Return the move a rollback of ``label`` undoes (its ``previous`` is the target).
@@ -125,6 +141,7 @@ class _Builder:
         self.versions = dict(agg.versions)
         self.labels = dict(agg.labels)
         self.history = list(agg.history)
+        self.protected = set(agg.protected)
         self.policy = dict(agg.policy_overrides)
         self.deployments = dict(agg.deployments)
         self.candidates = dict(agg.candidates)
@@ -156,7 +173,8 @@ class _Builder:
             self.labels[event.label] = event.version
             self.history.append(LabelMove(event.label, event.version, event.previous,
                                           event.kind, event.actor, event.reason,
-                                          e.recorded_at, e.stream_version or 0))
+                                          e.recorded_at, e.stream_version or 0,
+                                          event.deployment_id))
             if event.label == "production":
                 what = (f"production {event.kind} v{event.previous} -> v{event.version} "
                         f"by {event.actor}")
@@ -164,6 +182,11 @@ class _Builder:
                     self.last_backward = (self.version, what)
                 else:
                     self.last_forward = (self.version, what)
+        elif isinstance(event, system.LabelProtected):
+            if event.protected:
+                self.protected.add(event.label)
+            else:
+                self.protected.discard(event.label)
         elif isinstance(event, system.PolicySet):
             self.policy = dict(event.overrides)
         elif isinstance(event, system.CandidateProposed):
@@ -174,6 +197,7 @@ class _Builder:
             self.agg, version=self.version, created=self.created,
             description=self.description, versions=MappingProxyType(self.versions),
             labels=MappingProxyType(self.labels), history=tuple(self.history),
+            protected=frozenset(self.protected),
             policy_overrides=MappingProxyType(self.policy),
             deployments=MappingProxyType(self.deployments),
             candidates=MappingProxyType(self.candidates),

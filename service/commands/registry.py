@@ -14,8 +14,8 @@ from service.commands.aggregates import PromptAggregate
 from service.commands.deployments import stop
 from service.commands.handler import CommandRefused, Decide, Outcome
 from service.contract import system
-
-PRODUCTION = "production"
+from service.contract.chat import ChatMessage
+from service.contract.labels import PRODUCTION
 
 
 def _exists(agg: PromptAggregate) -> None:
@@ -30,7 +30,8 @@ def _has_version(agg: PromptAggregate, version: int, field: str = "version") -> 
 
 
 def create_prompt(name: str, template: str, variables: Sequence[str], description: str,
-                  actor: str) -> Decide[PromptAggregate]:
+                  actor: str, *, messages: Sequence[ChatMessage] | None = None,
+                  config: dict[str, Any] | None = None) -> Decide[PromptAggregate]:
     """Return the decision creating a prompt with v1 as production (409 if it exists)."""
     def decide(agg: PromptAggregate) -> Outcome[PromptAggregate]:
         if agg.created:
@@ -38,8 +39,10 @@ def create_prompt(name: str, template: str, variables: Sequence[str], descriptio
         return Outcome([
             system.PromptCreated(prompt=name, description=description, actor=actor),
             system.VersionCreated(prompt=name, version=1, template=template,
-                                  variables=sorted(variables), parent=None, author=actor,
-                                  strategy="manual", rationale="initial version", actor=actor),
+                                  messages=list(messages) if messages is not None else None,
+                                  config=config, variables=sorted(variables), parent=None,
+                                  author=actor, strategy="manual", rationale="initial version",
+                                  actor=actor),
             system.LabelMoved(prompt=name, label=PRODUCTION, version=1, previous=None,
                               reason="prompt created", kind="set", actor=actor),
         ], answer=1)
@@ -47,8 +50,9 @@ def create_prompt(name: str, template: str, variables: Sequence[str], descriptio
 
 
 def add_version(name: str, template: str, variables: Sequence[str], *, rationale: str,
-                parent: int | None, make_production: bool,
-                actor: str) -> Decide[PromptAggregate]:
+                parent: int | None, make_production: bool, actor: str,
+                messages: Sequence[ChatMessage] | None = None,
+                config: dict[str, Any] | None = None) -> Decide[PromptAggregate]:
     """Return the decision adding the next version (and moving production to it if asked)."""
     def decide(agg: PromptAggregate) -> Outcome[PromptAggregate]:
         _exists(agg)
@@ -56,8 +60,10 @@ def add_version(name: str, template: str, variables: Sequence[str], *, rationale
         _has_version(agg, base, "parent")
         version = agg.latest_version + 1
         events: list[system.SystemEvent] = [system.VersionCreated(
-            prompt=name, version=version, template=template, variables=sorted(variables),
-            parent=base, author=actor, strategy="manual", rationale=rationale, actor=actor)]
+            prompt=name, version=version, template=template,
+            messages=list(messages) if messages is not None else None, config=config,
+            variables=sorted(variables), parent=base, author=actor, strategy="manual",
+            rationale=rationale, actor=actor)]
         if make_production:
             _no_running_deployment(agg, "move production")
             events.append(system.LabelMoved(
@@ -153,4 +159,56 @@ def set_policy(name: str, overrides: dict[str, Any], actor: str) -> Decide[Promp
         _exists(agg)
         return Outcome([system.PolicySet(prompt=name, overrides=overrides, actor=actor)],
                        answer=overrides)
+    return decide
+
+
+def move_label(name: str, label: str, version: int, *, expected_from: int | None, reason: str,
+               actor: str, admin: bool) -> Decide[PromptAggregate]:
+    """Return the decision of ``promptd label set``: point ``label`` at ``version``.
+
+    - A protected label moves only for an admin (403 naming the label otherwise).
+    - ``expected_from``: the version the caller saw the label at (0: not set). If the label
+      moved since, 409 naming who moved it, unless it is already where the caller wants it.
+    - A label already at ``version`` does not move again (a retry changes nothing).
+    - ``production`` does not move while a deployment runs (it is the canary's control).
+    """
+    def decide(agg: PromptAggregate) -> Outcome[PromptAggregate]:
+        _exists(agg)
+        _has_version(agg, version)
+        if label in agg.protected and not admin:
+            raise CommandRefused(403, "forbidden", f"label {label!r} of {name!r} is protected: "
+                                 "only an admin token moves it",
+                                 [{"field": "label", "message": "protected label"}])
+        current = agg.labels.get(label)
+        answer = {"prompt": name, "label": label, "version": version, "previous": current}
+        if current == version:
+            return Outcome([], answer={**answer, "changed": False})
+        if expected_from is not None and current != (expected_from or None):
+            moves = agg.label_history(label)
+            last = f" ({moves[-1].kind} by {moves[-1].actor})" if moves else ""
+            seen = f"v{expected_from}" if expected_from else "unset"
+            now = f"v{current}" if current is not None else "unset"
+            raise CommandRefused(409, "conflict", f"label {label!r} of {name!r} is {now}, not "
+                                 f"{seen}: it moved since you looked{last}",
+                                 [{"field": "from", "message": f"label is {now}"}])
+        if label == PRODUCTION:
+            _no_running_deployment(agg, "move production")
+        return Outcome([system.LabelMoved(
+            prompt=name, label=label, version=version, previous=current, kind="set",
+            reason=reason or f"{label} set to v{version}", actor=actor)],
+            answer={**answer, "changed": True})
+    return decide
+
+
+def protect_label(name: str, label: str, protected: bool, *, reason: str,
+                  actor: str) -> Decide[PromptAggregate]:
+    """Return the decision protecting a label (only admins move it) or lifting that."""
+    def decide(agg: PromptAggregate) -> Outcome[PromptAggregate]:
+        _exists(agg)
+        answer = {"prompt": name, "label": label, "protected": protected}
+        if (label in agg.protected) == protected:
+            return Outcome([], answer={**answer, "changed": False})
+        return Outcome([system.LabelProtected(prompt=name, label=label, protected=protected,
+                                              reason=reason, actor=actor)],
+                       answer={**answer, "changed": True})
     return decide

@@ -9,6 +9,8 @@ from .agent import AgentEvent, CorrectionIn, EventBatch, ExecutionIn, payload_of
 from .bodies import (
     CommandBody,
     DeploymentCreate,
+    LabelProtect,
+    LabelSet,
     PolicyBody,
     PromptCreate,
     RenderRequest,
@@ -30,6 +32,7 @@ from .ids import uuid7
 __all__ = [
     "MAX_TEMPLATE", "MAX_TEXT", "MAX_VERSION", "PROMPT_NAME_RE", "SCHEMA_VERSION",
     "SEVERITY_WEIGHT", "AgentEvent", "CommandBody", "CorrectionIn", "DeploymentCreate",
-    "EventBatch", "ExecutionIn", "PolicyBody", "PromptCreate", "PromptName", "RenderRequest",
-    "RollbackBody", "TokenIssue", "VersionCreate", "payload_of", "uuid7",
+    "EventBatch", "ExecutionIn", "LabelProtect", "LabelSet", "PolicyBody", "PromptCreate",
+    "PromptName", "RenderRequest", "RollbackBody", "TokenIssue", "VersionCreate",
+    "payload_of", "uuid7",
 ]

@@ -6,24 +6,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, JsonValue
 
-from .fields import MAX_TEMPLATE, PromptName, Strict
+from .chat import ChatContent
+from .fields import PromptName, Strict
 
 
-class PromptCreate(Strict):
-    """Create a prompt with its first version, labelled `production`."""
+class PromptCreate(ChatContent):
+    """Create a prompt with its first version (a template or messages), labelled `production`."""
 
     name: PromptName = Field(description="lowercase '/'-separated name, e.g. support/triage")
-    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)] = Field(
-        description="the first version's Jinja2 template")
     description: Annotated[str, Field(max_length=2000)] = Field(
         "", description="what the prompt is for")
 
 
-class VersionCreate(Strict):
-    """Add a version to a prompt (optionally moving the `production` label to it)."""
+class VersionCreate(ChatContent):
+    """Add a version (a template or messages) to a prompt, optionally moving `production`."""
 
-    template: Annotated[str, Field(min_length=1, max_length=MAX_TEMPLATE)] = Field(
-        description="the new version's Jinja2 template")
     rationale: Annotated[str, Field(max_length=5000)] = Field("", description="why it changed")
     parent: int | None = Field(None, ge=1, description="the version it derives from")
     make_production: bool = Field(False, description="move the production label now (no canary)")
@@ -91,3 +88,22 @@ class PolicyBody(Strict):
     overrides: dict[str, Any] = Field(description=(
         "every override of the prompt (replaces the stored ones; `promptd policy --set` "
         "merges for you), e.g. {\"steps\": [10, 50, 100]}"))
+
+
+class LabelSet(Strict):
+    """Point a label at a version (``promptd label set NAME LABEL VERSION``)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    version: int = Field(..., ge=1, description="the version the label will point at")
+    from_: int | None = Field(None, alias="from", ge=0, description=(
+        "the version you saw the label at (0: not set): if it moved since, 409 and nothing "
+        "changes; a label already at `version` is left as it is"))
+    reason: Annotated[str, Field(max_length=1000)] = ""
+
+
+class LabelProtect(Strict):
+    """Protect a label (only admin tokens move it) or lift the protection."""
+
+    protected: bool = True
+    reason: Annotated[str, Field(max_length=1000)] = ""

@@ -25,14 +25,20 @@ class _Body(BaseModel):
 
 
 # -- agents: resolve and append ----------------------------------------------------------------
+_MESSAGES = ("a chat prompt's messages (role and content template each; a placeholder "
+             "names where inserted messages go); null for a text prompt")
+_CONFIG = "the model configuration the version carries (model, temperature, tools, ...)"
+
 
 class RolloutArm(BaseModel):
     """One arm of a live deployment."""
 
     arm: str = Field(description="control, c1, c2 or c3")
     version: int = Field(description="the prompt version this arm serves")
-    template: str = Field(description="that version's template")
+    template: str = Field(description="that version's template (empty for a chat prompt)")
     variables: list[str] = Field(description="the variables the template uses")
+    messages: list[dict[str, Any]] | None = Field(None, description=_MESSAGES)
+    config: dict[str, Any] | None = Field(None, description=_CONFIG)
 
 
 class RolloutConfig(BaseModel):
@@ -56,13 +62,17 @@ class Resolved(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "prompt": "support/triage", "version": 3, "template": _TEMPLATE,
         "variables": ["ticket"], "label": "production", "deployment": None, "arm": None,
-        "step": None, "stratum": None, "rollout": None}]})
+        "step": None, "stratum": None, "rollout": None,
+        "messages": None, "config": None}]})
 
     prompt: str = Field(description="the prompt asked for")
     version: int = Field(description="the version to use for this subject")
-    template: str = Field(description="its Jinja2 template (render it in the sandbox)")
+    template: str = Field(description="a text prompt's Jinja2 template (render it in the "
+                          "sandbox); empty for a chat prompt")
     variables: list[str] = Field(description="the variables the template uses")
     label: str = Field(description="the label resolved, production unless asked otherwise")
+    messages: list[dict[str, Any]] | None = Field(None, description=_MESSAGES)
+    config: dict[str, Any] | None = Field(None, description=_CONFIG)
     deployment: str | None = Field(None, description="the live deployment, if any")
     arm: str | None = Field(None, description="the subject's arm in it (report it back)")
     step: int | None = Field(None, description="the step whose weights chose the arm (0-based)")

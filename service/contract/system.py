@@ -18,6 +18,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from .chat import ChatMessage
+
 SYSTEM_ACTOR = "promptd"
 SCHEMA = 1
 
@@ -76,11 +78,17 @@ class PromptCreated(_PromptEvent):
 
 
 class VersionCreated(_PromptEvent):
-    """A new immutable version of a prompt's template."""
+    """A new immutable version of a prompt: a text template, or chat messages, and a config.
+
+    A version without ``messages`` is a text prompt (every log written before chat prompts
+    replays as one); a chat version's ``template`` is empty.
+    """
 
     TYPE = "version.created"
     version: int
     template: str
+    messages: list[ChatMessage] | None = None
+    config: dict[str, JsonValue] | None = None
     variables: list[str] = Field(default_factory=list)
     parent: int | None = None
     author: str = "unknown"
@@ -108,6 +116,15 @@ class LabelMoved(_PromptEvent):
     # the move that made ``previous`` current): rollback walks the history by these.
     kind: str = "set"
     deployment_id: str | None = None
+
+
+class LabelProtected(_PromptEvent):
+    """A label became protected (only admin tokens move it) or unprotected."""
+
+    TYPE = "label.protected"
+    label: str
+    protected: bool
+    reason: str = ""
 
 
 class PolicySet(_PromptEvent):
@@ -288,7 +305,7 @@ class TokenRevoked(SystemEvent):
 
 EVENT_MODELS: dict[str, type[SystemEvent]] = {
     m.TYPE: m for m in (
-        PromptCreated, VersionCreated, LabelMoved, PolicySet, CandidateProposed,
+        PromptCreated, VersionCreated, LabelMoved, LabelProtected, PolicySet, CandidateProposed,
         CandidateRejected, DeploymentStarted, DeploymentApproved, DeploymentStepped,
         DeploymentPaused, DeploymentResumed, DeploymentArmEliminated,
         DeploymentAwaitingPromotion, DeploymentPromoted, DeploymentRolledBack,

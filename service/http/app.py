@@ -12,7 +12,18 @@ from fastapi.routing import APIRoute
 
 from service import __version__
 from service.commands import Commands
-from service.http import admin, events, health, patterns, prompts, report, rollout, traces
+from service.http import (
+    admin,
+    events,
+    health,
+    labels,
+    patterns,
+    prompts,
+    report,
+    rollout,
+    traces,
+    transfer,
+)
 from service.http.docs import install_docs
 from service.http.guard import RequestGuard
 from service.http.handlers import install_error_handlers
@@ -57,7 +68,8 @@ def create_app(daemon: Daemon, commands: Commands, *,
     install_error_handlers(app)
     # Routes under /v1/prompts/{name}/... come before the prompts router's catch-all
     # GET /v1/prompts/{name}, since names may contain slashes.
-    for module in (health, events, traces, patterns, rollout, report, prompts, admin):
+    for module in (health, events, traces, patterns, rollout, report, labels, transfer, prompts,
+                   admin):
         app.include_router(module.router)
     app.add_middleware(RequestGuard, daemon=daemon)
     return app

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import difflib
+import json
 import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
+from improver.chat import Message, changed_parts, chat_source, messages_from
 from improver.lint import budget_issues
 from improver.templates import (
     MissingVariableError,
@@ -17,6 +19,7 @@ from improver.templates import (
     template_variables,
 )
 from service.contract import PromptCreate, RenderRequest, VersionCreate
+from service.contract.chat import ChatContent, render_messages
 from service.contract.responses import (
     PromptDetail,
     PromptList,
@@ -51,7 +54,8 @@ def _version(daemon: Daemon, name: str, version: int) -> VersionInfo:
     return info
 
 
-def _variables_of(daemon: Daemon, template: str, prompt: str | None = None) -> list[str]:
+def _variables_of(daemon: Daemon, template: str, prompt: str | None = None,
+                  field: str = "template") -> list[str]:
     """Return a new template's variables; 422 if it does not parse or breaks the budget.
 
     The template is rendered under the daemon's render budget with the variables agents
@@ -61,15 +65,39 @@ def _variables_of(daemon: Daemon, template: str, prompt: str | None = None) -> l
     try:
         variables = sorted(template_variables(template))
     except TemplateError as exc:
-        raise ApiError(422, "invalid_template", f"template: {exc}",
-                       [{"field": "template", "message": str(exc)}]) from exc
+        raise ApiError(422, "invalid_template", f"{field}: {exc}",
+                       [{"field": field, "message": str(exc)}]) from exc
     recorded = daemon.queries.recorded_variables(prompt) if prompt else []
     issues = budget_issues(template, recorded, budget=daemon.render_budget)
     if issues:
         message = "; ".join(i.message for i in issues)
-        raise ApiError(422, "render_budget_exceeded", f"template: {message}",
-                       [{"field": "template", "message": message}])
+        raise ApiError(422, "render_budget_exceeded", f"{field}: {message}",
+                       [{"field": field, "message": message}])
     return variables
+
+
+def checked_content(daemon: Daemon, body: ChatContent, prompt: str | None = None
+                ) -> tuple[str, list[str]]:
+    """Return (template, variables) of a new version; 422 naming the message that fails.
+
+    A chat prompt's template is empty; every message is checked as a text template is, and
+    a placeholder may not share its name with a variable (the agent passes both as keywords).
+    """
+    if body.messages is None:
+        assert body.template is not None  # ChatContent: one of the two
+        return body.template, _variables_of(daemon, body.template, prompt)
+    variables: set[str] = set()
+    for index, m in enumerate(body.messages):
+        if m.role != "placeholder":
+            variables.update(_variables_of(daemon, m.content, prompt,
+                                           f"messages[{index}].content"))
+    for index, m in enumerate(body.messages):
+        if m.role == "placeholder" and m.name in variables:
+            message = (f"placeholder {m.name!r} is also a variable of the messages; give the "
+                       "inserted messages another name")
+            raise ApiError(422, "validation_error", f"messages[{index}].name: {message}",
+                           [{"field": f"messages[{index}].name", "message": message}])
+    return "", sorted(variables)
 
 
 def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
@@ -85,8 +113,9 @@ def prompt_summary(daemon: Daemon, info: PromptInfo) -> dict[str, Any]:
 def create_prompt(body: PromptCreate, daemon: DaemonDep, commands: CommandsDep,
                   who: Admin) -> dict[str, Any]:
     """Append prompt.created, version.created (v1) and label.moved (production -> 1)."""
-    variables = _variables_of(daemon, body.template)
-    commands.create_prompt(body.name, body.template, variables, body.description, who.actor)
+    template, variables = checked_content(daemon, body)
+    commands.create_prompt(body.name, template, variables, body.description, who.actor,
+                           messages=body.messages, config=body.config)
     return prompt_summary(daemon, _prompt(daemon, body.name))
 
 
@@ -107,10 +136,10 @@ def add_version(name: NamePath, body: VersionCreate, daemon: DaemonDep, commands
     The number comes from the prompt's stream: two callers adding at once get two numbers,
     and each answer is the version holding its own template.
     """
-    variables = _variables_of(daemon, body.template, name)
-    outcome = commands.add_version(name, body.template, variables, rationale=body.rationale,
+    template, variables = checked_content(daemon, body, name)
+    outcome = commands.add_version(name, template, variables, rationale=body.rationale,
                                    parent=body.parent, make_production=body.make_production,
-                                   actor=who.actor)
+                                   actor=who.actor, messages=body.messages, config=body.config)
     return _version(daemon, name, int(outcome.answer)).to_dict()
 
 
@@ -137,14 +166,34 @@ def diff_versions(
     name: NamePath, daemon: DaemonDep, _: Admin,
     from_: int = Query(..., alias="from", ge=1), to: int = Query(..., ge=1),
 ) -> dict[str, Any]:
-    """Return the unified diff from one version's template to another's, with the rationale."""
+    """Return the unified diff from one version to another, with the rationale.
+
+    A chat prompt diffs as its messages (each under a ``[role]`` line) followed by its
+    config; ``changed`` names the parts that differ (messages by index, config keys).
+    """
     a, b = _version(daemon, name, from_), _version(daemon, name, to)
     diff = "".join(difflib.unified_diff(
-        _diff_lines(a.template), _diff_lines(b.template),
+        _diff_lines(_diff_text(a)), _diff_lines(_diff_text(b)),
         fromfile=f"{name}@v{a.version}", tofile=f"{name}@v{b.version}"))
+    changed = changed_parts(_messages_of(a), _messages_of(b), a.config, b.config)
+    if not a.is_chat and not b.is_chat and a.template != b.template:
+        changed.insert(0, "template")
     return {"prompt": name, "from": a.version, "to": b.version, "diff": diff,
-            "strategy": b.strategy, "rationale": b.rationale,
+            "changed": changed, "strategy": b.strategy, "rationale": b.rationale,
             "addressed_patterns": list(b.addressed_patterns)}
+
+
+def _messages_of(v: VersionInfo) -> tuple[Message, ...] | None:
+    return messages_from(v.messages) if v.messages is not None else None
+
+
+def _diff_text(v: VersionInfo) -> str:
+    messages = _messages_of(v)
+    text = v.template if messages is None else chat_source(messages) + "\n"
+    if v.config is not None:
+        config = json.dumps(v.config, indent=2, sort_keys=True, ensure_ascii=False)
+        text += ("" if text.endswith("\n") else "\n") + "[config]\n" + config + "\n"
+    return text
 
 
 SUBJECT_MAX = 200  # bounds of resolve's query parameters (app.RequestGuard checks them too)
@@ -174,7 +223,11 @@ async def resolve(
              responses=error_responses(400, 404),
              summary="Render a version in the sandbox")
 def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> dict[str, Any]:
-    """Render a version (by number or label) with variables; a missing variable is a 422."""
+    """Render a version (by number or label) with variables; a missing variable is a 422.
+
+    A chat prompt answers ``messages`` (the list a chat API takes); its placeholders are
+    filled from ``variables`` under their names (a list of messages each, passed through).
+    """
     if body.version is not None:
         version = _version(daemon, name, body.version)
     else:
@@ -186,6 +239,11 @@ def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> 
     try:
         # A plain def: FastAPI runs it in its threadpool, and the budget bounds how long it
         # can hold the GIL away from resolve and ingest.
+        if version.messages is not None:
+            messages = render_messages(version.messages, body.variables,
+                                       budget=daemon.render_budget, clock=time.thread_time)
+            return {"prompt": name, "version": version.version, "text": None,
+                    "messages": messages, "config": version.config}
         text = render_template(version.template, body.variables, budget=daemon.render_budget,
                                clock=time.thread_time)
     except RenderBudgetExceeded as exc:
@@ -197,7 +255,8 @@ def render(name: NamePath, body: RenderRequest, daemon: DaemonDep, _: Agent) -> 
     except TemplateError as exc:
         raise ApiError(422, "render_error", str(exc),
                        [{"field": "variables", "message": str(exc)}]) from exc
-    return {"prompt": name, "version": version.version, "text": text}
+    return {"prompt": name, "version": version.version, "text": text, "messages": None,
+            "config": version.config}
 
 
 @router.get("/{name:path}", response_model=PromptDetail, responses=error_responses(403, 404),
@@ -208,8 +267,9 @@ def get_prompt(name: NamePath, daemon: DaemonDep, _: Admin) -> dict[str, Any]:
     counts = daemon.queries.counts(name)
     out = prompt_summary(daemon, info)
     out["versions"] = [
-        {"version": v.version, "parent": v.parent, "author": v.author, "strategy": v.strategy,
-         "rationale": v.rationale, "created_at": v.created_at,
+        {"version": v.version, "kind": "chat" if v.is_chat else "text", "parent": v.parent,
+         "author": v.author, "strategy": v.strategy, "rationale": v.rationale,
+         "created_at": v.created_at, "config": v.config,
          "labels": sorted(lbl for lbl, n in info.labels.items() if n == v.version),
          "counts": counts.get(v.version, {})}
         for v in daemon.live.registry.versions_of(name)

@@ -7,10 +7,12 @@ import structlog
 
 from analytics.mining.model import Pattern
 from improver import BaseVersion, Candidate, ImproverConfig, propose_candidates
+from improver.chat import chat_variables, messages_from
 from improver.gate import GateResult, run_gate
 from improver.lint import LintConfig, normalised_hash
 from improver.rewriter import LLMRewriter, RewriterConfig
 from improver.templates import template_variables
+from service.contract.chat import ChatMessage
 from service.contract.system import SYSTEM_ACTOR, CandidateProposed, VersionCreated
 from service.jobs.context import JobContext
 
@@ -65,7 +67,8 @@ def improve_prompt(ctx: JobContext, prompt: str, now: float) -> list[int]:
     strong = strong_patterns(ctx, snapshot["patterns"], current.version)
     if not strong:
         return []
-    base = BaseVersion(prompt, current.version, current.template)
+    messages = messages_from(current.messages) if current.messages is not None else None
+    base = BaseVersion(prompt, current.version, current.template, messages, current.config)
     extra = _rewriter_candidates(ctx, base, strong, recorded, rejected)
     config = ImproverConfig(lint=LintConfig(render_budget=s.render_budget()))
     proposed, skipped = propose_candidates(
@@ -85,6 +88,11 @@ def _offline_gate(ctx: JobContext, prompt: str, base: BaseVersion,
     s = ctx.settings
     none: list[GateResult | None] = [None] * len(proposed)
     if not s.llm_base_url or s.gate_cases == 0:
+        return none
+    if base.messages is not None:
+        # The gate replays rendered text; a chat prompt's candidates go to the canary as
+        # before until the gate learns to send conversations.
+        log.info("offline_gate_skipped", prompt=prompt, why="chat prompt")
         return none
     cases = ctx.queries.gate_cases(prompt, s.gate_cases)
     if not cases:
@@ -109,16 +117,12 @@ def _propose(ctx: JobContext, prompt: str, base: BaseVersion, proposed: list[Can
              gates: list[GateResult | None]) -> list[int]:
     # Version numbers are placeholders here: the command numbers them on the prompt's
     # stream, so an admin adding a version meanwhile cannot get the same number.
-    versions = [VersionCreated(
-        prompt=prompt, version=0, template=c.template, parent=c.parent_version,
-        variables=sorted(template_variables(c.template)), author=IMPROVER_AUTHOR,
-        strategy=c.strategy, rationale=c.rationale,
-        addressed_patterns=list(c.addressed_pattern_ids), actor=SYSTEM_ACTOR) for c in proposed]
+    versions = [_version_of(prompt, base, c) for c in proposed]
     proposals = [CandidateProposed(
         prompt=prompt, version=0, strategy=c.strategy,
         rationale=c.rationale + (f" [{g.summary()}]" if g is not None else ""),
         addressed_patterns=list(c.addressed_pattern_ids), parent=c.parent_version,
-        text_hash=normalised_hash(c.template), actor=SYSTEM_ACTOR,
+        text_hash=normalised_hash(c.source), actor=SYSTEM_ACTOR,
         gate=g.to_dict() if g is not None else None)
         for c, g in zip(proposed, gates, strict=True)]
     rejections = [g.summary() if g is not None and not g.passed else None for g in gates]
@@ -137,6 +141,27 @@ def _propose(ctx: JobContext, prompt: str, base: BaseVersion, proposed: list[Can
     log.info("candidates_proposed", prompt=prompt, versions=numbers,
              strategies=[c.strategy for c in proposed], awaiting_approval=gated)
     return numbers
+
+
+def _version_of(prompt: str, base: BaseVersion, c: Candidate) -> VersionCreated:
+    """Return the version event of a candidate (its template or messages) with its config.
+
+    The config is the parent's unless the candidate's strategy changed it on purpose.
+    """
+    config = dict(c.config) if c.config is not None else (
+        dict(base.config) if base.config is not None else None)
+    if c.messages is None:
+        return VersionCreated(
+            prompt=prompt, version=0, template=c.template, parent=c.parent_version,
+            variables=sorted(template_variables(c.template)), config=config,
+            author=IMPROVER_AUTHOR, strategy=c.strategy, rationale=c.rationale,
+            addressed_patterns=list(c.addressed_pattern_ids), actor=SYSTEM_ACTOR)
+    return VersionCreated(
+        prompt=prompt, version=0, template="",
+        messages=[ChatMessage.model_validate(m.to_json()) for m in c.messages],
+        parent=c.parent_version, variables=sorted(chat_variables(c.messages)), config=config,
+        author=IMPROVER_AUTHOR, strategy=c.strategy, rationale=c.rationale,
+        addressed_patterns=list(c.addressed_pattern_ids), actor=SYSTEM_ACTOR)
 
 
 def run_improve(ctx: JobContext, now: float) -> int:

@@ -1,13 +1,18 @@
-"""The prompt registry read model: prompts, their versions and labels."""
+"""The prompt registry read model: prompts, their versions and labels.
+
+``latest`` is kept here, not by events: every new version moves it (a label no one sets by
+hand, so replaying any log, old ones included, gives the same answer).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, select, update
 
 from service.contract import system
+from service.contract.labels import LATEST
 from service.projections.projector import exists, upsert
 from service.store.eventlog import StoredEvent
 from service.store.schema import labels, prompts, versions
@@ -34,15 +39,31 @@ class RegistryProjection:
             elif isinstance(event, system.VersionCreated):
                 if exists(conn, versions, prompt=event.prompt, version=event.version):
                     continue
+                messages = (None if event.messages is None else json.dumps(
+                    [m.to_json() for m in event.messages]))
+                config = None if event.config is None else json.dumps(event.config,
+                                                                      sort_keys=True)
                 conn.execute(versions.insert().values(
                     prompt=event.prompt, version=event.version, template=event.template,
+                    messages=messages, config=config,
                     variables=json.dumps(sorted(event.variables)), parent=event.parent,
                     author=event.author, strategy=event.strategy, rationale=event.rationale,
                     addressed_patterns=json.dumps(list(event.addressed_patterns)),
                     created_at=e.recorded_at, position=e.position))
                 conn.execute(update(prompts).where(prompts.c.name == event.prompt)
                              .values(latest_version=event.version))
-            elif isinstance(event, system.LabelMoved):
+                self._move_latest(conn, event, e.recorded_at)
+            elif isinstance(event, system.LabelMoved) and event.label != LATEST:
                 upsert(conn, labels, {"prompt": event.prompt, "label": event.label},
                        {"version": event.version, "previous": event.previous,
                         "moved_at": e.recorded_at, "moved_by": event.actor})
+
+    @staticmethod
+    def _move_latest(conn: Connection, event: system.VersionCreated, at: float) -> None:
+        row = conn.execute(select(labels.c.version).where(
+            labels.c.prompt == event.prompt, labels.c.label == LATEST)).first()
+        if row is not None and row.version >= event.version:
+            return
+        upsert(conn, labels, {"prompt": event.prompt, "label": LATEST},
+               {"version": event.version, "previous": row.version if row else None,
+                "moved_at": at, "moved_by": event.actor})

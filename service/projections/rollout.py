@@ -364,7 +364,8 @@ def rejected_hashes(conn: Connection, prompt: str) -> set[str]:
     return {r.text_hash for r in rows}
 
 
-_SUMMARY_KEYS = ("version", "label", "previous", "strategy", "author", "reason", "rationale",
+_SUMMARY_KEYS = ("version", "label", "previous", "kind", "protected", "strategy", "author",
+                 "reason", "rationale",
                  "deployment_id", "step_index", "winner", "arm", "trigger", "overrides",
                  "arms", "records", "full", "requires_approval")
 
@@ -373,7 +374,8 @@ class TimelineProjection:
     """Every non-traffic event of a prompt, summarised: versions, labels, decisions, actors."""
 
     name = "timeline"
-    types = frozenset({"prompt.created", "version.created", "label.moved", "patterns.mined",
+    types = frozenset({"prompt.created", "version.created", "label.moved", "label.protected",
+                       "patterns.mined",
                        "candidate.proposed", "candidate.rejected", "policy.set",
                        *DEPLOYMENT_TYPES})
     tables = (timeline,)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, select
 
@@ -25,11 +26,23 @@ class VersionInfo:
     rationale: str
     addressed_patterns: tuple[str, ...]
     created_at: float
+    messages: tuple[dict[str, str], ...] | None = None  # a chat prompt's (None: text)
+    config: dict[str, Any] | None = None
+
+    @property
+    def is_chat(self) -> bool:
+        """Return whether this version is a chat prompt (a list of messages)."""
+        return self.messages is not None
+
+    def messages_json(self) -> list[dict[str, str]] | None:
+        """Return a copy of the messages as the API writes them (None for a text prompt)."""
+        return None if self.messages is None else [dict(m) for m in self.messages]
 
     def to_dict(self) -> dict[str, object]:
         """Return the JSON form used by the API."""
         return {
             "prompt": self.prompt, "version": self.version, "template": self.template,
+            "messages": self.messages_json(), "config": self.config,
             "variables": list(self.variables), "parent": self.parent, "author": self.author,
             "strategy": self.strategy, "rationale": self.rationale,
             "addressed_patterns": list(self.addressed_patterns), "created_at": self.created_at,
@@ -83,6 +96,8 @@ def load_registry(conn: Connection) -> RegistryView:
             row.prompt, row.version, row.template, tuple(json.loads(row.variables)), row.parent,
             row.author, row.strategy, row.rationale, tuple(json.loads(row.addressed_patterns)),
             row.created_at,
+            tuple(json.loads(row.messages)) if row.messages is not None else None,
+            json.loads(row.config) if row.config is not None else None,
         )
         for row in conn.execute(select(versions))
     }

@@ -65,6 +65,7 @@ class Resolver:
         rollout = self.rollout_config(prompt) if deployment is not None else None
         answer = Resolved(prompt=prompt, version=version.version, template=version.template,
                           variables=list(version.variables), label=label,
+                          messages=version.messages_json(), config=version.config,
                           deployment=deployment, arm=arm,
                           step=rollout["step"] if rollout else None,
                           stratum=rollout["stratum"] if rollout else None, rollout=rollout)
@@ -90,7 +91,8 @@ class Resolver:
                 continue
             v = versions[(prompt, arm.version)]
             arms.append({"arm": arm.name, "version": v.version, "template": v.template,
-                         "variables": list(v.variables)})
+                         "variables": list(v.variables), "messages": v.messages_json(),
+                         "config": v.config})
         config = {"deployment": state.deployment_id, "step": state.step_index,
                   "stratum": state.stratum,
                   "weights": weights, "arms": arms}

@@ -6,7 +6,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -58,7 +58,8 @@ class _ClientCore:
                  max_batch_bytes: int = 900_000, flush_interval: float = 0.5,
                  max_buffer: int = 100_000, block_timeout: float = 1.0,
                  backoff_base: float = 0.05, backoff_cap: float = 5.0,
-                 fallback_templates: Mapping[str, str] | None = None,
+                 fallback_templates: Mapping[str, str | Sequence[Mapping[str, str]]]
+                 | None = None,
                  on_rejected: Callable[[RejectedEvent], None] | None = None,
                  seed: int | None = None) -> None:
         if not 1 <= batch_size <= max_buffer:
@@ -142,14 +143,21 @@ class _ClientCore:
                                            retry_at=time.monotonic() + min(self.cache_ttl, 1.0))
 
     def _fallback(self, prompt: str, label: str, problem: PromptdError) -> Resolution:
-        template = self.fallback_templates.get(prompt)
-        if template is None:
+        fallback = self.fallback_templates.get(prompt)
+        if fallback is None:
             raise problem
         from improver.templates import template_variables  # deferred: importing it is slow
 
         log.warning("promptd.fallback_template", prompt=prompt, label=label, error=str(problem))
-        res = Resolution(prompt, None, template, tuple(sorted(template_variables(template))),
-                         label, from_fallback=True)
+        if isinstance(fallback, str):
+            res = Resolution(prompt, None, fallback, tuple(sorted(template_variables(fallback))),
+                             label, from_fallback=True)
+        else:  # a chat prompt's messages
+            messages = tuple(dict(m) for m in fallback)
+            names = set().union(*(template_variables(m.get("content") or "")
+                                  for m in messages if m.get("role") != "placeholder"))
+            res = Resolution(prompt, None, "", tuple(sorted(names)), label,
+                             from_fallback=True, messages=messages)
         now = time.monotonic()
         # Cached as already expired: served at once, and replaced by a background refresh
         # as soon as the daemon answers again.

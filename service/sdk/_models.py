@@ -59,10 +59,26 @@ class Resolution:
     rollout: Rollout | None = None  # a live deployment's config: arms are assigned locally
     step: int | None = None  # the canary step whose weights chose the arm
     stratum: int | None = None  # the stretch of constant weights that chose it (for SRM)
+    messages: tuple[dict[str, str], ...] | None = None  # a chat prompt's (None: a text one)
+    config: dict[str, Any] | None = None  # the model config the version carries
+
+    @property
+    def is_chat(self) -> bool:
+        """Return whether this is a chat prompt (render it with ``render_messages``)."""
+        return self.messages is not None
 
     def render(self, **variables: Any) -> str:
         """Return the template rendered in the sandbox with ``variables``."""
         return render(self, **variables)
+
+    def render_messages(self, **values: Any) -> list[dict[str, Any]]:
+        """Return the messages to send to an OpenAI-compatible chat API, rendered in the sandbox.
+
+        ``values`` are the variables, and under each placeholder's name (e.g.
+        ``history=[...]``) the messages to insert there, passed through as given. A text
+        prompt becomes one user message.
+        """
+        return render_messages(self, **values)
 
     def for_subject(self, subject: str | None) -> Resolution:
         """Return the arm of the live deployment this subject gets (itself if none)."""
@@ -87,9 +103,25 @@ class Rollout:
 
 def render(resolution: Resolution, **variables: Any) -> str:
     """Return ``resolution``'s template rendered by the sandboxed Jinja2 environment."""
+    if resolution.messages is not None:
+        raise PromptdError(f"{resolution.prompt} v{resolution.version} is a chat prompt: "
+                           "render it with render_messages()")
     from improver.templates import render_template  # deferred: importing improver is slow
 
     return render_template(resolution.template, variables)
+
+
+def render_messages(resolution: Resolution, **values: Any) -> list[dict[str, Any]]:
+    """Return ``resolution``'s messages rendered in the sandbox (a text prompt: one user turn)."""
+    if resolution.messages is None:
+        return [{"role": "user", "content": render(resolution, **values)}]
+    from service.contract.chat import render_messages as render_chat
+
+    return render_chat(resolution.messages, values)
+
+
+def _messages(value: Any) -> tuple[dict[str, str], ...] | None:
+    return None if value is None else tuple(dict(m) for m in value)
 
 
 def resolution_from(body: Mapping[str, Any]) -> Resolution:
@@ -106,14 +138,17 @@ def resolution_from(body: Mapping[str, Any]) -> Resolution:
         arms = {a["arm"]: Resolution(prompt=body["prompt"], version=int(a["version"]),
                                      template=a["template"], variables=tuple(a["variables"]),
                                      label=label, deployment=config["deployment"], arm=a["arm"],
-                                     step=int(config["step"]), stratum=config.get("stratum"))
+                                      step=int(config["step"]), stratum=config.get("stratum"),
+                                      messages=_messages(a.get("messages")),
+                                      config=a.get("config"))
                 for a in config["arms"]}
         rollout = Rollout(config["deployment"], int(config["step"]), dict(config["weights"]),
                           arms)
     return Resolution(prompt=body["prompt"], version=int(body["version"]),
                       template=body["template"], variables=tuple(body["variables"]),
                       label=label, deployment=body.get("deployment"), arm=body.get("arm"),
-                      rollout=rollout, step=body.get("step"), stratum=body.get("stratum"))
+                       rollout=rollout, step=body.get("step"), stratum=body.get("stratum"),
+                       messages=_messages(body.get("messages")), config=body.get("config"))
 
 
 @dataclass
@@ -141,6 +176,10 @@ class Run:
     def render(self, **variables: Any) -> str:
         """Return the resolved template rendered with ``variables``."""
         return self.resolution.render(**variables)
+
+    def render_messages(self, **values: Any) -> list[dict[str, Any]]:
+        """Return the resolved prompt's messages for a chat API (see ``Resolution``)."""
+        return self.resolution.render_messages(**values)
 
     def finish(self, exc_type: type[BaseException] | None) -> dict[str, Any] | None:
         """Stop the clock and return the execution's fields (None: nothing to credit)."""

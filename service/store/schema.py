@@ -62,7 +62,9 @@ versions = Table(
     metadata,
     Column("prompt", String(128), primary_key=True),
     Column("version", Integer, primary_key=True),
-    Column("template", Text, nullable=False),
+    Column("template", Text, nullable=False),  # "" for a chat prompt
+    Column("messages", Text),  # JSON list of a chat prompt's messages; NULL: a text prompt
+    Column("config", Text),  # JSON object: the model config the version carries
     Column("variables", Text, nullable=False),  # JSON list, sorted
     Column("parent", Integer),
     Column("author", String(128), nullable=False),

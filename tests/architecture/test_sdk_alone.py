@@ -34,12 +34,14 @@ with PromptdClient(url, token=token) as pd:
     text = resolved.render(ticket="T-1", customer="Ada")
     rendered = time.perf_counter()
     arm = resolved.for_subject("user-7")
+    chat = pd.resolve("support/chat").render_messages(question="Where?", history=[])
     with pd.execution("support/triage", subject="user-42") as run:
         run.render(ticket="T-2", customer="Bo")
         run.success = True
     pd.flush(10)
 heavy = [m for m in sys.argv[3].split(",") if m in sys.modules]
-print(json.dumps({"text": text, "version": resolved.version, "arm_version": arm.version,
+print(json.dumps({"text": text, "chat": chat, "version": resolved.version,
+                  "arm_version": arm.version,
                   "import_ms": (imported - started) * 1000,
                   "first_render_ms": (rendered - before) * 1000, "heavy": heavy}))
 """
@@ -74,6 +76,9 @@ def test_pip_install_without_extras_brings_no_server_dependency(sdk_python: Path
 def test_sdk_alone_resolves_renders_and_reports_without_loading_server_modules(
         sdk_python: Path, live: LiveDaemon) -> None:
     live.create_prompt()
+    live.client().post("/v1/prompts", json={"name": "support/chat", "messages": [
+        {"role": "system", "content": "Be kind."}, {"role": "placeholder", "name": "history"},
+        {"role": "user", "content": "{{ question }}"}]}).raise_for_status()
     token = live.issue("agent")
     out = subprocess.run([str(sdk_python), "-c", AGENT, live.url, token, ",".join(HEAVY)],
                          check=True, capture_output=True, text=True, timeout=60,
@@ -82,6 +87,8 @@ def test_sdk_alone_resolves_renders_and_reports_without_loading_server_modules(
     print(f"SDK alone: import {result['import_ms']:.1f} ms, "
           f"first render {result['first_render_ms']:.1f} ms", file=sys.stderr)
     assert result["text"] == "Answer the ticket T-1 for Ada."
+    assert result["chat"] == [{"role": "system", "content": "Be kind."},
+                              {"role": "user", "content": "Where?"}]
     assert result["version"] == result["arm_version"] == 1
     assert result["heavy"] == []
     counts = live.client().get("/v1/prompts/support/triage").json()["versions"][0]["counts"]

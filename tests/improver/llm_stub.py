@@ -8,7 +8,8 @@ that follows the rewriter's instructions to the letter:
   ``<prompt>`` back with ONE merged checklist that turns each pattern's feedback and first
   ``Reviewer's correction:`` into an instruction, and ``<addressed>`` naming the patterns it
   covered: like a model that learns from corrections, it only addresses patterns whose
-  traces carry one (feedback without a corrected answer is not acted on);
+  traces carry one (feedback without a corrected answer is not acted on); a chat prompt
+  (``<message role="system">`` blocks) gets the checklist inside its system message;
 - an older report with ``Reason:`` lines gets a critique listing them, and at the edit step
   one ``- Avoid: <reason>`` line per reason;
 - the offline gate's calls: an answer (a system prompt, then the recorded input) is
@@ -54,6 +55,7 @@ _PATTERN_BLOCK = re.compile(r"^Pattern (\d+): .*?(?=^Pattern \d+: |\Z)", re.MULT
 _FEEDBACK_LINE = re.compile(r"^Reviewer feedback: (.+)$", re.MULTILINE)
 _CORRECTION_LINE = re.compile(r"^Reviewer's correction: (.+)$", re.MULTILINE)
 CHECKLIST_HEADING = "Before answering, check:"
+SYSTEM_OPEN = '<message role="system">'
 
 
 @dataclass(frozen=True)
@@ -125,13 +127,19 @@ def _traces_answer(user: str, block: re.Match[str] | None) -> str | None:
             for n, feedback, _c in patterns if feedback)
     acted = [(n, feedback, corrections[0]) for n, feedback, corrections in patterns
              if feedback and corrections]
-    lines = [block.group(1).rstrip("\n")]
+    body = block.group(1).rstrip("\n")
     if acted:
-        lines += ["", CHECKLIST_HEADING] + [
+        checklist = "\n".join(["", CHECKLIST_HEADING] + [
             f'- {feedback.rstrip(".")}; answer the way reviewers corrected it, e.g. "{fixed}".'
-            for _n, feedback, fixed in acted]
+            for _n, feedback, fixed in acted])
+        system = body.find(SYSTEM_OPEN)
+        if system >= 0:  # a chat prompt: as told, instructions go into the system message
+            end = body.index("\n</message>", system)
+            body = body[:end] + "\n" + checklist + body[end:]
+        else:
+            body += "\n" + checklist
     addressed = ", ".join(str(n) for n, _f, _x in acted)
-    return "<prompt>\n" + "\n".join(lines) + f"\n</prompt>\n<addressed>{addressed}</addressed>"
+    return "<prompt>\n" + body + f"\n</prompt>\n<addressed>{addressed}</addressed>"
 
 
 FOLLOWS = "[follows feedback]"

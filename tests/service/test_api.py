@@ -14,6 +14,8 @@ AGENT_ROUTES = {
     ("POST", "/v1/events"), ("POST", "/v1/executions"), ("POST", "/v1/corrections"),
     ("GET", "/v1/prompts/{name}/resolve"), ("POST", "/v1/prompts/{name}/render"),
     ("POST", "/v1/traces"),
+    # An agent may move an unprotected label (the decision refuses protected ones).
+    ("PUT", "/v1/prompts/{name}/labels/{label}"),
 }
 PUBLIC_ROUTES = {("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")}
 SPINE_ROUTES = {
@@ -35,7 +37,7 @@ def _schema_routes(live: LiveDaemon) -> set[tuple[str, str]]:
 
 def _concrete(path: str) -> str:
     return (path.replace("{name}", "support/triage").replace("{version}", "1")
-            .replace("{token_id}", "abc"))
+            .replace("{token_id}", "abc").replace("{label}", "staging"))
 
 
 def _execution(**over: Any) -> dict[str, Any]:
@@ -200,7 +202,7 @@ def test_prompt_lifecycle_create_version_diff_resolve_render(live: LiveDaemon) -
     admin = live.client()
     r = admin.post("/v1/prompts", json={"name": "support/triage",
                                          "template": "Hi {{ customer }}.\nTriage {{ ticket }}."})
-    assert r.status_code == 201 and r.json()["labels"] == {"production": 1}
+    assert r.status_code == 201 and r.json()["labels"] == {"production": 1, "latest": 1}
     assert admin.post("/v1/prompts", json={"name": "support/triage",
                                             "template": "x"}).status_code == 409
     v2 = admin.post("/v1/prompts/support/triage/versions", json={

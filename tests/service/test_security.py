@@ -25,6 +25,8 @@ AGENT_ROUTES = {
     ("POST", "/v1/events"), ("POST", "/v1/executions"), ("POST", "/v1/corrections"),
     ("GET", "/v1/prompts/{name}/resolve"), ("POST", "/v1/prompts/{name}/render"),
     ("POST", "/v1/traces"),
+    # An agent may move an unprotected label (the decision refuses protected ones).
+    ("PUT", "/v1/prompts/{name}/labels/{label}"),
 }
 # A wrong secret behind a well-formed token, so a leak into the log would be easy to spot.
 FORGED_SECRET = "forgedsecretforgedsecretforgedsecret0000"
@@ -110,7 +112,8 @@ def _routes(daemon: DaemonProcess, *, with_body: bool = False) -> list[tuple[str
 def _concrete(path: str) -> str:
     return (path.replace("{name}", PROMPT).replace("{version}", "1")
             .replace("{token_id}", "abc").replace("{deployment_id}", "d-1")
-            .replace("{action}", "pause").replace("{job}", "canary"))
+            .replace("{action}", "pause").replace("{job}", "canary")
+            .replace("{label}", "staging"))
 
 
 def _head(daemon: DaemonProcess) -> int:
