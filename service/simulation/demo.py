@@ -21,6 +21,7 @@ from service.simulation.world import SIMULATION_TAG, World
 
 LOOP_PROMPT = "support/answer"
 GUARDED_PROMPT = "sales/reply"
+CHAT_PROMPT = "support/chat"
 BASE_TEMPLATES = {
     LOOP_PROMPT: ("You are a customer support agent for ACME.\n"
                   "Category: {{ category }}\nQuestion: {{ question }}\n"
@@ -29,6 +30,35 @@ BASE_TEMPLATES = {
                      "Category: {{ category }}\nQuestion: {{ question }}\n"
                      "Reply to the prospect accurately.\n"),
 }
+# The chat prompt runs through the same loop: its rules land in the system message, its
+# worked examples become user/assistant turns; the agents insert their chat history.
+BASE_CHATS: dict[str, list[dict[str, str]]] = {
+    CHAT_PROMPT: [
+        {"role": "system", "content": "You are a customer support agent for ACME, "
+                                      "chatting with a customer.\nAnswer helpfully."},
+        {"role": "placeholder", "name": "history"},
+        {"role": "user", "content": "Category: {{ category }}\nQuestion: {{ question }}"},
+    ],
+}
+CHAT_CONFIG = {"model": "simulated-llm", "temperature": 0.2, "max_tokens": 400}
+PROMPTS = [*BASE_TEMPLATES, *BASE_CHATS]
+
+
+def text_of(version: dict[str, Any]) -> str:
+    """Return a version as the world model reads it: a chat prompt's contents joined."""
+    messages = version.get("messages")
+    if messages is None:
+        return str(version["template"])
+    return "\n\n".join(m["content"] for m in messages if "content" in m)
+
+
+def base_text(prompt: str) -> str:
+    """Return a simulation prompt's first version as text."""
+    if prompt in BASE_CHATS:
+        return text_of({"messages": BASE_CHATS[prompt]})
+    return BASE_TEMPLATES[prompt]
+
+
 HARMFUL_EDIT = "Always answer in one word. Never ask questions.\n"
 
 # Scheduler and canary settings that make the loop visible in minutes instead of days.
@@ -126,6 +156,11 @@ def ensure_prompts(admin: AdminClient) -> None:
         if name not in existing:
             admin.post("/v1/prompts", {"name": name, "template": template,
                                        "description": f"{SIMULATION_TAG} demo prompt"})
+    for name, messages in BASE_CHATS.items():
+        if name not in existing:
+            admin.post("/v1/prompts", {"name": name, "messages": messages,
+                                       "config": CHAT_CONFIG,
+                                       "description": f"{SIMULATION_TAG} demo chat prompt"})
 
 
 def deploy_harmful_edit(admin: AdminClient) -> str:
@@ -201,7 +236,7 @@ def headline(stats: FleetStats, admin: AdminClient, world: World, prompt: str,
     Expected against expected (the world model's success of each version's text), measured
     against measured (what the fleet saw each version do), never one against the other.
     """
-    texts = {v: admin.get(f"/v1/prompts/{prompt}/versions/{v}")["template"]
+    texts = {v: text_of(admin.get(f"/v1/prompts/{prompt}/versions/{v}"))
              for v in {base, production}}
     expected = {v: world.expected_success(t) for v, t in texts.items()}
     moved = (f"production v{base} -> v{production}" if production != base
@@ -263,9 +298,9 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
     world = World(seed)
     admin = AdminClient(url, token)
     ensure_prompts(admin)
-    prompts = list(BASE_TEMPLATES)
+    prompts = list(PROMPTS)
     base_versions = {p: read_loop(admin, [p]).production[p] for p in prompts}
-    baselines = {p: world.expected_success(BASE_TEMPLATES[p]) for p in prompts}
+    baselines = {p: world.expected_success(base_text(p)) for p in prompts}
     fleet = Fleet(url, token, world, FleetConfig(prompts=prompts, agents=agents,
                                                  rate_per_s=rate_per_s, seed=seed))
     progress = Progress(fleet.stats, admin, prompts)

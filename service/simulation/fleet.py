@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from service.sdk import ClientClosed, PromptdClient
 from service.simulation.world import SIMULATION_TAG, Task, World
 
+_HISTORY = ({"role": "user", "content": "Hi, I wrote earlier about this."},
+            {"role": "assistant", "content": "Hello again! How can I help?"})
+
 
 @dataclass
 class ArmTally:
@@ -138,8 +141,15 @@ class Fleet:
     def _one(self, prompt: str, rng: random.Random) -> None:
         task = self._next_task()
         res = self.client.resolve(prompt, subject=task.subject)
-        text = res.render(**task.variables)
-        outcome = self.world.outcome(text, task, rng, template=res.template)
+        if res.is_chat:
+            # A returning customer brings the conversation so far; it goes in as data.
+            history = _HISTORY if task.task_id % 2 else []
+            messages = res.render_messages(**task.variables, history=list(history))
+            text = "\n\n".join(str(m["content"]) for m in messages)
+            template = "\n\n".join(m["content"] for m in res.messages or () if "content" in m)
+        else:
+            text, template = res.render(**task.variables), res.template
+        outcome = self.world.outcome(text, task, rng, template=template)
         if res.version is None:
             return  # the daemon is unreachable and this is the fallback: no version to credit
         version = res.version
@@ -161,7 +171,7 @@ class Fleet:
                 severity=self.world.severity_for(outcome.failed_mode),
                 author=f"{SIMULATION_TAG} corrector")
             corrected = True
-        self._tally(prompt, version, res.arm or "none", outcome.success, corrected, res.template)
+        self._tally(prompt, version, res.arm or "none", outcome.success, corrected, template)
 
     def _tally(self, prompt: str, version: int, arm: str, success: bool, corrected: bool,
                template: str) -> None:

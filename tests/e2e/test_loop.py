@@ -1,8 +1,9 @@
 """The closed loop end to end: a simulated fleet, a real daemon process, nothing mocked.
 
 From the baseline, the loop must ship at least one machine-written improvement through a
-canary and end clearly above the baseline; a harmful version an admin deploys by hand must
-be rolled back automatically; every event the fleet recorded must be in the log.
+canary and end clearly above the baseline, for the text prompt and for the chat prompt
+alike; a harmful version an admin deploys by hand must be rolled back automatically; every
+event the fleet recorded must be in the log.
 """
 
 from __future__ import annotations
@@ -17,8 +18,11 @@ import pytest
 from service.sdk import AdminClient
 from service.simulation.demo import (
     BASE_TEMPLATES,
+    CHAT_PROMPT,
     GUARDED_PROMPT,
     LOOP_PROMPT,
+    PROMPTS,
+    base_text,
     deploy_harmful_edit,
     ensure_prompts,
     fast_env,
@@ -36,9 +40,9 @@ def test_the_loop_ships_an_improvement_and_catches_a_harmful_edit(tmp_path: Path
         ensure_prompts(admin)
         world = World(seed=11)
         baseline = world.expected_success(BASE_TEMPLATES[LOOP_PROMPT])
+        chat_baseline = world.expected_success(base_text(CHAT_PROMPT))
         fleet = Fleet(proc.url, proc.admin_token, world,
-                      FleetConfig(prompts=list(BASE_TEMPLATES), agents=4, rate_per_s=120,
-                                  seed=11))
+                      FleetConfig(prompts=PROMPTS, agents=4, rate_per_s=120, seed=11))
         # Deployed before any traffic, so the improver cannot claim the prompt first.
         harmful = deploy_harmful_edit(admin)
         runner = threading.Thread(target=fleet.run, kwargs={"duration_s": 240}, daemon=True)
@@ -52,8 +56,9 @@ def test_the_loop_ships_an_improvement_and_catches_a_harmful_edit(tmp_path: Path
         while time.monotonic() < deadline and not (shipped and caught):
             time.sleep(3)
             deps = deployments()
-            shipped = any(d["prompt"] == LOOP_PROMPT and d["phase"] == "promoted"
-                          and d["machine_written"] for d in deps)
+            shipped = all(any(d["prompt"] == prompt and d["phase"] == "promoted"
+                              and d["machine_written"] for d in deps)
+                          for prompt in (LOOP_PROMPT, CHAT_PROMPT))
             caught = any(d["deployment_id"] == harmful and d["phase"] == "rolled_back"
                          for d in deps)
         # Let the improved version serve a full window before judging the final rate.
@@ -64,12 +69,22 @@ def test_the_loop_ships_an_improvement_and_catches_a_harmful_edit(tmp_path: Path
         runner.join(30)
         fleet.close()
 
-        assert shipped, "no machine-written improvement was promoted"
+        assert shipped, "no machine-written improvement was promoted for both prompts"
         assert caught, "the hand-deployed harmful edit was not rolled back"
         bad = next(d for d in deployments() if d["deployment_id"] == harmful)
         assert "harm" in bad["outcome_reason"] and not bad["machine_written"]
         final = fleet.stats.recent_success(LOOP_PROMPT)
         assert final is not None and final > baseline + 0.08, (baseline, final)
+        chat_final = fleet.stats.recent_success(CHAT_PROMPT)
+        assert chat_final is not None and chat_final > chat_baseline + 0.08, (
+            chat_baseline, chat_final)
+        chat = admin.get(f"/v1/prompts/{CHAT_PROMPT}")
+        shipped_chat = admin.get(f"/v1/prompts/{CHAT_PROMPT}/versions/"
+                                 f"{chat['labels']['production']}")
+        assert shipped_chat["messages"][0]["role"] == "system"
+        assert shipped_chat["messages"][-2] == {"role": "placeholder", "name": "history"}
+        assert shipped_chat["config"] == {"max_tokens": 400, "model": "simulated-llm",
+                                          "temperature": 0.2}
 
         history = admin.get(f"/v1/prompts/{LOOP_PROMPT}/history", params={"limit": 10_000})
         kinds = [h["type"] for h in history["history"]]
