@@ -99,11 +99,11 @@ class LabelSet(Strict):
     from_: int | None = Field(None, alias="from", ge=0, description=(
         "the version you saw the label at (0: not set): if it moved since, 409 and nothing "
         "changes; a label already at `version` is left as it is"))
-    reason: Annotated[str, Field(max_length=1000)] = ""
+    reason: Annotated[str, Field(max_length=1000)] = Field("", description="why, for the log")
 
 
 class LabelProtect(Strict):
     """Protect a label (only admin tokens move it) or lift the protection."""
 
-    protected: bool = True
-    reason: Annotated[str, Field(max_length=1000)] = ""
+    protected: bool = Field(True, description="true protects it, false lifts the protection")
+    reason: Annotated[str, Field(max_length=1000)] = Field("", description="why, for the log")

@@ -139,7 +139,8 @@ class ChatContent(Strict):
     template: Annotated[str | None, Field(min_length=1, max_length=MAX_TEMPLATE, description=(
         "a text prompt's template (give this or messages)"))] = None
     messages: Messages | None = Field(None, description="a chat prompt's messages")
-    config: ModelConfig | None = None
+    config: ModelConfig | None = Field(None, description=(
+        "the model configuration this version runs with (model, temperature, ...)"))
 
     @model_validator(mode="after")
     def _one_kind(self) -> ChatContent:

@@ -20,7 +20,22 @@ SEVERITY_WEIGHT = {"low": 1.0, "medium": 2.0, "high": 3.0, "critical": 5.0}
 # in one would be shadowed by that route (GET /v1/prompts/x/resolve resolves x; GET
 # /v1/prompts/y/versions/1 shows version 1 of y). A test derives them from the app's routes.
 ROUTE_SUFFIXES = frozenset({"versions", "diff", "resolve", "render", "patterns", "rollback",
-                            "history", "candidates", "policy"})
+                            "history", "candidates", "policy", "labels"})
+# Routes with a path value after the suffix (versions/{version}, labels/{label}[/protect]).
+_VALUE_ROUTES = {"versions": ("",), "labels": ("", "protect")}
+
+
+def _shadowed_tail(parts: list[str]) -> str | None:
+    """Return the route tail a name made of ``parts`` ends in, or None."""
+    if parts[-1] in ROUTE_SUFFIXES:
+        return parts[-1]
+    for suffix, rests in _VALUE_ROUTES.items():
+        for rest in rests:
+            tail = [suffix, "*"] + ([rest] if rest else [])
+            if len(parts) > len(tail) and all(
+                    t == "*" or t == p for t, p in zip(tail, parts[-len(tail):], strict=True)):
+                return "/".join(parts[-len(tail):])
+    return None
 
 
 def _prompt_name(value: str) -> str:
@@ -29,12 +44,12 @@ def _prompt_name(value: str) -> str:
         raise ValueError(
             "prompt name must be lowercase letters, digits, '.', '_', '-' in '/'-separated parts"
         )
-    parts = value.split("/")
-    if parts[-1] in ROUTE_SUFFIXES or (len(parts) > 1 and parts[-2] == "versions"):
-        tail = parts[-1] if parts[-1] in ROUTE_SUFFIXES else f"versions/{parts[-1]}"
+    tail = _shadowed_tail(value.split("/"))
+    if tail is not None:
         raise ValueError(
             f"prompt name must not end in {tail!r}: the routes under /v1/prompts/<name>/ use "
-            f"it (reserved last parts: {', '.join(sorted(ROUTE_SUFFIXES))}, versions/<n>)")
+            f"it (reserved last parts: {', '.join(sorted(ROUTE_SUFFIXES))}, versions/<n>, "
+            "labels/<label>, labels/<label>/protect)")
     return value
 
 

@@ -116,7 +116,11 @@ class Rendered(_Body):
                              "text": "Triage this ticket: printer on fire"})
     prompt: str = Field(description="the prompt")
     version: int = Field(description="the version rendered")
-    text: str = Field(description="the rendered text")
+    text: str | None = Field(description="the rendered text (null for a chat prompt)")
+    messages: list[dict[str, Any]] | None = Field(
+        None, description="a chat prompt's rendered messages, as an OpenAI-compatible client "
+        "takes them (placeholders left out: the SDK inserts them)")
+    config: dict[str, Any] | None = Field(None, description=_CONFIG)
 
 
 # -- the registry -----------------------------------------------------------------------------
@@ -162,11 +166,13 @@ class VersionSummary(_Body):
     """One version of a prompt, without its template."""
 
     version: int = Field(description="the version number")
+    kind: str = Field("text", description="text (a template) or chat (messages)")
     parent: int | None = Field(None, description="the version it was derived from")
     author: str = Field(description="who wrote it (actor)")
     strategy: str = Field(description="how: manual, or the improver's strategy")
     rationale: str = Field(description="why it was written")
     created_at: float = Field(description="when (unix seconds)")
+    config: dict[str, Any] | None = Field(None, description=_CONFIG)
     labels: list[str] = Field(description="the labels pointing at it")
     counts: VersionCounts = Field(description="what it did in production")
 
@@ -196,8 +202,10 @@ class Version(_Body):
     model_config = _example(_VERSION)
     prompt: str = Field(description="the prompt")
     version: int = Field(description="the version number")
-    template: str = Field(description="its Jinja2 template")
+    template: str = Field(description="its Jinja2 template (empty for a chat prompt)")
     variables: list[str] = Field(description="the variables the template uses")
+    messages: list[dict[str, Any]] | None = Field(None, description=_MESSAGES)
+    config: dict[str, Any] | None = Field(None, description=_CONFIG)
     parent: int | None = Field(None, description="the version it was derived from")
     author: str = Field(description="who wrote it (actor)")
     strategy: str = Field(description="how: manual, or the improver's strategy")
@@ -218,7 +226,10 @@ class VersionDiff(_Body):
     from_: int = Field(alias="from", description="the older version")
     to: int = Field(description="the newer version")
     prompt: str = Field(description="the prompt")
-    diff: str = Field(description="unified diff; empty when the templates are equal")
+    diff: str = Field(description="unified diff; empty when the versions are equal (a chat "
+                      "prompt diffs as its messages, each under a [role] line, then [config])")
+    changed: list[str] = Field([], description="the parts that differ: template, "
+                               "messages[i], config.<key>")
     strategy: str = Field(description="how the newer version was written")
     rationale: str = Field(description="why")
     addressed_patterns: list[str] = Field(description="failure patterns it addresses")

@@ -161,6 +161,8 @@ class HistoryEntry(_Body):
     version: int | None = Field(None, description="the version concerned")
     label: str | None = Field(None, description="the label moved")
     previous: int | None = Field(None, description="the version the label left")
+    kind: str | None = Field(None, description="how a label moved: set, promotion or rollback")
+    protected: bool | None = Field(None, description="a label's protection after the change")
     strategy: str | None = Field(None, description="how a version was written")
     author: str | None = Field(None, description="who wrote a version")
     reason: str | None = Field(None, description="why (first 300 characters)")

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Path, Query
 
 from service.commands import PromptAggregate
 from service.contract import LabelProtect, LabelSet
+from service.contract.label_views import LabelProtectResult, LabelSetResult, LabelsView
 from service.contract.labels import LABEL_MAX, LATEST, LabelName
 from service.http.deps import Admin, Agent, CommandsDep, DaemonDep
 from service.http.errors import error_responses
@@ -42,7 +43,7 @@ def labels_view(agg: PromptAggregate, label: str | None = None) -> dict[str, Any
             "history": [m.to_json() for m in history]}
 
 
-@router.get("/{name:path}/labels", responses=error_responses(403),
+@router.get("/{name:path}/labels", response_model=LabelsView, responses=error_responses(403),
             summary="A prompt's labels and who moved them, when and why")
 def list_labels(name: NamePath, daemon: DaemonDep, commands: CommandsDep, _: Admin,
                 label: str | None = Query(None, max_length=LABEL_MAX,
@@ -57,7 +58,8 @@ def list_labels(name: NamePath, daemon: DaemonDep, commands: CommandsDep, _: Adm
     return labels_view(commands.handler.prompt(name), label)
 
 
-@router.put("/{name:path}/labels/{label}", responses=error_responses(400, 403, 409, 503),
+@router.put("/{name:path}/labels/{label}", response_model=LabelSetResult,
+            responses=error_responses(400, 403, 409, 503),
             summary="Point a label at a version")
 def set_label(name: NamePath, label: LabelPath, body: LabelSet, daemon: DaemonDep,
               commands: CommandsDep, who: Agent) -> dict[str, Any]:
@@ -74,7 +76,8 @@ def set_label(name: NamePath, label: LabelPath, body: LabelSet, daemon: DaemonDe
     return dict(outcome.answer)
 
 
-@router.post("/{name:path}/labels/{label}/protect", responses=error_responses(400, 403, 503),
+@router.post("/{name:path}/labels/{label}/protect", response_model=LabelProtectResult,
+             responses=error_responses(400, 403, 503),
              summary="Protect a label, or lift its protection")
 def protect_label(name: NamePath, label: LabelPath, body: LabelProtect, daemon: DaemonDep,
                   commands: CommandsDep, who: Admin) -> dict[str, Any]:

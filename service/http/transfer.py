@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query
 
 from service.commands import PromptAggregate
 from service.contract import system
+from service.contract.label_views import ImportResult
 from service.contract.labels import LATEST
 from service.contract.transfer import EXPORT_FORMAT, ExportedPrompt, PromptExport
 from service.http.deps import Admin, CommandsDep, DaemonDep
@@ -22,7 +23,7 @@ from service.http.errors import ApiError, error_responses, refuse_nul
 from service.http.prompts import _prompt, checked_content
 from service.projections.views import VersionInfo
 
-router = APIRouter(prefix="/v1", tags=["prompts"], responses=error_responses(401, 403, 422))
+router = APIRouter(prefix="/v1", tags=["prompts"], responses=error_responses(401, 403, 413, 422))
 
 
 def _exported_version(v: VersionInfo) -> dict[str, Any]:
@@ -46,7 +47,8 @@ def export_prompt(versions: list[VersionInfo], agg: PromptAggregate) -> dict[str
             "protected": sorted(agg.protected)}
 
 
-@router.get("/export", summary="Export prompts with their versions, labels and configs")
+@router.get("/export", response_model=PromptExport, responses=error_responses(404),
+            summary="Export prompts with their versions, labels and configs")
 def export(daemon: DaemonDep, commands: CommandsDep, _: Admin,
            prompt: list[str] | None = Query(None, description="these prompts (default: all)")
            ) -> dict[str, Any]:
@@ -84,7 +86,8 @@ def _checked_versions(daemon: DaemonDep, index: int, prompt: ExportedPrompt,
     return events
 
 
-@router.post("/import", responses=error_responses(400, 409, 503),
+@router.post("/import", response_model=ImportResult,
+             responses=error_responses(400, 409, 503),
              summary="Import prompts: append new versions, move labels")
 def import_prompts(body: PromptExport, daemon: DaemonDep, commands: CommandsDep, who: Admin,
                    source: str = Query("a file", max_length=200,

@@ -178,7 +178,7 @@ def test_admin_rollbacks_racing_canary_promotions_end_consistent(cluster: Cluste
 def test_twenty_concurrent_rollbacks_move_production_back_exactly_once(
         cluster: Cluster) -> None:
     admin = cluster.client()
-    name = "race/rollback"
+    name = "race/undo"
     _prompt(admin, name)
     for t in ("v2 {{ q }}", "harmful v3 {{ q }}"):
         admin.post(f"/v1/prompts/{name}/versions",
@@ -215,7 +215,7 @@ def test_twenty_concurrent_rollbacks_move_production_back_exactly_once(
 def test_admins_and_the_improver_adding_versions_get_distinct_numbers(
         cluster: Cluster) -> None:
     admin, agent = cluster.client(), cluster.agent()
-    name = "race/versions"
+    name = "race/numbering"
     _prompt(admin, name)
     events = []
     for i in range(90):

@@ -75,7 +75,7 @@ def test_identical_candidates_with_recurring_users_are_never_rolled_back_for_srm
                         if d["phase"] == "rolled_back")
         srm = [d for d in deps if "sample-ratio" in (d["outcome_reason"] or "")]
         assert not srm, [d["outcome_reason"] for d in srm]
-        moved = sum(d["step_index"] > 0 or d["phase"] != "running" for d in deps)
+        moved = sum(d["step"] > 1 or d["phase"] != "running" for d in deps)
         assert moved >= len(PROMPTS) // 2, deps  # the checks ran: most canaries advanced
         shown = admin.get(f"/v1/deployments/{deps[0]['deployment_id']}").json()
         srm_evidence = shown["next_decision"]["evidence"].get("srm") or {}

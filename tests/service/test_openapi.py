@@ -14,7 +14,18 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from service.http import admin, events, health, patterns, prompts, report, rollout, traces
+from service.http import (
+    admin,
+    events,
+    health,
+    labels,
+    patterns,
+    prompts,
+    report,
+    rollout,
+    traces,
+    transfer,
+)
 from tests.support import LiveDaemon
 
 # The contract with generated clients: renaming one of these breaks them, so it is deliberate.
@@ -26,6 +37,7 @@ OPERATION_IDS = {
     "prompt_candidates",
     "prompt_history", "put_policy", "readyz", "render", "resolve", "revoke_token",
     "rollback_prompt", "run_job", "show_deployment", "status",
+    "list_labels", "set_label", "protect_label", "export", "import_prompts",
 }
 PUBLIC = {"healthz", "readyz", "metrics"}
 # Answers in a format another specification owns (Prometheus text, OTLP messages).
@@ -40,7 +52,8 @@ def _app(live: LiveDaemon) -> FastAPI:
 
 def _routes() -> dict[str, APIRoute]:
     """Return every API route by its function's name, from the routers the app includes."""
-    modules = (admin, events, health, patterns, prompts, report, rollout, traces)
+    modules = (admin, events, health, labels, patterns, prompts, report, rollout, traces,
+               transfer)
     return {r.name: r for m in modules for r in m.router.routes if isinstance(r, APIRoute)}
 
 
@@ -212,6 +225,16 @@ def _exercise(live: LiveDaemon) -> list[tuple[str, httpx.Response]]:
     call("prompt_candidates", admin, "GET", f"/v1/prompts/{name}/candidates")
     call("all_candidates", admin, "GET", "/v1/candidates")
     call("get_prompt", admin, "GET", f"/v1/prompts/{name}")
+    call("set_label", admin, "PUT", f"/v1/prompts/{name}/labels/staging",
+         json={"version": 2, "reason": "try it"})
+    call("protect_label", admin, "POST", f"/v1/prompts/{name}/labels/staging/protect",
+         json={"protected": True})
+    call("list_labels", admin, "GET", f"/v1/prompts/{name}/labels")
+    exported = call("export", admin, "GET", "/v1/export", params={"prompt": name})
+    exported["prompts"][0]["versions"].append(
+        {"version": 9, "parent": 2, "template": "Triage {{ ticket }}, imported"})
+    exported["prompts"][0]["labels"]["staging"] = 9
+    call("import_prompts", admin, "POST", "/v1/import", json=exported)
     call("get_report", admin, "GET", "/v1/report", params={"since": "7d"})
     token = call("issue_token", admin, "POST", "/v1/tokens", json={"role": "agent"})
     call("list_tokens", admin, "GET", "/v1/tokens")

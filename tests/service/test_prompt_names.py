@@ -26,6 +26,6 @@ def test_every_route_after_a_prompt_name_is_refused_as_the_end_of_a_name(
     assert {"resolve", "versions/{version}", "policy"} <= tails  # the routes were found
     for tail in tails:
         assert tail.split("/")[0] in ROUTE_SUFFIXES, f"/{tail} would shadow x/{tail}"
-        shadowed = "x/" + tail.replace("{version}", "1")
+        shadowed = "x/" + tail.replace("{version}", "1").replace("{label}", "staging")
         with pytest.raises(ValidationError, match="must not end in"):
             PromptCreate(name=shadowed, template="t")
