@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -54,6 +55,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     service = build(settings)
+    # Everything imported and built so far lives as long as the process (~200k objects with
+    # scipy and scikit-learn): frozen, a full cyclic collection no longer rescans them. It
+    # took 200-400 ms on 2 busy cores, paused the event loop and was the open-loop p99.
+    gc.freeze()
     print(f"promptd serving http://{settings.host}:{settings.port} "
           f"(log: {settings.database_url}; docs: /docs; metrics: /metrics)", file=sys.stderr)
     run(service)
