@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -54,6 +55,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(**overrides)
     configure_logging(settings.log_level, settings.log_format)
     service = build(settings)
+    # Everything imported and built so far lives as long as the process (~200k objects with
+    # scipy and scikit-learn): frozen, a full cyclic collection no longer rescans them. It
+    # took 200-400 ms on 2 busy cores, paused the event loop and was the open-loop p99.
+    gc.freeze()
     print(f"promptd serving http://{settings.host}:{settings.port} "
           f"(log: {settings.database_url}; docs: /docs; metrics: /metrics)", file=sys.stderr)
     run(service)
@@ -66,13 +71,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from service.runtime.settings import Settings
 
     url = args.database_url or Settings().database_url
-    last = [0.0]
+    started = time.monotonic()
+    last = [started]
 
     def progress(position: int, upto: int) -> None:
         now = time.monotonic()
-        if now - last[0] > 0.5 and not args.json:
-            print(f"  replayed {position}/{upto} events", file=sys.stderr)
-            last[0] = now
+        if args.json or (now - last[0] < 0.5 and position < upto):
+            return
+        last[0] = now
+        print("  " + replay_progress(position, upto, now - started), file=sys.stderr)
 
     report = replay(url, into_url=args.into, progress=progress)
     data = {"position": report.position, "events": report.events, "equal": report.equal,
@@ -85,6 +92,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
         + f"\nreplayed {d['events']} events up to position {d['position']}: "
         + ("projections EQUAL the live ones" if d["equal"] else "projections DIFFER"))
     return 0 if report.equal else 1
+
+
+def replay_progress(position: int, upto: int, elapsed_s: float) -> str:
+    """Return one progress line of a replay: done, events/s so far and the time left."""
+    # Positions are dense, so the position replayed to is the number of events replayed.
+    rate = position / elapsed_s if elapsed_s > 0 else 0.0
+    left = (upto - position) / rate if rate > 0 else float("inf")
+    share = 100.0 * position / upto if upto else 100.0
+    eta = "done" if position >= upto else (
+        f"ETA {left:.0f} s" if left != float("inf") else "ETA unknown")
+    return (f"replayed {position:,}/{upto:,} events ({share:.0f}%), "
+            f"{rate:,.0f} events/s, {eta}")
 
 
 def _url(args: argparse.Namespace) -> str:

@@ -182,7 +182,13 @@ class EventBatch(Strict):
 
 
 def payload_of(event: ExecutionIn | CorrectionIn) -> dict[str, Any]:
-    """Return the log payload of an agent event (no envelope fields, JSON-native values)."""
-    data = event.model_dump(mode="json", exclude={"type", "event_id"}, exclude_none=True)
+    """Return the log payload of an agent event (no envelope fields, JSON-native values).
+
+    Absent optional fields and defaults (empty metadata, severity medium, an empty reason)
+    are not stored: readers take a missing key as its default, and every stored event is
+    that much smaller. The wire format is unchanged.
+    """
+    data = event.model_dump(mode="json", exclude={"type", "event_id"}, exclude_none=True,
+                            exclude_defaults=True)
     data["schema_version"] = SCHEMA_VERSION
     return data

@@ -6,7 +6,14 @@ import math
 import re
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 PROMPT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
@@ -68,15 +75,27 @@ def _finite(value: float | None) -> float | None:
 FiniteFloat = Annotated[float, AfterValidator(_finite)]
 
 
+NUL_FREE = "nul_free"  # validation context key: the raw JSON text holds no \u0000 escape
+
+
+def nul_free_context(raw: bytes) -> dict[str, bool]:
+    """Return the validation context for a body parsed from the raw JSON text ``raw``."""
+    return {NUL_FREE: b"\\u0000" not in raw}
+
+
 class Strict(BaseModel):
     """A body that refuses unknown fields and NUL characters in any string."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
     @model_validator(mode="after")
-    def _no_nul(self) -> Any:
+    def _no_nul(self, info: ValidationInfo) -> Any:
         # PostgreSQL text cannot hold NUL: refused here, it would fail the whole group commit.
-        # One pass per model, not a validator per field: this is the ingest hot path.
+        # One pass per model, not a validator per field: this is the ingest hot path. A caller
+        # that parsed raw JSON text without a \u0000 escape says so (context nul_free): JSON
+        # text cannot carry a NUL any other way (the parser refuses raw control characters).
+        if info.context and info.context.get(NUL_FREE):
+            return self
         for name, value in self.__dict__.items():
             if isinstance(value, str) and "\x00" in value:
                 raise ValueError(f"{name}: must not contain NUL (\\x00) characters")

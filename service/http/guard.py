@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.contract import CorrectionIn, EventBatch, ExecutionIn
+from service.contract.fields import nul_free_context
 from service.contract.ids import uuid7
 from service.http import events, prompts
 from service.http.admission import (
@@ -233,7 +234,10 @@ class RequestGuard:
                 return _replaying(messages, receive)
             try:
                 raw = b"".join(m.get("body", b"") for m in messages)
-                body = shortcut.body_model.model_validate(json.loads(raw))
+                # Parsed and validated in one pass from the raw text (no dict round trip);
+                # the NUL check is skipped when the text holds no \u0000 escape.
+                body = shortcut.body_model.model_validate_json(raw,
+                                                               context=nul_free_context(raw))
             except Exception:  # unreadable or invalid: the app answers and names the field
                 return _replaying(messages, receive)
             receive = _replaying(messages, receive)

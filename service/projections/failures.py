@@ -12,7 +12,7 @@ from analytics.mining import WindowCounts
 from analytics.mining.model import FailureRecord, Pattern
 from service.contract import SEVERITY_WEIGHT
 from service.projections.counts import execution_succeeded
-from service.projections.projector import upsert
+from service.projections.projector import insert_many, upsert
 from service.store import eventlog
 from service.store.eventlog import StoredEvent, encode_payload
 from service.store.schema import (
@@ -79,8 +79,7 @@ class FailureProjection:
                     "corrected_output": _clip(p.get("corrected_output")),
                     "variables": _scalar_variables(ex.get("variables")),
                 })
-        if rows:
-            conn.execute(failure_records.insert(), rows)
+        insert_many(conn, failure_records, rows)
 
 
 class ActivityProjection:

@@ -20,8 +20,9 @@ from analytics.moments import Moments
 from deploy.state import EVENT_TYPES, TERMINAL, DeploymentState, fold
 from deploy.stats import ArmStats, StepStats
 from service.contract import system
+from service.projections.armfold import ArmFold
 from service.projections.counts import execution_succeeded
-from service.projections.projector import upsert
+from service.projections.projector import insert_many, upsert
 from service.store import eventlog
 from service.store.eventlog import StoredEvent
 from service.store.schema import (
@@ -145,7 +146,7 @@ class ArmStatsProjection:
 
     def apply(self, conn: Connection, batch: Sequence[StoredEvent]) -> None:
         rows: dict[str, DeploymentRow | None] = {}
-        touched: dict[Key, ArmStats] = {}
+        touched: dict[Key, ArmFold] = {}
         existing: set[Key] = set()
         subjects: dict[Key, set[str]] = {}
 
@@ -154,14 +155,14 @@ class ArmStatsProjection:
                 rows[dep_id] = load_row(conn, dep_id)
             return rows[dep_id]
 
-        def stats(key: Key) -> ArmStats:
+        def stats(key: Key) -> ArmFold:
             if key not in touched:
                 row = conn.execute(select(arm_stats).where(
                     arm_stats.c.deployment_id == key[0], arm_stats.c.stratum == key[1],
                     arm_stats.c.arm == key[2])).first()
                 if row is not None:
                     existing.add(key)
-                touched[key] = _stats_from_row(row) if row is not None else ArmStats()
+                touched[key] = ArmFold(_stats_from_row(row) if row is not None else ArmStats())
             return touched[key]
 
         executions = eventlog.find_many_before(conn, [
@@ -174,7 +175,8 @@ class ArmStatsProjection:
                 p = e.payload
                 # One value at a time, in log order: the moments' bits then do not depend
                 # on where batches begin and end.
-                folded = stats(key).record_assignment().record_execution(
+                folded = stats(key)
+                folded.execution(
                     success=execution_succeeded(p) if (p.get("success") is not None
                                                        or p.get("score") is not None) else None,
                     score=p.get("score"), latency_ms=p.get("latency_ms"),
@@ -183,21 +185,18 @@ class ArmStatsProjection:
                 if subject:
                     subjects.setdefault(key, set()).add(subject_key(str(subject)))
                 else:  # no subject: the SDK hashed the request itself, one unit each
-                    folded = folded.record_subject()
-                touched[key] = folded
+                    folded.subjects += 1
             else:
                 execution = executions.get((e.payload["execution_id"], e.position))
                 if execution is None or execution.type != "execution":
                     continue
                 key = self._target(deployment, execution.payload, execution.position)
                 if key is not None:
-                    touched[key] = stats(key).record_correction()
+                    stats(key).corrections += 1
         for key, keys in sorted(subjects.items()):
-            new = _new_subjects(conn, key, keys)
-            if new:
-                touched[key] = touched[key].record_subject(len(new))
-        for key, value in sorted(touched.items()):
-            values = _stats_values(value)
+            touched[key].subjects += len(_new_subjects(conn, key, keys))
+        for key, acc in sorted(touched.items()):
+            values = _stats_values(acc.result())
             if key in existing:
                 conn.execute(arm_stats.update().where(
                     arm_stats.c.deployment_id == key[0], arm_stats.c.stratum == key[1],
@@ -253,16 +252,22 @@ def _new_subjects(conn: Connection, key: Key, keys: set[str]) -> list[str]:
     """Record the subjects of one (deployment, stratum, arm) not seen before; return them."""
     wanted = sorted(keys)
     seen: set[str] = set()
+    driver = eventlog.sqlite_driver(conn)
     for start in range(0, len(wanted), 500):
         chunk = wanted[start:start + 500]
+        if driver is not None:  # a replay chunk asks this for thousands of subjects
+            seen.update(r[0] for r in driver.execute(
+                "SELECT subject_key FROM arm_subjects WHERE deployment_id = ? AND stratum = ? "
+                "AND arm = ? AND subject_key IN (" + ", ".join("?" * len(chunk)) + ")",
+                (*key, *chunk)))
+            continue
         seen.update(r[0] for r in conn.execute(select(arm_subjects.c.subject_key).where(
             arm_subjects.c.deployment_id == key[0], arm_subjects.c.stratum == key[1],
             arm_subjects.c.arm == key[2], arm_subjects.c.subject_key.in_(chunk))))
     new = [k for k in wanted if k not in seen]
-    if new:
-        conn.execute(arm_subjects.insert(), [
-            {"deployment_id": key[0], "stratum": key[1], "arm": key[2], "subject_key": k}
-            for k in new])
+    insert_many(conn, arm_subjects, [
+        {"deployment_id": key[0], "stratum": key[1], "arm": key[2], "subject_key": k}
+        for k in new])
     return new
 
 

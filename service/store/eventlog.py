@@ -334,6 +334,15 @@ _SQLITE_INSERT = (f"INSERT INTO events ({', '.join(_COLUMNS)}) "
                   f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 
 
+# A row of the events table in _COLUMNS order, payload as stored (canonical JSON text).
+EventRow = tuple[int, str, str, str, "int | None", float, int, str]
+
+
+def event_of_row(row: EventRow) -> StoredEvent:
+    """Return the event a stored row holds (its payload decoded)."""
+    return StoredEvent(row[0], row[1], row[2], row[3], row[5], json.loads(row[7]), row[4])
+
+
 def copy_events(conn: Connection, batch: Sequence[StoredEvent]) -> None:
     """Insert already-positioned events verbatim (replay and restore, never ingest)."""
     driver = sqlite_driver(conn)
@@ -374,8 +383,15 @@ def find_many_before(conn: Connection, wanted: Sequence[tuple[str, int]]
         return {}
     ids = sorted({event_id for event_id, _ in wanted})
     found: dict[str, StoredEvent] = {}
+    driver = sqlite_driver(conn)
     for start in range(0, len(ids), _ID_CHUNK):
         chunk = ids[start : start + _ID_CHUNK]
+        if driver is not None:
+            for raw in driver.execute(f"SELECT {', '.join(_COLUMNS)} FROM events WHERE "
+                                      "event_id IN (" + ", ".join("?" * len(chunk)) + ")",
+                                      chunk):
+                found[raw[1]] = event_of_row(raw)
+            continue
         for row in conn.execute(select(events).where(events.c.event_id.in_(chunk))):
             found[row.event_id] = _row_to_event(row)
     out: dict[tuple[str, int], StoredEvent] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -86,3 +87,7 @@ def test_replay_command_reports_equality(live: LiveDaemon) -> None:
     out = run(None, "replay", "--database-url", live.settings.database_url)
     assert out.returncode == 0, out.stderr
     assert "EQUAL" in out.stdout
+    # The last progress line is always printed: everything replayed, at what rate.
+    head = live.daemon.writer.position
+    assert re.search(rf"replayed {head}/{head} events \(100%\), [\d,]+ events/s, done",
+                     out.stderr), out.stderr
