@@ -102,3 +102,34 @@ def test_series_vanish_when_the_deployment_ends(live: LiveDaemon) -> None:
     assert _scrape(live, "promptd_deployment_boundary") == {}
     families = httpx.get(f"{live.url}/metrics").text
     assert "# TYPE promptd_deployment_effect gauge" in families  # the family stays documented
+
+
+def test_each_tick_with_new_data_records_its_evidence_and_replay_stays_equal(
+        live: LiveDaemon) -> None:
+    from service.projections.replay import replay
+
+    admin, dep = _canary_at_last_step(live)
+    agent = live.client(live.issue("agent"))
+
+    def records() -> list[dict[str, Any]]:
+        page = admin.get("/v1/events", params={"type": "canary.analysed",
+                                               "stream": f"canary:{dep}"}).json()
+        return [e["payload"] for e in page["events"]]
+
+    seen = admin.get(f"/v1/deployments/{dep}").json()["next_decision"]["evidence"]
+    admin.post("/v1/jobs/canary").raise_for_status()
+    admin.post("/v1/jobs/canary").raise_for_status()  # nothing new: nothing recorded
+    assert len(records()) == 1
+    first = records()[0]
+    assert first["step_index"] == 1 and first["deployment_id"] == dep
+    row = seen["arms"]["c1"]["metrics"]["success_rate"]
+    recorded = first["effects"]["c1"]["success_rate"]
+    assert recorded["estimate"] == row["estimate"] and recorded["upper"] == row["upper"]
+    assert recorded["lower"] == seen["arms"]["c1"]["promotion"]["lower"]
+    assert first["boundaries"]["success_rate"] == {
+        "harm": row["null"], "promotion": seen["arms"]["c1"]["promotion"]["null"]}
+    run_traffic(agent, PROMPT, 200, {1: 0.8, 2: 0.8}, seed=3)
+    admin.post("/v1/jobs/canary").raise_for_status()
+    assert len(records()) == 2
+    report = replay(live.settings.database_url)
+    assert report.equal, [t for t in report.tables if not t.equal]
