@@ -11,9 +11,10 @@ always-valid sequence, so an admin sees it approach the boundary before it matte
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -25,14 +26,13 @@ from deploy.stats import StepStats
 BOUNDS = ("lower", "estimate", "upper")
 
 
-@dataclass(frozen=True)
-class Effect:
+class Effect(NamedTuple):
     """One candidate minus control on one metric: estimate and always-valid bounds.
 
     A bound is None where the sequence gives none: a one-sided check bounds one side only
     (harm on a higher-is-better metric gives the upper bound, promotion the lower), and a
     check without enough data bounds nothing (its estimate is then the pooled difference,
-    as the tick's evidence row says).
+    as the tick's evidence row says). The values are those of the tick's evidence rows.
     """
 
     arm: str
@@ -62,8 +62,6 @@ class Evidence:
     step_index: int
     effects: tuple[Effect, ...]
     boundaries: dict[str, dict[str, float]]
-    harm_rows: dict[str, dict[str, dict[str, Any]]]
-    promotion_rows: dict[str, dict[str, Any]]
 
     def payload(self) -> dict[str, Any]:
         """Return the effects and boundaries as the log's ``canary.analysed`` records them."""
@@ -77,8 +75,8 @@ class Evidence:
                 "boundaries": self.boundaries}
 
 
-def _finite(x: Any) -> float | None:
-    return float(x) if x is not None and np.isfinite(x) else None
+def _finite(x: float) -> float | None:
+    return x if math.isfinite(x) else None
 
 
 def evidence_of(pairs: Sequence[tuple[DeploymentState, StepStats]]) -> list[Evidence]:
@@ -109,27 +107,24 @@ def evidence_of(pairs: Sequence[tuple[DeploymentState, StepStats]]) -> list[Evid
 
 def _evidence(state: DeploymentState, checks: list[tuple[str, range, int]], table: CheckTable,
               results: Results) -> Evidence:
+    # Read straight from the result columns (the values ``Results.rows`` puts in a tick's
+    # evidence rows): building those dicts cost more than the checks themselves.
+    estimate, lower, upper = results.estimate, results.lower, results.upper
+    n_control, n_candidate = results.n_control, results.n_candidate
     effects: list[Effect] = []
     boundaries: dict[str, dict[str, float]] = {}
-    harm_rows: dict[str, dict[str, dict[str, Any]]] = {}
-    promotion_rows: dict[str, dict[str, Any]] = {}
     primary = state.policy.primary_metric
     for arm, harm, promotion in checks:
-        harm_rows[arm] = results.rows(harm)
-        promotion_rows[arm] = results.row(promotion)
         for i in harm:
             metric = table.metric[i]
             boundaries.setdefault(metric, {})["harm"] = table.null[i]
-            row = harm_rows[arm][metric]
-            lower, upper = row["lower"], row["upper"]
+            low, high = lower[i], upper[i]
             if metric == primary:
                 # The other side of the primary metric is the promotion sequence's bound.
-                other = promotion_rows[arm]
-                lower = lower if lower is not None else other["lower"]
-                upper = upper if upper is not None else other["upper"]
-            effects.append(Effect(
-                arm, metric, _finite(row["estimate"]), _finite(lower), _finite(upper),
-                int(row["n_control"]), int(row["n_candidate"])))
+                low = low if low != -math.inf else lower[promotion]
+                high = high if high != math.inf else upper[promotion]
+            effects.append(Effect(arm, metric, _finite(estimate[i]), _finite(low),
+                                  _finite(high), n_control[i], n_candidate[i]))
         boundaries.setdefault(primary, {})["promotion"] = table.null[promotion]
     return Evidence(state.deployment_id, state.prompt, state.step_index, tuple(effects),
-                    boundaries, harm_rows, promotion_rows)
+                    boundaries)
