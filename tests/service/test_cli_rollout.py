@@ -99,15 +99,20 @@ def test_deployment_show_charts_the_bound_crossing_the_harm_boundary(live: LiveD
     assert all(len(line) <= 80 for line in chart), "\n".join(chart)
     rows = [line.split("|", 1)[1] for line in chart if "|" in line]
     [harm] = [i for i, r in enumerate(rows) if "harm +0.0 pt" in r]
-    assert rows[harm].startswith("-"), rows[harm]  # the boundary is drawn as a line
     width = len(next(line for line in chart if line.strip().startswith("+-")).strip()) - 1
-    plotted = [r[:width] for r in rows]  # one column per tick; boundary names follow
-    last = width - 1
-    upper = [i for i, r in enumerate(plotted) if len(r) > last and r[last] == "^"]
-    # The tick that rolled back saw the upper bound at or below the harm boundary, every
-    # tick before it above: that is the rollback, drawn.
-    assert upper and min(upper) >= harm, "\n".join(chart)
-    assert any("^" in r[:last] for r in plotted[:harm]), "\n".join(chart)
+    plotted = [r[:width].ljust(width) for r in rows]  # a column per tick, then names
+    assert "---" in plotted[harm]  # the boundary is drawn as a line
+    page = live.client().get("/v1/events", params={"type": "canary.analysed",
+                                                   "stream": f"canary:{dep}"}).json()
+    uppers = [e["payload"]["effects"]["c1"]["success_rate"].get("upper")
+              for e in page["events"]]
+    assert width == len(uppers) <= 56  # every recorded tick is a column
+    carets = {x for x in range(width) if any(r[x] == "^" for r in plotted)}
+    assert carets == {x for x, u in enumerate(uppers) if u is not None}
+    # The tick that rolled back saw the upper bound below the harm boundary (0), and the
+    # chart draws it at or below the boundary's line: that is the rollback, drawn.
+    assert uppers[-1] is not None and uppers[-1] < 0
+    assert min(i for i, r in enumerate(plotted) if r[-1] == "^") >= harm, "\n".join(chart)
 
 
 def test_policy_and_deployment_show_print_the_plan(live: LiveDaemon) -> None:
