@@ -109,6 +109,14 @@ def test_deployment_show_charts_the_bound_crossing_the_harm_boundary(live: LiveD
     assert width == len(uppers) <= 56  # every recorded tick is a column
     carets = {x for x in range(width) if any(r[x] == "^" for r in plotted)}
     assert carets == {x for x, u in enumerate(uppers) if u is not None}
+    # Each mark sits on the row its recorded bound maps to (the printed top and bottom of
+    # the scale, in points, are rounded: one row of slack), clamped to the edges.
+    top, bottom = (float(chart[i].split("pt", 1)[0]) for i in (1, len(rows)))
+    for x in carets:
+        at = (top - 100 * uppers[x]) / (top - bottom) * (len(rows) - 1)
+        expected = min(max(round(at), 0), len(rows) - 1)
+        drawn = [i for i, r in enumerate(plotted) if r[x] == "^"]
+        assert drawn and abs(drawn[0] - expected) <= 1, (x, uppers[x], "\n".join(chart))
     # The tick that rolled back saw the upper bound below the harm boundary (0), and the
     # chart draws it at or below the boundary's line: that is the rollback, drawn.
     assert uppers[-1] is not None and uppers[-1] < 0
