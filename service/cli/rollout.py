@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from service.cli.base import AddCommand, CommandError, Handler, client
+from service.cli.evidence import LEGEND, chart, latest_lines, plan_lines
 from service.cli.output import emit, pct, table, ts
 from service.sdk import AdminClient
 
@@ -82,10 +83,38 @@ def cmd_deployments(args: argparse.Namespace) -> int:
     return 0
 
 
+TICKS_SHOWN = 600  # the newest ticks the chart reads from the log
+
+
+def _ticks(api: AdminClient, dep: str) -> list[dict[str, Any]]:
+    """Return the newest ``canary.analysed`` records of a deployment, oldest first."""
+    page = api.get("/v1/events", params={"type": "canary.analysed", "stream": f"canary:{dep}",
+                                         "last": TICKS_SHOWN})
+    return [e["payload"] for e in page["events"]]
+
+
+def _evidence_chart(d: dict[str, Any], ticks: list[dict[str, Any]]) -> str:
+    primary = d["policy"]["primary_metric"]
+    arms = [a["name"] for a in d["arms"] if a["name"] != "control"]
+    parts = []
+    for arm in arms:
+        parts.append(chart(ticks, arm, primary))
+        if ticks:
+            parts.append("\n".join(latest_lines(ticks[-1], arm, primary)))
+    if ticks:
+        parts.append(LEGEND)
+    return "\n".join(p for p in parts if p)
+
+
 def cmd_deployment_show(args: argparse.Namespace) -> int:
-    """Show one deployment: per-arm rates with intervals and the decision a tick would take."""
+    """Show one deployment: per-arm rates with intervals, the decision a tick would take, the
+    candidates' bounds over ticks against the boundaries, and the plan."""
     api = client(args)
-    data = api.get(f"/v1/deployments/{deployment_id(api, args.deployment_id)}")
+    dep = deployment_id(api, args.deployment_id)
+    data = api.get(f"/v1/deployments/{dep}")
+    ticks = _ticks(api, dep)
+    if args.json:
+        data["ticks"] = ticks
 
     def human(d: dict[str, Any]) -> str:
         head = (f"{d['deployment_id']}  {d['prompt']}  {d['phase']}  {_step(d)}: candidates "
@@ -103,7 +132,7 @@ def cmd_deployment_show(args: argparse.Namespace) -> int:
             out += f"\nnext tick: {nxt['event'] or 'no change'} - {nxt['reason']}"
         elif d.get("outcome_reason"):
             out += f"\noutcome: {d['outcome_reason']}"
-        return out
+        return "\n\n".join([out, _evidence_chart(d, ticks), "\n".join(plan_lines(d["plan"]))])
 
     emit(args, data, human)
     return 0
@@ -260,9 +289,9 @@ def cmd_policy(args: argparse.Namespace) -> int:
         data = api.get(path)
 
     def human(d: dict[str, Any]) -> str:
-        return "\n".join(f"{k:<28} {json.dumps(v)}" + ("  (overridden)" if k in d["overrides"]
-                                                        else "")
-                         for k, v in d["policy"].items())
+        return "\n".join([*(f"{k:<28} {json.dumps(v)}" + ("  (overridden)"
+                                                          if k in d["overrides"] else "")
+                            for k, v in d["policy"].items()), "", *plan_lines(d["plan"])])
 
     emit(args, data, human)
     return 0

@@ -257,6 +257,33 @@ class DeploymentSuperseded(_DeploymentDecision):
     by: str
 
 
+class CanaryAnalysed(SystemEvent):
+    """What one canary tick saw of a serving deployment: each live candidate's effect
+    against control (estimate and always-valid bounds per metric) and the boundaries.
+
+    Evidence, not a decision: nothing folds it (replay is unchanged by it), and it has its
+    own stream per deployment, so it never conflicts with a decision on the prompt. The
+    terminal chart of ``promptd deployment show`` is drawn from these.
+    """
+
+    TYPE = "canary.analysed"
+    deployment_id: str
+    prompt: str
+    step_index: int
+    # arm -> metric -> {estimate, lower, upper, n_control, n_candidate} (None: no bound)
+    effects: dict[str, dict[str, dict[str, float | int | None]]]
+    # metric -> {"harm": delta, "promotion": delta}
+    boundaries: dict[str, dict[str, float]]
+
+    def stream(self) -> str:
+        return canary_stream(self.deployment_id)
+
+
+def canary_stream(deployment_id: str) -> str:
+    """Return the stream of a deployment's per-tick evidence."""
+    return f"canary:{deployment_id}"
+
+
 # -- mining and tokens --------------------------------------------------------------------
 
 class PatternsMined(SystemEvent):
@@ -309,7 +336,8 @@ EVENT_MODELS: dict[str, type[SystemEvent]] = {
         CandidateRejected, DeploymentStarted, DeploymentApproved, DeploymentStepped,
         DeploymentPaused, DeploymentResumed, DeploymentArmEliminated,
         DeploymentAwaitingPromotion, DeploymentPromoted, DeploymentRolledBack,
-        DeploymentRejected, DeploymentSuperseded, PatternsMined, TokenIssued, TokenRevoked,
+        DeploymentRejected, DeploymentSuperseded, CanaryAnalysed, PatternsMined, TokenIssued,
+        TokenRevoked,
     )
 }
 DEPLOYMENT_EVENT_TYPES = frozenset(t for t in EVENT_MODELS if t.startswith("deployment."))

@@ -76,7 +76,7 @@ class Daemon:
         self.live = LiveState(self.engine)
         self.resolver = Resolver(self.live)
         self.tokens = TokenBook(self.live, self.engine, clock)
-        self.exporter = MetricsExporter(self.metrics, self.live, clock)
+        self.exporter = MetricsExporter(self.metrics, self.live, clock, self.queries.stats_of)
         self.live.on_reload(self.exporter.on_reload)
         self.writer = EventWriter(
             self.write_engine, self.projector, max_queue=settings.writer_queue_max,

@@ -8,12 +8,28 @@ while it is production or in a deployment ("other" otherwise), arms are control/
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 
+import structlog
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from deploy.state import SERVING, DeploymentState
+from deploy.stats import StepStats
 from service.projections.counts import execution_succeeded
+from service.runtime.evidence import BOUNDS, Evidence, evidence_of
 from service.runtime.live import LiveState
-from service.runtime.metrics import DEPLOYMENT_STATES, Metrics
+from service.runtime.metrics import (
+    DEPLOYMENT_BOUNDARY,
+    DEPLOYMENT_EFFECT,
+    DEPLOYMENT_LABEL_CHARS,
+    DEPLOYMENT_STATES,
+    Metrics,
+)
 from service.store.eventlog import StoredEvent
+
+log = structlog.get_logger("promptd.exporter")
+StatsOf = Callable[[Sequence[DeploymentState]], list[tuple[DeploymentState, StepStats]]]
 
 _ARMS = frozenset({"control", "c1", "c2", "c3"})
 _RECENT_KEPT = 100_000
@@ -31,8 +47,11 @@ def _bounded(trigger: str) -> str:
 class MetricsExporter:
     """Keeps the Prometheus series in step with the log and the live read models."""
 
-    def __init__(self, metrics: Metrics, live: LiveState, clock: Callable[[], float]) -> None:
+    def __init__(self, metrics: Metrics, live: LiveState, clock: Callable[[], float],
+                 stats_of: StatsOf | None = None) -> None:
         self._metrics = metrics
+        if stats_of is not None:
+            metrics.registry.register(EvidenceCollector(live, stats_of))
         self._live = live
         self._clock = clock
         self._exported: set[Labels] = set()
@@ -161,3 +180,51 @@ class MetricsExporter:
             for counter in (m.executions, m.successes, m.errors, m.corrections):
                 with contextlib.suppress(KeyError):
                     counter.remove(*key)
+
+
+class EvidenceCollector(Collector):
+    """Exports each serving deployment's effects and boundaries, read at scrape time.
+
+    Computed from the read models when Prometheus asks (``service.runtime.evidence``, the
+    canary's own functions), so a series exists exactly while its deployment serves and
+    its arm is live: an ended deployment's series are simply not collected any more.
+    """
+
+    def __init__(self, live: LiveState, stats_of: StatsOf) -> None:
+        self._live = live
+        self._stats_of = stats_of
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """Return the two families without samples (the registry checks names with them)."""
+        return iter(self._families())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Return the two families with a sample per effect bound and per boundary."""
+        effect, boundary = self._families()
+        serving = [s for s in self._live.deployments.values() if s.phase in SERVING]
+        try:
+            found = evidence_of(self._stats_of(serving)) if serving else []
+        except Exception:  # a failed read must not fail the whole scrape
+            log.exception("evidence_export_failed")
+            found = []
+        for e in found:
+            _add_samples(effect, boundary, e)
+        return iter((effect, boundary))
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        (name, doc, labels), (bname, bdoc, blabels) = DEPLOYMENT_EFFECT, DEPLOYMENT_BOUNDARY
+        return (GaugeMetricFamily(name, doc, labels=labels),
+                GaugeMetricFamily(bname, bdoc, labels=blabels))
+
+
+def _add_samples(effect: GaugeMetricFamily, boundary: GaugeMetricFamily, e: Evidence) -> None:
+    deployment = e.deployment_id[:DEPLOYMENT_LABEL_CHARS]
+    for x in e.effects:
+        for bound in BOUNDS:
+            value = x.value(bound)
+            if value is not None:  # no bound on that side (one-sided, or too few data)
+                effect.add_metric([e.prompt, deployment, x.arm, x.metric, bound], value)
+    for metric, kinds in e.boundaries.items():
+        for kind, value in kinds.items():
+            boundary.add_metric([e.prompt, deployment, metric, kind], value)

@@ -14,6 +14,21 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 EXEC_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 GROUP_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MAX_CATEGORIES_PER_PROMPT = 20
+# A deployment's label value: "dep-" and the time-ordered head of its id (milliseconds and a
+# counter), unique in practice, and a prefix `promptd deployment show` accepts.
+DEPLOYMENT_LABEL_CHARS = 22
+# Exported at scrape time from the read models (``exporter.EvidenceCollector``), one series
+# per serving deployment, live candidate and watched metric: they vanish when it ends.
+DEPLOYMENT_EFFECT = (
+    "promptd_deployment_effect",
+    "Candidate minus control per serving deployment, arm and metric: the canary's estimate "
+    "and its always-valid lower and upper bounds (bound)",
+    ("prompt", "deployment", "arm", "metric", "bound"))
+DEPLOYMENT_BOUNDARY = (
+    "promptd_deployment_boundary",
+    "The delta a bound is judged against, per serving deployment and metric: harm (a bound "
+    "beyond it rolls back) or promotion (the primary lower bound above it promotes)",
+    ("prompt", "deployment", "metric", "kind"))
 DEPLOYMENT_STATES = (
     "none", "pending_approval", "running", "awaiting_promotion", "paused", "promoted",
     "rolled_back", "superseded",

@@ -64,3 +64,75 @@ def test_reject_rollback_policy_candidates_and_jobs(live: LiveDaemon) -> None:
     for job in ("mine", "improve", "canary"):
         out = run(live, "jobs", "run", job)
         assert out.returncode == 0 and f"{job}: ok" in out.stdout
+
+
+def _rolled_back_for_harm(live: LiveDaemon) -> str:
+    from tests.service.traffic import run_traffic
+
+    live.create_prompt("support/triage", "Triage {{ ticket }}")
+    admin, agent = live.client(), live.client(live.issue("agent"))
+    admin.post("/v1/prompts/support/triage/versions",
+               json={"template": "Triage {{ ticket }} in one word."}).raise_for_status()
+    policy = {"steps": [10, 50, 100], "min_samples_per_step": 100, "min_step_seconds": 0,
+              "analysis_interval_seconds": 0.001}
+    dep = admin.post("/v1/deployments", json={"prompt": "support/triage", "versions": [2],
+                                              "policy": policy}).json()["deployment_id"]
+    for i in range(40):
+        run_traffic(agent, "support/triage", 150, {1: 0.85, 2: 0.7}, seed=i)
+        admin.post("/v1/jobs/canary").raise_for_status()
+        if admin.get(f"/v1/deployments/{dep}").json()["phase"] != "running":
+            break
+    shown = admin.get(f"/v1/deployments/{dep}").json()
+    assert shown["phase"] == "rolled_back" and "harm" in shown["outcome_reason"], shown
+    return str(dep)
+
+
+def test_deployment_show_charts_the_bound_crossing_the_harm_boundary(live: LiveDaemon) -> None:
+    dep = _rolled_back_for_harm(live)
+    out = run(live, "deployment", "show", dep[:22])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines)
+                 if line.startswith("c1 - control on success_rate: "))
+    end = next(i for i, line in enumerate(lines) if line.startswith("^ upper bound"))
+    chart = lines[start:end + 2]
+    assert all(len(line) <= 80 for line in chart), "\n".join(chart)
+    rows = [line.split("|", 1)[1] for line in chart if "|" in line]
+    [harm] = [i for i, r in enumerate(rows) if "harm +0.0 pt" in r]
+    width = len(next(line for line in chart if line.strip().startswith("+-")).strip()) - 1
+    plotted = [r[:width].ljust(width) for r in rows]  # a column per tick, then names
+    assert "---" in plotted[harm]  # the boundary is drawn as a line
+    page = live.client().get("/v1/events", params={"type": "canary.analysed",
+                                                   "stream": f"canary:{dep}"}).json()
+    uppers = [e["payload"]["effects"]["c1"]["success_rate"].get("upper")
+              for e in page["events"]]
+    assert width == len(uppers) <= 56  # every recorded tick is a column
+    carets = {x for x in range(width) if any(r[x] == "^" for r in plotted)}
+    assert carets == {x for x, u in enumerate(uppers) if u is not None}
+    # Each mark sits on the row its recorded bound maps to (the printed top and bottom of
+    # the scale, in points, are rounded: one row of slack), clamped to the edges.
+    top, bottom = (float(chart[i].split("pt", 1)[0]) for i in (1, len(rows)))
+    for x in carets:
+        at = (top - 100 * uppers[x]) / (top - bottom) * (len(rows) - 1)
+        expected = min(max(round(at), 0), len(rows) - 1)
+        drawn = [i for i, r in enumerate(plotted) if r[x] == "^"]
+        assert drawn and abs(drawn[0] - expected) <= 1, (x, uppers[x], "\n".join(chart))
+    # The tick that rolled back saw the upper bound below the harm boundary (0), and the
+    # chart draws it at or below the boundary's line: that is the rollback, drawn.
+    assert uppers[-1] is not None and uppers[-1] < 0
+    assert min(i for i, r in enumerate(plotted) if r[-1] == "^") >= harm, "\n".join(chart)
+
+
+def test_policy_and_deployment_show_print_the_plan(live: LiveDaemon) -> None:
+    live.create_prompt()
+    run(live, "versions", "add", "support/triage", "--template", "v2 {{ ticket }} {{ customer }}")
+    plan = live.client().get("/v1/prompts/support/triage/policy").json()["plan"]
+    horizon = f"plan: horizon {plan['planned_samples_per_arm']:,} samples per arm"
+    out = run(live, "policy", "support/triage")
+    assert out.returncode == 0 and horizon in out.stdout, out.stdout
+    assert f"{plan['promotion_tuning']:,.0f} (promotion)" in out.stdout
+    assert "counts distinct subjects" in out.stdout
+    dep = _deploy(live)
+    shown = run(live, "deployment", "show", dep)
+    assert horizon in shown.stdout, shown.stdout
+    assert "c1 - control on success_rate: no tick recorded yet" in shown.stdout
