@@ -9,6 +9,7 @@ from typing import Any
 
 from service.cli.base import AddCommand, CommandError, Handler, client
 from service.cli.output import emit, pct, table, ts
+from service.cli.waiting import deploy_when_free, wait_interrupted
 from service.sdk import AdminClient
 
 
@@ -56,13 +57,25 @@ def deployment_id(api: AdminClient, given: str) -> str:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    """Start a canary of one to three versions against production."""
+    """Start a canary of one to three versions against production.
+
+    A machine canary holding the prompt is superseded; with --wait the command queues
+    behind whatever holds it instead. A person's deployment is never superseded (409).
+    """
     body: dict[str, Any] = {"prompt": args.prompt, "versions": args.versions}
     if args.steps:
         body["steps"] = args.steps
     if args.approval:
         body["requires_approval"] = True
-    data = client(args).post("/v1/deployments", body)
+    api = client(args)
+    if args.wait:
+        try:
+            data = deploy_when_free(api, body, timeout_s=args.timeout, poll_s=args.poll)
+        except KeyboardInterrupt as exc:
+            print(f"{args.verb}: {wait_interrupted(api, args.prompt, exc)}", file=sys.stderr)
+            return 130
+    else:
+        data = api.post("/v1/deployments", body)
     emit(args, data, lambda d: f"started {d['deployment_id']} for {d['prompt']}: {d['phase']}, "
          f"candidates get {share(d['candidate_share'])} of traffic ({_step(d)}; "
          f"ramp {_ramp(d)})")
@@ -281,6 +294,12 @@ def register(sub: Any, add: AddCommand) -> None:
         "5,25,50,100: with one candidate that sends it 2.5%%, 12.5%%, 25%%, then 50%% of "
         "traffic"))
     p.add_argument("--approval", action="store_true", help="wait for `promptd approve` first")
+    p.add_argument("--wait", action="store_true", help=(
+        "if a deployment holds the prompt, queue behind it instead of superseding a machine "
+        "canary: say which one holds it every 10 s, deploy once it has ended"))
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="with --wait: give up after this long (default 3600)")
+    p.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
 
     p = add("deployments", cmd_deployments, "list deployments")
     p.add_argument("--all", action="store_true", help="include ended deployments")
