@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,32 +15,76 @@ _TREND = {"new": "new", "growing": "up", "stable": "flat", "shrinking": "down",
           "resolved": "gone"}
 
 
+def window_end(at: float, now: float) -> str:
+    """Return when a share window ended: HH:MM UTC, with the date unless it is today's."""
+    clock = time.strftime("%H:%M", time.gmtime(at))
+    if time.strftime("%Y-%m-%d", time.gmtime(at)) == time.strftime("%Y-%m-%d", time.gmtime(now)):
+        return f"{clock} UTC"
+    return f"{time.strftime('%Y-%m-%d', time.gmtime(at))} {clock} UTC"
+
+
+def _statement(p: dict[str, Any]) -> str:
+    if p.get("statements"):
+        return str(p["statements"][0][1])
+    if p.get("noise"):
+        return f"({p['label']})"
+    return f"(no reason given: {p['label']})"  # reason-less corrections, grouped by category
+
+
+def _context(p: dict[str, Any]) -> str:
+    c = p.get("context")
+    return f"{c['variable']}={','.join(c['values'])}" if c else ""
+
+
+def patterns_text(d: dict[str, Any], now: float) -> str:
+    """Return a mining snapshot for people: its share window, then each pattern."""
+    name = d["prompt"]
+    if not d["patterns"]:
+        return f"{name}: no failure patterns mined yet"
+    window = d.get("share_window")
+    if window:
+        out = (f"{name}: shares over the window ending {window_end(window['end'], now)}, "
+               f"{window['records']} records")
+        if not window["is_latest"]:
+            out += ("\n(not the latest window: the latest had no corrections or failures to "
+                    "mine, so shares come from the last window that had some)")
+    else:
+        out = f"{name}: no share window in this snapshot"
+    rows = [(p["pattern_id"][:10], _statement(p).replace("\n", " ")[:50],
+             p.get("language") or "-", p["size"], f"{p['share']:.1%}", p.get("corrections", 0),
+             _TREND.get(p["status"], p["status"]), f"{p['severity_score']:.1f}", _context(p),
+             "none: noise" if p.get("noise") else "yes")
+            for p in d["patterns"]]
+    out += "\n" + table(rows, ["id", "statement", "lang", "size", "share", "corrections",
+                               "trend", "severity", "context", "rule"])
+    out += "".join(f"\nnoise, gets no rule: {p['pattern_id'][:10]} {p['noise']}"
+                   for p in d["patterns"] if p.get("noise"))
+    for p in d["patterns"]:
+        c = p.get("context")
+        if c:
+            out += (f"\ncontext: {p['pattern_id'][:10]} mostly {c['variable']} in "
+                    f"{', '.join(c['values'])} ({c['coverage']:.0%} of its records; "
+                    f"Cramer's V {c['association']:.2f}, p={c['p_value']:.2g})")
+    if d.get("counted_failures"):
+        out += (f"\n{d['counted_failures']} failed executions without an error type: counted "
+                "in rates and anomalies,\nnot as pattern records (only a correction says what "
+                "went wrong)")
+    out += ("\nshare: its records in the share window over that window's records (corrections"
+            "\nand typed failures); statement: the clean reviewer feedback its rule is written"
+            "\nfrom; trend: its size against earlier windows; severity: the sum over its records"
+            "\nof their weight (a correction's severity: low 1, medium 2, high 3, critical 5; a"
+            "\nfailed execution 1); ranked by that sum in the latest window")
+    out += f"\nmined {ts(d['mined_at'])}"
+    if d["anomalies"]:
+        out += "".join(f"\nanomaly: {a['metric']} at {a['rate']:.1%} (z={a['z']:.1f})"
+                       for a in d["anomalies"])
+    return out
+
+
 def cmd_patterns(args: argparse.Namespace) -> int:
-    """Show a prompt's mined failure patterns as a table."""
+    """Show a prompt's mined failure patterns: share window, statements, noise, context."""
     data = client(args).get(f"/v1/prompts/{args.name}/patterns")
-
-    def human(d: dict[str, Any]) -> str:
-        if not d["patterns"]:
-            return f"{d['prompt']}: no failure patterns mined yet"
-        rows = []
-        for p in d["patterns"]:
-            example = next((e.get("corrected_output") or e.get("reason") or ""
-                            for e in p["examples"]), p["representative_reason"])
-            rows.append((p["pattern_id"][:10], p["label"][:30], p["size"],
-                         f"{p['share']:.1%}", _TREND.get(p["status"], p["status"]),
-                         f"{p['severity_score']:.1f}", (example or "").replace("\n", " ")[:48]))
-        out = table(rows, ["id", "label", "size", "share", "trend", "severity", "example"])
-        out += ("\nshare: its records in the latest window over that window's executions;"
-                "\ntrend: its size against earlier windows; severity: the sum over its records"
-                "\nof their weight (a correction's severity: low 1, medium 2, high 3, critical"
-                "\n5; a failed execution 1); ranked by that sum in the latest window")
-        out += f"\nmined {ts(d['mined_at'])}"
-        if d["anomalies"]:
-            out += "".join(f"\nanomaly: {a['metric']} at {a['rate']:.1%} (z={a['z']:.1f})"
-                           for a in d["anomalies"])
-        return out
-
-    emit(args, data, human)
+    emit(args, data, lambda d: patterns_text(d, time.time()))
     return 0
 
 
