@@ -206,15 +206,55 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def gate_cell(gate: dict[str, Any] | None) -> str:
+    """Return the offline gate's result as wins/losses/ties, p and verdict ("-": no gate ran)."""
+    if not gate:
+        return "-"
+    verdict = "passed" if gate["passed"] else "failed"
+    return f"{gate['wins']}/{gate['losses']}/{gate['ties']} p={gate['p_value']:.2g} {verdict}"
+
+
+def _rejections(api: AdminClient, candidates: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
+    """Return the recorded reason of each rejected candidate, from its prompt's history."""
+    reasons: dict[tuple[str, int], str] = {}
+    for prompt in sorted({c["prompt"] for c in candidates if c["status"] == "rejected"}):
+        history = api.get(f"/v1/prompts/{prompt}/history", params={"limit": 10_000})["history"]
+        for h in history:
+            if h["type"] == "candidate.rejected":
+                reasons[(prompt, int(h["version"]))] = str(h.get("reason") or "")
+    return reasons
+
+
+def candidates_text(d: dict[str, Any], reasons: dict[tuple[str, int], str]) -> str:
+    """Return candidates as a table, the offline gate's result in its own column, then why
+    each rejected one was rejected."""
+    if not d["candidates"]:
+        return "no candidates yet"
+    out = table([(c["prompt"], f"v{c['version']}", c["strategy"], c["status"],
+                  gate_cell(c.get("gate")), c["deployment_id"] or "", c["rationale"][:60])
+                 for c in d["candidates"]],
+                ["prompt", "version", "strategy", "status", "gate w/l/t", "deployment",
+                 "rationale"])
+    for c in d["candidates"]:
+        if c["status"] == "rejected":
+            # An older rejection may be past the history's limit: the gate's counts say it.
+            why = (reasons.get((c["prompt"], c["version"]))
+                   or (f"offline gate {gate_cell(c['gate'])}" if c.get("gate") else "no reason"))
+            out += f"\nrejected {c['prompt']} v{c['version']}: {why}"
+    if any(c.get("gate") for c in d["candidates"]):
+        out += ("\ngate: an LLM judged candidate against control on recorded corrections "
+                "(wins/losses/ties,\none-sided sign test p); only a candidate that won more "
+                "than it lost went live")
+    return out
+
+
 def cmd_candidates(args: argparse.Namespace) -> int:
-    """List machine-written candidates with their strategy, rationale and fate."""
+    """List machine-written candidates with their strategy, offline gate, rationale and fate."""
+    api = client(args)
     path = f"/v1/prompts/{args.prompt}/candidates" if args.prompt else "/v1/candidates"
-    data = client(args).get(path)
-    emit(args, data, lambda d: table(
-        [(c["prompt"], f"v{c['version']}", c["strategy"], c["status"], c["deployment_id"] or "",
-          c["rationale"][:60]) for c in d["candidates"]],
-        ["prompt", "version", "strategy", "status", "deployment", "rationale"])
-        if d["candidates"] else "no candidates yet")
+    data = api.get(path)
+    reasons = {} if args.json else _rejections(api, data["candidates"])
+    emit(args, data, lambda d: candidates_text(d, reasons))
     return 0
 
 
