@@ -10,6 +10,7 @@ from typing import Any
 
 from service.cli.base import AddCommand, client, find_token
 from service.cli.output import emit, table, ts
+from service.simulation.world import DEFAULT_WORLD, WORLDS  # the standard library only
 
 _TREND = {"new": "new", "growing": "up", "stable": "flat", "shrinking": "down",
           "resolved": "gone"}
@@ -101,7 +102,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     return run_demo(duration_s=args.duration, seed=args.seed,
                     data_dir=Path(args.data_dir) if args.data_dir else None,
-                    agents=args.agents, rate_per_s=args.rate or None)
+                    agents=args.agents, rate_per_s=args.rate or None, world_name=args.world)
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -111,7 +112,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     url = args.url or os.environ.get("PROMPTD_URL") or "http://127.0.0.1:8077"
     return run_simulate(url, find_token(args.token), duration_s=args.duration,
                         seed=args.seed, agents=args.agents, rate_per_s=args.rate or None,
-                        harmful=args.harmful)
+                        harmful=args.harmful, world_name=args.world)
 
 
 def register(sub: Any, add: AddCommand) -> None:
@@ -130,6 +131,10 @@ def register(sub: Any, add: AddCommand) -> None:
         p = add(name, handler, help_)
         p.add_argument("--duration", type=float, default=180.0, help="seconds (default 180)")
         p.add_argument("--seed", type=int, default=7)
+        p.add_argument("--world", choices=list(WORLDS), default=DEFAULT_WORLD, help=(
+            "the simulated world: support-v1 (dates, citations, tone, length; English "
+            "corrections) or support-v2 (currency, reply language, invented facts, personal "
+            "data, legal escalation; messy multilingual corrections with noise)"))
         p.add_argument("--agents", type=int, default=6)
         p.add_argument("--rate", type=float, default=150.0,
                        help="executions per second per prompt (0: as fast as possible)")
