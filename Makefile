@@ -15,9 +15,11 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-## demo: the main job: daemon on embedded SQLite (plus the simulated fleet once it exists)
+## demo: the main job: daemon on embedded SQLite plus the simulated fleet, in the world
+## WORLD names (support-v1, the default, or support-v2: `make demo WORLD=support-v2`)
+WORLD ?= support-v1
 demo: $(STAMP)
-	$(BIN)/promptd demo
+	$(BIN)/promptd demo --world $(WORLD)
 
 ## run: the daemon alone on embedded SQLite under ./var/
 run: $(STAMP)

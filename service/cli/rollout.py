@@ -10,6 +10,7 @@ from typing import Any
 from service.cli.base import AddCommand, CommandError, Handler, client
 from service.cli.evidence import LEGEND, chart, latest_lines, plan_lines
 from service.cli.output import emit, pct, table, ts
+from service.cli.waiting import deploy_when_free, wait_interrupted
 from service.sdk import AdminClient
 
 
@@ -57,13 +58,25 @@ def deployment_id(api: AdminClient, given: str) -> str:
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    """Start a canary of one to three versions against production."""
+    """Start a canary of one to three versions against production.
+
+    A machine canary holding the prompt is superseded; with --wait the command queues
+    behind whatever holds it instead. A person's deployment is never superseded (409).
+    """
     body: dict[str, Any] = {"prompt": args.prompt, "versions": args.versions}
     if args.steps:
         body["steps"] = args.steps
     if args.approval:
         body["requires_approval"] = True
-    data = client(args).post("/v1/deployments", body)
+    api = client(args)
+    if args.wait:
+        try:
+            data = deploy_when_free(api, body, timeout_s=args.timeout, poll_s=args.poll)
+        except KeyboardInterrupt as exc:
+            print(f"{args.verb}: {wait_interrupted(api, args.prompt, exc)}", file=sys.stderr)
+            return 130
+    else:
+        data = api.post("/v1/deployments", body)
     emit(args, data, lambda d: f"started {d['deployment_id']} for {d['prompt']}: {d['phase']}, "
          f"candidates get {share(d['candidate_share'])} of traffic ({_step(d)}; "
          f"ramp {_ramp(d)})")
@@ -222,15 +235,55 @@ def cmd_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def gate_cell(gate: dict[str, Any] | None) -> str:
+    """Return the offline gate's result as wins/losses/ties, p and verdict ("-": no gate ran)."""
+    if not gate:
+        return "-"
+    verdict = "passed" if gate["passed"] else "failed"
+    return f"{gate['wins']}/{gate['losses']}/{gate['ties']} p={gate['p_value']:.2g} {verdict}"
+
+
+def _rejections(api: AdminClient, candidates: list[dict[str, Any]]) -> dict[tuple[str, int], str]:
+    """Return the recorded reason of each rejected candidate, from its prompt's history."""
+    reasons: dict[tuple[str, int], str] = {}
+    for prompt in sorted({c["prompt"] for c in candidates if c["status"] == "rejected"}):
+        history = api.get(f"/v1/prompts/{prompt}/history", params={"limit": 10_000})["history"]
+        for h in history:
+            if h["type"] == "candidate.rejected":
+                reasons[(prompt, int(h["version"]))] = str(h.get("reason") or "")
+    return reasons
+
+
+def candidates_text(d: dict[str, Any], reasons: dict[tuple[str, int], str]) -> str:
+    """Return candidates as a table, the offline gate's result in its own column, then why
+    each rejected one was rejected."""
+    if not d["candidates"]:
+        return "no candidates yet"
+    out = table([(c["prompt"], f"v{c['version']}", c["strategy"], c["status"],
+                  gate_cell(c.get("gate")), c["deployment_id"] or "", c["rationale"][:60])
+                 for c in d["candidates"]],
+                ["prompt", "version", "strategy", "status", "gate w/l/t", "deployment",
+                 "rationale"])
+    for c in d["candidates"]:
+        if c["status"] == "rejected":
+            # An older rejection may be past the history's limit: the gate's counts say it.
+            why = (reasons.get((c["prompt"], c["version"]))
+                   or (f"offline gate {gate_cell(c['gate'])}" if c.get("gate") else "no reason"))
+            out += f"\nrejected {c['prompt']} v{c['version']}: {why}"
+    if any(c.get("gate") for c in d["candidates"]):
+        out += ("\ngate: an LLM judged candidate against control on recorded corrections "
+                "(wins/losses/ties,\none-sided sign test p); only a candidate that won more "
+                "than it lost went live")
+    return out
+
+
 def cmd_candidates(args: argparse.Namespace) -> int:
-    """List machine-written candidates with their strategy, rationale and fate."""
+    """List machine-written candidates with their strategy, offline gate, rationale and fate."""
+    api = client(args)
     path = f"/v1/prompts/{args.prompt}/candidates" if args.prompt else "/v1/candidates"
-    data = client(args).get(path)
-    emit(args, data, lambda d: table(
-        [(c["prompt"], f"v{c['version']}", c["strategy"], c["status"], c["deployment_id"] or "",
-          c["rationale"][:60]) for c in d["candidates"]],
-        ["prompt", "version", "strategy", "status", "deployment", "rationale"])
-        if d["candidates"] else "no candidates yet")
+    data = api.get(path)
+    reasons = {} if args.json else _rejections(api, data["candidates"])
+    emit(args, data, lambda d: candidates_text(d, reasons))
     return 0
 
 
@@ -310,6 +363,12 @@ def register(sub: Any, add: AddCommand) -> None:
         "5,25,50,100: with one candidate that sends it 2.5%%, 12.5%%, 25%%, then 50%% of "
         "traffic"))
     p.add_argument("--approval", action="store_true", help="wait for `promptd approve` first")
+    p.add_argument("--wait", action="store_true", help=(
+        "if a deployment holds the prompt, queue behind it instead of superseding a machine "
+        "canary: say which one holds it every 10 s, deploy once it has ended"))
+    p.add_argument("--timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="with --wait: give up after this long (default 3600)")
+    p.add_argument("--poll", type=float, default=2.0, help=argparse.SUPPRESS)
 
     p = add("deployments", cmd_deployments, "list deployments")
     p.add_argument("--all", action="store_true", help="include ended deployments")

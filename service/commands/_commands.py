@@ -91,11 +91,12 @@ class Commands:
     # -- deployments -------------------------------------------------------------------------
 
     def deploy(self, prompt: str, versions: Sequence[int], policy: CanaryPolicy, *,
-               actor: str, requires_approval: bool | None) -> Outcome[PromptAggregate]:
-        """Start an admin's canary; it supersedes a machine-written one."""
+               actor: str, requires_approval: bool | None,
+               supersede: bool = True) -> Outcome[PromptAggregate]:
+        """Start an admin's canary; it supersedes a machine-written one unless told not to."""
         return self.handler.on_prompt(prompt, deployments.start_deployment(
             prompt, versions, policy, actor=actor, requires_approval=requires_approval,
-            machine_written=False))
+            machine_written=False, supersede_machine=supersede))
 
     def deployment_command(self, deployment_id: str, name: str, *, actor: str,
                            full: bool = False, arm: str | None = None,

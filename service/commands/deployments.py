@@ -60,7 +60,8 @@ def start_deployment(prompt: str, versions: Sequence[int], policy: CanaryPolicy,
 
     One deployment at a time: a running one is a 409 naming it — except that a person's
     deployment supersedes a machine-written one (``supersede_machine``): it ends as
-    ``superseded`` with the person as actor, in the same append.
+    ``superseded`` with the person as actor, in the same append. Without
+    ``supersede_machine`` every running deployment is a 409 (a person queueing behind it).
     """
     dep_id = deployment_id or new_deployment_id()
 
@@ -85,9 +86,12 @@ def start_deployment(prompt: str, versions: Sequence[int], policy: CanaryPolicy,
         active = agg.active_deployment
         if active is not None:
             if not (supersede_machine and active.machine_written and not machine_written):
+                # The detail names the holder, so a client queueing behind it (``promptd
+                # deploy --wait``) can tell "held" from any other conflict.
                 raise CommandRefused(409, "conflict", f"prompt {prompt!r} already has deployment "
                                      f"{active.deployment_id} ({active.phase.value}); one at a "
-                                     "time")
+                                     "time", [{"field": "prompt",
+                                               "message": f"held by {active.deployment_id}"}])
             events.append(system.DeploymentSuperseded(
                 prompt=prompt, deployment_id=active.deployment_id, by=dep_id, actor=actor,
                 trigger="superseded",

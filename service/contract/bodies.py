@@ -57,6 +57,10 @@ class DeploymentCreate(Strict):
     policy: dict[str, Any] = Field(default_factory=dict, description="CanaryPolicy overrides")
     requires_approval: bool | None = Field(
         None, description="wait for an admin's approve first (default: the policy's gate)")
+    supersede: bool = Field(True, description=(
+        "end a machine-written canary that holds the prompt (it ends as superseded, you as "
+        "its actor); false: 409 naming it instead, so you can queue behind it. A person's "
+        "deployment is never superseded"))
 
 
 class CommandBody(Strict):

@@ -119,8 +119,9 @@ def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: Comma
                       who: Admin) -> dict[str, Any]:
     """Append deployment.started for hand-picked versions.
 
-    409 if a deployment is already running, unless it is machine-written: a person's
-    deployment supersedes it (it ends as superseded, in the same append).
+    409 if a deployment is already running, unless it is machine-written and ``supersede``
+    is true (the default): a person's deployment supersedes it (it ends as superseded, in the
+    same append). The 409's detail names the deployment that holds the prompt.
     """
     _prompt(daemon, body.prompt)
     overrides = dict(body.policy)
@@ -128,7 +129,8 @@ def create_deployment(body: DeploymentCreate, daemon: DaemonDep, commands: Comma
         overrides["steps"] = body.steps
     policy = _policy(commands.policy_for(body.prompt), overrides)
     outcome = commands.deploy(body.prompt, body.versions, policy, actor=who.actor,
-                              requires_approval=body.requires_approval)
+                              requires_approval=body.requires_approval,
+                              supersede=body.supersede)
     return deployment_view(daemon, _deployment(daemon, str(outcome.answer)), detail=False)
 
 

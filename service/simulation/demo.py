@@ -17,7 +17,7 @@ from typing import Any
 
 from service.sdk import AdminClient, AdminError
 from service.simulation.fleet import ArmTally, Fleet, FleetConfig, FleetStats
-from service.simulation.world import SIMULATION_TAG, World
+from service.simulation.world import DEFAULT_WORLD, SIMULATION_TAG, World
 
 LOOP_PROMPT = "support/answer"
 GUARDED_PROMPT = "sales/reply"
@@ -288,14 +288,14 @@ def look_around(url: str, token_file: str | None) -> None:
 
 
 def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
-          rate_per_s: float | None, harmful: bool,
+          rate_per_s: float | None, harmful: bool, world_name: str = DEFAULT_WORLD,
           progress_every_s: float = 5.0) -> FleetStats:
     """Run the fleet against ``url`` with live progress, then print the summary.
 
     Ctrl-C stops the fleet: agents finish the task in hand, every recorded event is
     delivered, and the summary is printed while the daemon still answers.
     """
-    world = World(seed)
+    world = World.named(world_name, seed)
     admin = AdminClient(url, token)
     ensure_prompts(admin)
     prompts = list(PROMPTS)
@@ -306,7 +306,8 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
     progress = Progress(fleet.stats, admin, prompts)
     runner = threading.Thread(target=fleet.run, kwargs={"duration_s": duration_s},
                               name="sim-fleet", daemon=True)
-    say(f"fleet of {agents} simulated agents, seed {seed}, for {duration_s:.0f}s; "
+    say(f"fleet of {agents} simulated agents in world {world.name}, seed {seed}, for "
+        f"{duration_s:.0f}s; "
         "expected success of the base prompts (world model): "
         + ", ".join(f"{p} {b:.1%}" for p, b in baselines.items()))
     if harmful:
@@ -330,7 +331,7 @@ def drive(url: str, token: str, *, duration_s: float, seed: int, agents: int,
 
 
 def run_demo(*, duration_s: float, seed: int, data_dir: Path | None, agents: int,
-             rate_per_s: float | None) -> int:
+             rate_per_s: float | None, world_name: str = DEFAULT_WORLD) -> int:
     """Start a daemon on a fresh SQLite folder, run the fleet against it, print the summary."""
     from service.server import free_port, wait_until_up
 
@@ -355,7 +356,7 @@ def run_demo(*, duration_s: float, seed: int, data_dir: Path | None, agents: int
         say(compressed_timings())
         look_around(url, str(token_file))
         drive(url, token_file.read_text().strip(), duration_s=duration_s, seed=seed,
-              agents=agents, rate_per_s=rate_per_s, harmful=True)
+              agents=agents, rate_per_s=rate_per_s, harmful=True, world_name=world_name)
     except KeyboardInterrupt:
         say("interrupted: stopping the daemon without a summary")
         status = 130
@@ -379,7 +380,8 @@ def run_demo(*, duration_s: float, seed: int, data_dir: Path | None, agents: int
 
 
 def run_simulate(url: str, token: str | None, *, duration_s: float, seed: int, agents: int,
-                 rate_per_s: float | None, harmful: bool) -> int:
+                 rate_per_s: float | None, harmful: bool,
+                 world_name: str = DEFAULT_WORLD) -> int:
     """Run the fleet against a daemon that is already running."""
     if not token:
         print("promptd simulate: needs an admin token (--token, PROMPTD_TOKEN or "
@@ -388,7 +390,7 @@ def run_simulate(url: str, token: str | None, *, duration_s: float, seed: int, a
     look_around(url, None)
     try:
         drive(url, token, duration_s=duration_s, seed=seed, agents=agents,
-              rate_per_s=rate_per_s, harmful=harmful)
+              rate_per_s=rate_per_s, harmful=harmful, world_name=world_name)
     except KeyboardInterrupt:
         say("interrupted again: stopped without a summary")
         return 130

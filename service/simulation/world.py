@@ -460,3 +460,4 @@ WORLDS: Mapping[str, Callable[..., World]] = MappingProxyType({
     "support-v1": World,
     "support-v2": SupportV2World,
 })
+DEFAULT_WORLD = "support-v1"

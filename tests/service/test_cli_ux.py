@@ -275,6 +275,8 @@ def test_patterns_table_explains_share_trend_and_severity(live: LiveDaemon) -> N
         agent.post("/v1/events", json={"events": batch}).raise_for_status()
     assert run(live, "jobs", "run", "mine").returncode == 0
     out = run(live, "patterns", "support/triage")
-    assert out.returncode == 0 and "severity" in out.stdout.splitlines()[0]
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and "shares over the window ending" in lines[0]
+    assert "severity" in lines[1] and lines[1].startswith("id ")  # the table's header
     assert "severity: the sum over its records" in out.stdout
     assert "high 3" in out.stdout

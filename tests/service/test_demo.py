@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service.simulation.world import SIMULATION_TAG
+from service.simulation.demo import LOOP_PROMPT, base_text
+from service.simulation.world import SIMULATION_TAG, WORLDS, World
 from tests.service.test_cli import run
 from tests.support import PROMPTD, LiveDaemon
 
@@ -116,3 +117,17 @@ def test_simulate_headline_shows_an_unchanged_production_as_unchanged(
                          out.stdout)
         assert head is not None, out.stdout
         assert head.group(1) == head.group(2)  # the same text, the same expectation
+
+
+def test_simulate_runs_the_world_it_is_given(live: LiveDaemon) -> None:
+    expected = {name: World.named(name, 7).expected_success(base_text(LOOP_PROMPT))
+                for name in WORLDS}
+    assert expected["support-v1"] != expected["support-v2"]  # the line tells them apart
+    out = run(live, "simulate", "--world", "support-v2", "--duration", "3", "--rate", "30",
+              "--agents", "1")
+    assert out.returncode == 0, out.stderr[-3000:]
+    said = " ".join(line.removeprefix(SIMULATION_TAG).strip() for line in out.stdout.splitlines())
+    assert "in world support-v2" in said
+    assert f"{LOOP_PROMPT} {expected['support-v2']:.1%}" in said
+    bad = run(live, "simulate", "--world", "support-v3")
+    assert bad.returncode == 2 and "support-v1" in bad.stderr and "support-v2" in bad.stderr

@@ -108,6 +108,20 @@ def test_a_prompt_runs_at_most_one_deployment_and_a_person_supersedes_a_machine(
         _deploy(person, machine=False)  # a person's canary is never superseded
 
 
+def test_a_person_who_asks_not_to_supersede_gets_409_naming_the_machine_canary() -> None:
+    base = _run(_prompt(), reg.add_version(NAME, "v2", [], rationale="", parent=None,
+                                           make_production=False, actor="a"))
+    machine = _deploy(base, machine=True)
+    (held,) = machine.deployments
+    queued = dep.start_deployment(NAME, [2], CanaryPolicy(), actor="admin",
+                                  requires_approval=False, machine_written=False,
+                                  supersede_machine=False)
+    with pytest.raises(CommandRefused, match="one at a time") as refused:
+        queued(machine)
+    assert refused.value.status == 409
+    assert refused.value.details == [{"field": "prompt", "message": f"held by {held}"}]
+
+
 def test_a_tick_decision_on_a_deployment_that_changed_since_appends_nothing() -> None:
     agg = _deploy(_run(_prompt(), reg.add_version(
         NAME, "v2", [], rationale="", parent=None, make_production=False, actor="a")), False)
