@@ -184,11 +184,9 @@ class EventBatch(Strict):
 def payload_of(event: ExecutionIn | CorrectionIn) -> dict[str, Any]:
     """Return the log payload of an agent event (no envelope fields, JSON-native values).
 
-    Absent optional fields and defaults (empty metadata, severity medium, an empty reason)
-    are not stored: readers take a missing key as its default, and every stored event is
-    that much smaller. The wire format is unchanged.
+    Defaults stay in the payload: a retry is compared with the stored text, and an event
+    stored by an older daemon must still match its retry after an upgrade.
     """
-    data = event.model_dump(mode="json", exclude={"type", "event_id"}, exclude_none=True,
-                            exclude_defaults=True)
+    data = event.model_dump(mode="json", exclude={"type", "event_id"}, exclude_none=True)
     data["schema_version"] = SCHEMA_VERSION
     return data
