@@ -6,6 +6,9 @@ tick never rescans raw events. Start at ``analytics.compare.compare`` (one pair)
 ``analytics.planning`` for how a canary splits alpha and plans its horizon; the rest are
 the building blocks, exported for reports and validation.
 
+Names load on first use (PEP 562): a command that needs one module does not pay for
+scipy's import through the others (``promptd replay`` spent a second importing them).
+
 ``compare`` itself is deliberately not re-exported here: binding the function to the name
 ``analytics.compare`` would shadow the module, and ``import analytics.compare`` would then
 hand back a function.
@@ -13,52 +16,71 @@ hand back a function.
 
 from __future__ import annotations
 
-from analytics.batch import (
-    DifferenceArray,
-    MomentsArray,
-    SequentialBatch,
-    compare_batch,
-    compare_strata_batch,
-    stratified_differences,
-)
-from analytics.compare import Comparison, compare_strata
-from analytics.effects import cohens_d, cohens_h, effect_label
-from analytics.estimates import Difference, stratified_difference
-from analytics.fixed import (
-    ChiSquare,
-    FixedTest,
-    chi_square_independence,
-    two_proportion_z_test,
-    welch_interval,
-    welch_t_test,
-)
-from analytics.hypotheses import Better, MetricKind, Side
-from analytics.intervals import newcombe_interval, newcombe_p_value, wilson_interval
-from analytics.moments import Moments
-from analytics.multiple import Adjustment, benjamini_hochberg, bonferroni, holm
-from analytics.planning import AlphaSplit, Horizon, planned_horizon, split_alpha
-from analytics.power import (
-    SampleSize,
-    power_two_means,
-    power_two_proportions,
-    sample_size_two_means,
-    sample_size_two_proportions,
-    sequential_sample_size,
-)
-from analytics.ranks import MannWhitney, hodges_lehmann, mann_whitney
-from analytics.selection import eliminate_worse_arms, expected_loss, probability_best
-from analytics.sequential import (
-    DEFAULT_N_STAR,
-    ConfidenceSequence,
-    Msprt,
-    RunningInterval,
-    confidence_sequence,
-    mixture_rho2,
-    msprt_two_proportions,
-    multiplier,
-    running_update,
-)
-from analytics.srm import SRM_THRESHOLD, SrmBatch, SrmResult, srm_test, srm_tests
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "DifferenceArray": "batch",
+    "MomentsArray": "batch",
+    "SequentialBatch": "batch",
+    "compare_batch": "batch",
+    "compare_strata_batch": "batch",
+    "stratified_differences": "batch",
+    "Comparison": "compare",
+    "compare_strata": "compare",
+    "cohens_d": "effects",
+    "cohens_h": "effects",
+    "effect_label": "effects",
+    "Difference": "estimates",
+    "stratified_difference": "estimates",
+    "ChiSquare": "fixed",
+    "FixedTest": "fixed",
+    "chi_square_independence": "fixed",
+    "two_proportion_z_test": "fixed",
+    "welch_interval": "fixed",
+    "welch_t_test": "fixed",
+    "Better": "hypotheses",
+    "MetricKind": "hypotheses",
+    "Side": "hypotheses",
+    "newcombe_interval": "intervals",
+    "newcombe_p_value": "intervals",
+    "wilson_interval": "intervals",
+    "Moments": "moments",
+    "Adjustment": "multiple",
+    "benjamini_hochberg": "multiple",
+    "bonferroni": "multiple",
+    "holm": "multiple",
+    "AlphaSplit": "planning",
+    "Horizon": "planning",
+    "planned_horizon": "planning",
+    "split_alpha": "planning",
+    "SampleSize": "power",
+    "power_two_means": "power",
+    "power_two_proportions": "power",
+    "sample_size_two_means": "power",
+    "sample_size_two_proportions": "power",
+    "sequential_sample_size": "power",
+    "MannWhitney": "ranks",
+    "hodges_lehmann": "ranks",
+    "mann_whitney": "ranks",
+    "eliminate_worse_arms": "selection",
+    "expected_loss": "selection",
+    "probability_best": "selection",
+    "ConfidenceSequence": "sequential",
+    "DEFAULT_N_STAR": "sequential",
+    "Msprt": "sequential",
+    "RunningInterval": "sequential",
+    "confidence_sequence": "sequential",
+    "mixture_rho2": "sequential",
+    "msprt_two_proportions": "sequential",
+    "multiplier": "sequential",
+    "running_update": "sequential",
+    "SRM_THRESHOLD": "srm",
+    "SrmBatch": "srm",
+    "SrmResult": "srm",
+    "srm_test": "srm",
+    "srm_tests": "srm",
+}
 
 __all__ = [
     "DEFAULT_N_STAR",
@@ -122,3 +144,65 @@ __all__ = [
     "welch_t_test",
     "wilson_interval",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'analytics' has no attribute {name!r}")
+    value = getattr(import_module(f"analytics.{module}"), name)
+    globals()[name] = value  # once loaded, a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from analytics.batch import (
+        DifferenceArray,
+        MomentsArray,
+        SequentialBatch,
+        compare_batch,
+        compare_strata_batch,
+        stratified_differences,
+    )
+    from analytics.compare import Comparison, compare_strata
+    from analytics.effects import cohens_d, cohens_h, effect_label
+    from analytics.estimates import Difference, stratified_difference
+    from analytics.fixed import (
+        ChiSquare,
+        FixedTest,
+        chi_square_independence,
+        two_proportion_z_test,
+        welch_interval,
+        welch_t_test,
+    )
+    from analytics.hypotheses import Better, MetricKind, Side
+    from analytics.intervals import newcombe_interval, newcombe_p_value, wilson_interval
+    from analytics.moments import Moments
+    from analytics.multiple import Adjustment, benjamini_hochberg, bonferroni, holm
+    from analytics.planning import AlphaSplit, Horizon, planned_horizon, split_alpha
+    from analytics.power import (
+        SampleSize,
+        power_two_means,
+        power_two_proportions,
+        sample_size_two_means,
+        sample_size_two_proportions,
+        sequential_sample_size,
+    )
+    from analytics.ranks import MannWhitney, hodges_lehmann, mann_whitney
+    from analytics.selection import eliminate_worse_arms, expected_loss, probability_best
+    from analytics.sequential import (
+        DEFAULT_N_STAR,
+        ConfidenceSequence,
+        Msprt,
+        RunningInterval,
+        confidence_sequence,
+        mixture_rho2,
+        msprt_two_proportions,
+        multiplier,
+        running_update,
+    )
+    from analytics.srm import SRM_THRESHOLD, SrmBatch, SrmResult, srm_test, srm_tests

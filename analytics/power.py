@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from analytics.hypotheses import Side, check_alpha, check_finite, check_side, normal_quantile
 from analytics.sequential import check_n_star, multiplier
@@ -141,6 +141,10 @@ def _t_power(
     else:
         df = (v_c + v_t) ** 2 / (v_c**2 / (n_control - 1) + v_t**2 / (n_candidate - 1))
     ncp = delta / math.sqrt(v_c + v_t)
+    # Imported here: scipy.stats takes half a second to load, and every canary policy
+    # imports this module for its proportions' sample sizes, which never need it.
+    from scipy import stats
+
     tail = alpha / 2 if side == "two-sided" else alpha
     result = 0.0
     if side in ("two-sided", "greater"):
