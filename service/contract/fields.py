@@ -60,7 +60,11 @@ def _prompt_name(value: str) -> str:
     return value
 
 
-PromptName = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_prompt_name)]
+# The pattern is in the schema only (generated clients, fuzzers); the validator checks it with
+# fullmatch and adds the route-suffix rule.
+PromptName = Annotated[str, Field(min_length=1, max_length=128,
+                                   json_schema_extra={"pattern": PROMPT_NAME_RE.pattern}),
+                       AfterValidator(_prompt_name)]
 ShortText = Annotated[str, Field(max_length=200)]
 LongText = Annotated[str, Field(max_length=MAX_TEXT)]
 EventId = Annotated[str, Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]

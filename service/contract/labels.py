@@ -35,7 +35,7 @@ RESERVED_LABELS = frozenset({
 
 def label_problem(name: str) -> str | None:
     """Return why ``name`` cannot be a label someone sets, or None if it can."""
-    if not LABEL_RE.match(name):
+    if not LABEL_RE.fullmatch(name):  # match: "$" would also take a trailing newline
         return ("a label is 1-64 lowercase letters, digits, '.', '_' or '-', starting with "
                 "a letter")
     if name == LATEST:
@@ -52,4 +52,8 @@ def _label(name: str) -> str:
     return name
 
 
-LabelName = Annotated[str, Field(min_length=1, max_length=LABEL_MAX), AfterValidator(_label)]
+# The pattern is in the schema only (generated clients, fuzzers know the shape); the validator
+# checks it with fullmatch and answers in words.
+LabelName = Annotated[str, Field(min_length=1, max_length=LABEL_MAX,
+                                  json_schema_extra={"pattern": LABEL_RE.pattern}),
+                      AfterValidator(_label)]

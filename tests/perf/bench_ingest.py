@@ -5,8 +5,9 @@ Run: ``.venv/bin/python tests/perf/bench_ingest.py`` (about 1.5 minutes on 2 cor
   (a) raw SQLite: executemany of the same event rows, batches of 100, WAL, synchronous=FULL,
       UUIDv7 ids, explicit positions, plain ``sqlite3`` (the ceiling the log could reach);
   (b) promptd ``POST /v1/events``, 100 events per request, 16 clients  -> >= 0.5 x (a);
-  (c) promptd ``POST /v1/executions``, one event, 32 clients          -> >= 0.7 x a bare
-      FastAPI POST that validates a small pydantic body, and p99 < 25 ms;
+  (c) promptd ``POST /v1/executions``, one event, 32 clients          -> >= 0.8 x a bare
+      FastAPI POST that validates a small pydantic body, and an open-loop p99 < 25 ms and
+      < 3 x the bare app's open-loop p99;
   (d) promptd ``GET /v1/prompts/{name}/resolve``, 32 clients         -> >= 0.8 x a bare
       FastAPI GET returning a constant;
   (e) the same resolve of a prompt with a running canary deployment      -> >= 0.9 x (d)
@@ -30,6 +31,7 @@ generator (``_load.py``). A missed target prints MISS and the script exits 1.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sqlite3
@@ -511,18 +513,23 @@ def main() -> int:
                  "failed", "srv us/req", "loop", "srv CPU", "gen us/req", "ev/commit"])
 
     r = {key: pooled(v) for key, v in runs.items()}
+    print(f"\nopen-loop latency at {OPEN_LOOP_RATE:g} req/s (share of requests per bucket):")
+    print_histogram({"promptd": r["c_open"].latencies_ms,
+                     "bare": r["bare_post_open"].latencies_ms})
     verdicts = [
         Verdict("(a) raw SQLite executemany, 100/txn", f"{raw.events_per_s:,.0f} ev/s", "-",
                 None, "(baseline)", None),
         ratio_verdict("(b) HTTP batch ingest, 100/req, 16 clients", r["b"].events_per_s,
                       raw.events_per_s, "ev/s", 0.5),
         ratio_verdict("(c) POST /v1/executions, 32 clients", r["c"].requests_per_s,
-                      r["bare_post"].requests_per_s, "req/s", 0.7),
+                      r["bare_post"].requests_per_s, "req/s", 0.8),
         # The target applies at a fixed offered rate (see the module docstring); with 32
         # closed-loop clients p99 is queueing-bound and shown next to the bare app's.
         Verdict(f"(c) p99 latency, open loop {OPEN_LOOP_RATE:g} req/s",
                 f"{r['c_open'].p99_ms:.1f} ms", f"{r['bare_post_open'].p99_ms:.1f} ms", None,
-                "< 25 ms", r["c_open"].p99_ms < 25.0 and r["c_open"].failed == 0),
+                "< 25 ms, < 3x bare", r["c_open"].p99_ms < 25.0
+                and r["c_open"].p99_ms < 3 * r["bare_post_open"].p99_ms
+                and r["c_open"].failed == 0),
         Verdict("(c) p99 latency, 32 closed-loop clients", f"{r['c'].p99_ms:.1f} ms",
                 f"{r['bare_post'].p99_ms:.1f} ms", None, "(queueing-bound)", None),
         Verdict("(c) same at log level info", f"{r['c_info'].requests_per_s:,.0f} req/s",
@@ -546,6 +553,22 @@ def main() -> int:
     print("\n" + (f"MISS: {len(misses)} target(s) missed: " + "; ".join(misses) if misses
                   else "all targets met"))
     return 1 if misses else 0
+
+
+HISTOGRAM_EDGES_MS = (1, 2, 5, 10, 25, 50, 100, 250, 1000)
+
+
+def print_histogram(series: dict[str, tuple[float, ...]]) -> None:
+    """Print the share of each series' latencies per bucket, with a bar: where a stall shows."""
+    edges = (0.0, *HISTOGRAM_EDGES_MS, float("inf"))
+    for lo, hi in itertools.pairwise(edges):
+        label = f"{lo:g}-{hi:g} ms" if hi != float("inf") else f">= {lo:g} ms"
+        cells = []
+        for latencies in series.values():
+            share = sum(lo <= x < hi for x in latencies) / max(len(latencies), 1)
+            cells.append(f"{100 * share:6.2f}% {'#' * round(40 * share):<40}")
+        print(f"  {label:>12}  " + "  ".join(f"{name}: {cell}" for name, cell
+                                              in zip(series, cells, strict=True)))
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ def test_an_agent_moves_an_unprotected_label_but_never_a_protected_one(
 @pytest.mark.parametrize(("label", "why"), [
     ("latest", "kept by promptd"), ("versions", "reserved"), ("history", "reserved"),
     ("Staging", "lowercase"), ("2", "starting with a letter"), ("a" * 70, "64"),
+    ("staging%0A", "lowercase"),  # a trailing newline: "$" alone would take it
 ])
 def test_reserved_and_malformed_label_names_are_refused_naming_the_label(
         live: LiveDaemon, label: str, why: str) -> None:
