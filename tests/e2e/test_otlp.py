@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -197,3 +198,27 @@ def test_the_price_table_gives_each_execution_its_cost(tmp_path: Path) -> None:
         agent.provider.shutdown()
         costs = sorted(e["payload"]["cost_usd"] for e in _executions(live))
     assert costs == pytest.approx([(tokens * 0.15 + 10 * 0.6) / 1e6 for tokens in (100, 101, 102)])
+
+
+def test_spans_older_than_the_accepted_window_are_rejected_like_old_events(
+        live: LiveDaemon) -> None:
+    live.create_prompt()
+    with answer_losing_proxy(live.url) as proxy:
+        tracer_agent = agent_provider(exporter(proxy.url, live.issue("agent")))
+        tracer = tracer_agent.provider.get_tracer("agent")
+        _chat(tracer_agent, 2)  # now: stored
+        forty_days_ago = time.time_ns() - 40 * 86_400 * 10**9
+        for i in range(3):  # an exporter replaying a backlog from last month
+            span = tracer.start_span("chat gpt-4o-mini", start_time=forty_days_ago + i,
+                                     attributes={"gen_ai.operation.name": "chat",
+                                                 "gen_ai.prompt.name": PROMPT,
+                                                 "gen_ai.prompt.version": "1"})
+            span.end(end_time=forty_days_ago + i + 10**6)
+        tracer_agent.flush()
+        tracer_agent.provider.shutdown()
+    (answer,) = proxy.answers
+    response = ExportTraceServiceResponse.FromString(answer.body)
+    assert response.partial_success.rejected_spans == 3
+    assert "outside the accepted window" in response.partial_success.error_message
+    assert len(_executions(live)) == 2
+    assert _otlp_spans(live, "rejected", "out_of_window") == 3

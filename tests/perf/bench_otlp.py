@@ -24,6 +24,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,7 +70,8 @@ def recorded_spans() -> bytes:
     provider = TracerProvider(resource=Resource.create({"service.name": "support-bot"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("opentelemetry.instrumentation.openai_v2")
-    start = 1_790_000_000_000_000_000
+    # Recent: spans (and events) older than the daemon's accepted window are refused.
+    start = time.time_ns() - 3_600 * 10**9
     for i in range(BATCH):
         span = tracer.start_span("chat gpt-4o-mini", attributes=ATTRIBUTES,
                                  start_time=start + i * 1_000_000)

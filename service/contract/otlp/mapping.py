@@ -74,6 +74,25 @@ class TraceMapping:
         """Return how many spans were ignored."""
         return sum(n for (result, _), n in self.spans.items() if result == "ignored")
 
+    def keep_within(self, oldest: float, newest: float) -> None:
+        """Reject the executions that ran outside ``[oldest, newest]`` (unix seconds), and
+        the corrections of them: the window ``POST /v1/events`` holds agents to."""
+        dropped = set()
+        kept = []
+        for e in self.executions:
+            at = e.occurred_at.timestamp() if e.occurred_at is not None else None
+            if at is not None and not oldest <= at <= newest:
+                dropped.add(e.event_id)
+                self.spans["mapped", "execution"] -= 1
+                _reject(self, "out_of_window", f"span {e.event_id} ran at "
+                        f"{e.occurred_at.isoformat()}, outside the accepted window")
+            else:
+                kept.append(e)
+        if dropped:
+            self.executions = kept
+            self.corrections = [c for c in self.corrections if c.execution_id not in dropped]
+            self.spans += Counter()  # drop counts that reached zero
+
     def message(self) -> str:
         """Return partial_success's error_message: why spans were rejected or ignored."""
         parts: list[str] = []
