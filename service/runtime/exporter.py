@@ -8,6 +8,7 @@ while it is production or in a deployment ("other" otherwise), arms are control/
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 
 import structlog
@@ -57,7 +58,10 @@ class MetricsExporter:
         self._exported: set[Labels] = set()
         # The arm each recent execution was counted in: a correction names its execution,
         # not the arm, and is counted in the same series.
-        self._recent_arms: dict[str, Labels] = {}
+        # An OrderedDict, not a dict: dropping the oldest of a dict (del d[next(iter(d))])
+        # skips every slot deleted before it, so each commit got slower as traffic went on
+        # (batch ingest fell from 13,000 to 3,400 events/s within a minute).
+        self._recent_arms: OrderedDict[str, Labels] = OrderedDict()
 
     def on_reload(self) -> None:
         """Export rollout state and drop series of versions that stopped being live."""
@@ -121,7 +125,7 @@ class MetricsExporter:
                 m.corrections_by_category.labels(
                     p["prompt"], m.category_label(p["prompt"], p["category"])).inc()
         while len(recent) > _RECENT_KEPT:  # bounded: oldest first out
-            del recent[next(iter(recent))]
+            recent.popitem(last=False)
         for labels, (executions, successes, errors) in tallies.items():
             m.executions.labels(*labels).inc(executions)
             if successes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -75,7 +75,9 @@ class _ClientCore:
         self.on_rejected = on_rejected
         self.rejected: deque[RejectedEvent] = deque(maxlen=10_000)
         self._rng = random.Random(seed)
-        self._cache: dict[tuple[Any, ...], _Entry] = {}
+        # OrderedDict: evicting a plain dict's oldest entry skips every slot deleted before
+        # it, which grows with the number of evictions (see runtime.exporter).
+        self._cache: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._refreshing: set[tuple[Any, ...]] = set()
         self._buffer: deque[_Queued] = deque()
@@ -132,7 +134,7 @@ class _ClientCore:
             if entry.by_subject:
                 self._cache[(res.prompt, res.label, subject)] = entry
             while len(self._cache) > self.cache_size:
-                del self._cache[next(iter(self._cache))]
+                self._cache.popitem(last=False)
 
     def _refresh_failed(self, key: tuple[Any, ...], exc: Exception) -> None:
         log.warning("promptd.refresh_failed", prompt=key[0], label=key[1], error=str(exc))

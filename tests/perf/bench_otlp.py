@@ -159,7 +159,11 @@ def main() -> int:
         env = {**os.environ, "PROMPTD_DATABASE_URL": f"sqlite:///{data_dir / 'promptd.db'}",
                "PROMPTD_TOKEN_FILE": str(data_dir / "admin.token"), "PROMPTD_PORT": str(port),
                "PROMPTD_LOG_FORMAT": "json", "PROMPTD_LOG_LEVEL": "warning",
-               "PROMPTD_SCHEDULER_ENABLED": "false"}
+               "PROMPTD_SCHEDULER_ENABLED": "false",
+               # 16 closed-loop clients with ~200 KB bodies each: the default 1 MiB of ingest
+               # bodies in flight would shed most of them (503, cheap) and measure admission
+               # control instead of ingest; test_overload measures the shedding.
+               "PROMPTD_MAX_INGEST_BYTES_IN_FLIGHT": str(64 * 2**20)}
         server = launch([PROMPTD, "serve"], data_dir, port, env)
         try:
             server.wait_for("/healthz")
