@@ -8,8 +8,9 @@ the SDK's ``deploy.assignment`` does not load numpy and scipy with the decision 
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from analytics.lazy import lazy_exports
 
 _WHERE = {
     "BUCKETS": "assignment", "assign": "assignment", "bucket": "assignment",
@@ -55,17 +56,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'deploy' has no attribute {name!r}")
-    value = getattr(import_module(f"deploy.{module}"), name)
-    globals()[name] = value  # once loaded, a plain attribute
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE, globals(), __all__)
 
 
 if TYPE_CHECKING:
