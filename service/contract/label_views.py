@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from .responses import T0
-
-
-def _example(value: dict[str, object]) -> ConfigDict:
-    return ConfigDict(extra="allow", json_schema_extra={"examples": [value]})
+from .responses import T0, with_example
 
 
 class LabelRow(BaseModel):
@@ -44,7 +40,7 @@ _MOVE = {"label": "production", "version": 3, "previous": 2, "kind": "promotion"
 class LabelsView(BaseModel):
     """A prompt's labels and their history, oldest move first."""
 
-    model_config = _example({
+    model_config = with_example({
         "prompt": "support/triage", "protected": ["production"], "history": [_MOVE],
         "labels": [{"label": "production", "version": 3, "protected": True,
                     "automatic": False, "moved_at": T0, "moved_by": "promptd"},
@@ -59,7 +55,7 @@ class LabelsView(BaseModel):
 class LabelSetResult(BaseModel):
     """What moving a label did."""
 
-    model_config = _example({"prompt": "support/triage", "label": "staging", "version": 4,
+    model_config = with_example({"prompt": "support/triage", "label": "staging", "version": 4,
                              "previous": 3, "changed": True})
     prompt: str = Field(description="the prompt")
     label: str = Field(description="the label")
@@ -71,7 +67,7 @@ class LabelSetResult(BaseModel):
 class LabelProtectResult(BaseModel):
     """What protecting (or lifting the protection of) a label did."""
 
-    model_config = _example({"prompt": "support/triage", "label": "staging",
+    model_config = with_example({"prompt": "support/triage", "label": "staging",
                              "protected": True, "changed": True})
     prompt: str = Field(description="the prompt")
     label: str = Field(description="the label")
@@ -99,7 +95,7 @@ class ImportedPrompt(BaseModel):
 class ImportResult(BaseModel):
     """What an import appended, per prompt."""
 
-    model_config = _example({"imported": [{
+    model_config = with_example({"imported": [{
         "prompt": "support/triage", "created": False, "added": [5],
         "versions": {"1": 1, "2": 5}, "labels": {"staging": {"from": 4, "to": 5}}}]})
     imported: list[ImportedPrompt] = Field(description="one entry per prompt, in file order")

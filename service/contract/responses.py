@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 T0 = 1_780_000_000.0  # the examples' clock: unix seconds
 
 
-def _example(value: dict[str, Any]) -> ConfigDict:
+def with_example(value: dict[str, Any]) -> ConfigDict:
+    """Return a response model's config carrying ``value`` as its schema's real example."""
     return ConfigDict(extra="allow", populate_by_name=True,
                       json_schema_extra={"examples": [value]})
 
@@ -112,7 +113,7 @@ class AppendResponse(BaseModel):
 class Rendered(_Body):
     """A version rendered in the sandbox."""
 
-    model_config = _example({"prompt": "support/triage", "version": 3,
+    model_config = with_example({"prompt": "support/triage", "version": 3,
                              "text": "Triage this ticket: printer on fire"})
     prompt: str = Field(description="the prompt")
     version: int = Field(description="the version rendered")
@@ -133,7 +134,7 @@ _PROMPT = {"name": "support/triage", "description": "first-line ticket triage",
 class PromptSummary(_Body):
     """A prompt, its labels and its newest version number."""
 
-    model_config = _example(_PROMPT)
+    model_config = with_example(_PROMPT)
     name: str = Field(description="the prompt's name, e.g. support/triage")
     description: str = Field(description="what the prompt is for")
     created_at: float = Field(description="when it was created (unix seconds)")
@@ -145,7 +146,7 @@ class PromptSummary(_Body):
 class PromptList(_Body):
     """Every prompt."""
 
-    model_config = _example({"prompts": [_PROMPT]})
+    model_config = with_example({"prompts": [_PROMPT]})
     prompts: list[PromptSummary] = Field(description="every prompt, by name")
 
 
@@ -180,7 +181,7 @@ class VersionSummary(_Body):
 class PromptDetail(PromptSummary):
     """A prompt with every version and its counts."""
 
-    model_config = _example({**_PROMPT, "versions": [{
+    model_config = with_example({**_PROMPT, "versions": [{
         "version": 3, "parent": 1, "author": "promptd", "strategy": "additive",
         "rationale": "reviewers flagged dates not in ISO format", "created_at": T0 + 600,
         "labels": ["production"], "counts": {
@@ -199,7 +200,7 @@ _VERSION = {"prompt": "support/triage", "version": 3, "template": _TEMPLATE,
 class Version(_Body):
     """One immutable version of a prompt."""
 
-    model_config = _example(_VERSION)
+    model_config = with_example(_VERSION)
     prompt: str = Field(description="the prompt")
     version: int = Field(description="the version number")
     template: str = Field(description="its Jinja2 template (empty for a chat prompt)")
@@ -217,7 +218,7 @@ class Version(_Body):
 class VersionDiff(_Body):
     """A unified diff from one version's template to another's."""
 
-    model_config = _example({
+    model_config = with_example({
         "prompt": "support/triage", "from": 1, "to": 3,
         "diff": "--- support/triage@v1\n+++ support/triage@v3\n@@ -1 +1,2 @@\n"
                 " Triage this ticket: {{ ticket }}\n+Write dates as YYYY-MM-DD.\n",
@@ -252,7 +253,7 @@ class StoredEventOut(_Body):
 class EventPage(_Body):
     """A page of the log, and where to continue."""
 
-    model_config = _example({"events": [{
+    model_config = with_example({"events": [{
         "position": 1042, "event_id": _EVENT_ID, "type": "execution",
         "stream": "traffic:support/triage", "stream_version": None, "recorded_at": T0 + 60,
         "payload": {"prompt": "support/triage", "version": 3, "success": True,
@@ -267,7 +268,7 @@ class EventPage(_Body):
 class IssuedToken(_Body):
     """A new token: its secret is shown here once and never again."""
 
-    model_config = _example({"token_id": "5d41402abc4b", "role": "agent", "name": "support-bot",
+    model_config = with_example({"token_id": "5d41402abc4b", "role": "agent", "name": "support-bot",
                              "token": "pd_agent_5d41402abc4b_" + "x" * 43})
     token_id: str = Field(description="the public id (actors are token:<id>)")
     role: str = Field(description="agent or admin")
@@ -287,7 +288,7 @@ class TokenInfo(_Body):
 class TokenList(_Body):
     """Every token (never a secret)."""
 
-    model_config = _example({"tokens": [{"token_id": "5d41402abc4b", "role": "agent",
+    model_config = with_example({"tokens": [{"token_id": "5d41402abc4b", "role": "agent",
                                          "name": "support-bot", "revoked": False}]})
     tokens: list[TokenInfo] = Field(description="every token, by id")
 
@@ -295,7 +296,7 @@ class TokenList(_Body):
 class RevokedToken(_Body):
     """A revoked token."""
 
-    model_config = _example({"token_id": "5d41402abc4b", "revoked": True})
+    model_config = with_example({"token_id": "5d41402abc4b", "revoked": True})
     token_id: str = Field(description="the token's id")
     revoked: bool = Field(description="always true")
 
@@ -303,7 +304,7 @@ class RevokedToken(_Body):
 class Status(_Body):
     """The daemon at a glance."""
 
-    model_config = _example({"version": "0.1.0", "backend": "sqlite", "log_position": 1042,
+    model_config = with_example({"version": "0.1.0", "backend": "sqlite", "log_position": 1042,
                              "projection_lag": 0, "writer_queue_depth": 0, "prompts": 2,
                              "versions": 5, "uptime_s": 3600.25})
     version: str = Field(description="promptd's version")
@@ -319,7 +320,8 @@ class Status(_Body):
 class JobRun(_Body):
     """A job run on request."""
 
-    model_config = _example({"job": "mine", "ok": True, "result": {"prompts": 2, "patterns": 4}})
+    model_config = with_example({"job": "mine", "ok": True,
+                                 "result": {"prompts": 2, "patterns": 4}})
     job: str = Field(description="mine, improve or canary")
     ok: bool = Field(description="always true (a failed job answers 500)")
     result: JsonValue = Field(description="what the job reports about its run")
@@ -328,14 +330,14 @@ class JobRun(_Body):
 class Health(_Body):
     """The process answers."""
 
-    model_config = _example({"status": "ok"})
+    model_config = with_example({"status": "ok"})
     status: str = Field(description="ok")
 
 
 class Ready(_Body):
     """The database answers and the read models are caught up."""
 
-    model_config = _example({"status": "ready", "projection_lag": 0})
+    model_config = with_example({"status": "ready", "projection_lag": 0})
     status: str = Field(description="ready")
     projection_lag: int = Field(description="0: every read model has folded the whole log")
 

@@ -13,14 +13,9 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 from deploy.policy import CanaryPolicy
 
-from .responses import T0
+from .responses import T0, with_example
 
 _DEP = "dep-01a23702-5b4a-7000-a90f-0252798eeff0"
-
-
-def _example(value: dict[str, Any]) -> ConfigDict:
-    return ConfigDict(extra="allow", populate_by_name=True,
-                      json_schema_extra={"examples": [value]})
 
 
 class _Body(BaseModel):
@@ -50,7 +45,7 @@ _DEPLOYMENT: dict[str, Any] = {
 class Deployment(_Body):
     """A canary deployment: control plus one to three candidates."""
 
-    model_config = _example(_DEPLOYMENT)
+    model_config = with_example(_DEPLOYMENT)
     deployment_id: str = Field(description="its id (a unique prefix names it in the CLI)")
     prompt: str = Field(description="the prompt it deploys")
     arms: list[DeploymentArm] = Field(description="control first, then the candidates")
@@ -104,7 +99,7 @@ class NextDecision(_Body):
 class DeploymentDetail(Deployment):
     """A deployment with each arm's evidence and the pending decision."""
 
-    model_config = _example({**_DEPLOYMENT, "arms_stats": [
+    model_config = with_example({**_DEPLOYMENT, "arms_stats": [
         {"arm": "control", "version": 3, "executions": 1950, "success_rate": 0.81,
          "success_ci": [0.792, 0.827], "correction_rate": 0.031, "error_rate": 0.002,
          "eliminated": False, "weight": 0.975},
@@ -121,14 +116,14 @@ class DeploymentDetail(Deployment):
 class DeploymentList(_Body):
     """Deployments, oldest first."""
 
-    model_config = _example({"deployments": [_DEPLOYMENT]})
+    model_config = with_example({"deployments": [_DEPLOYMENT]})
     deployments: list[Deployment] = Field(description="the deployments asked for")
 
 
 class DeploymentActionResult(_Body):
     """What an admin's decision on a deployment did."""
 
-    model_config = _example({"deployment_id": _DEP, "event": "deployment.stepped",
+    model_config = with_example({"deployment_id": _DEP, "event": "deployment.stepped",
                              "reason": "promoted by an admin: step 1 -> 2",
                              "deployment": {**_DEPLOYMENT, "step": 2, "candidate_share": 0.125,
                                             "weights": {"control": 0.875, "c1": 0.125}}})
@@ -141,7 +136,7 @@ class DeploymentActionResult(_Body):
 class RollbackResult(_Body):
     """What a prompt rollback did."""
 
-    model_config = _example({"prompt": "support/triage", "deployment_rolled_back": _DEP,
+    model_config = with_example({"prompt": "support/triage", "deployment_rolled_back": _DEP,
                              "production": 3, "changed": True, "note": None})
     prompt: str = Field(description="the prompt")
     deployment_rolled_back: str | None = Field(None, description="the deployment it stopped")
@@ -184,7 +179,7 @@ class HistoryEntry(_Body):
 class History(_Body):
     """A prompt's timeline, oldest first."""
 
-    model_config = _example({"prompt": "support/triage", "history": [
+    model_config = with_example({"prompt": "support/triage", "history": [
         {"position": 3, "type": "label.moved", "actor": "token:5d41402abc4b",
          "actor_name": "alice", "recorded_at": T0, "version": 1, "label": "production"},
         {"position": 950, "type": "deployment.rolled_back", "actor": "promptd",
@@ -212,7 +207,7 @@ class Candidate(_Body):
 class CandidateList(_Body):
     """Machine-written candidates, newest first."""
 
-    model_config = _example({"candidates": [{
+    model_config = with_example({"candidates": [{
         "prompt": "support/triage", "version": 4, "strategy": "additive",
         "rationale": "reviewers flagged dates not in ISO format",
         "addressed_patterns": ["p-date-iso"], "status": "in_canary", "deployment_id": _DEP,
@@ -223,7 +218,7 @@ class CandidateList(_Body):
 class PolicyView(_Body):
     """A prompt's canary policy: the overrides stored and the policy they make."""
 
-    model_config = _example({"prompt": "support/triage",
+    model_config = with_example({"prompt": "support/triage",
                              "overrides": {"steps": [10, 50, 100]},
                              "policy": {"steps": [10.0, 50.0, 100.0], "alpha": 0.05,
                                         "min_samples_per_step": 200},
@@ -316,7 +311,7 @@ class Anomaly(_Body):
 class PatternsSnapshot(_Body):
     """The latest mining snapshot of a prompt."""
 
-    model_config = _example({
+    model_config = with_example({
         "prompt": "support/triage", "mined_at": T0, "position": 1040,
         "patterns": [{"pattern_id": "p-date-iso", "label": "date iso format",
                       "terms": ["iso", "date", "format"],

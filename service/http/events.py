@@ -55,8 +55,7 @@ def _check_against_registry(daemon: Daemon, events: Sequence[ExecutionIn | Corre
                             prefix: str) -> None:
     problems: list[dict[str, Any]] = []
     now = daemon.clock()
-    oldest = now - daemon.settings.occurred_at_max_age_s
-    newest = now + daemon.settings.occurred_at_max_ahead_s
+    oldest, newest = daemon.settings.occurred_window(now)
     for i, e in enumerate(events):
         if e.prompt not in daemon.live.registry.prompts:
             problems.append({"field": _field(prefix, i, "prompt"),

@@ -134,9 +134,7 @@ async def post_traces(request: Request, daemon: DaemonDep) -> Response:
     except OtlpDecodeError as exc:
         raise ApiError(400, "bad_request", str(exc)) from exc
     mapping = map_spans(spans, _catalogue(request, daemon), _prices(daemon))
-    now = daemon.clock()
-    mapping.keep_within(now - daemon.settings.occurred_at_max_age_s,
-                        now + daemon.settings.occurred_at_max_ahead_s)
+    mapping.keep_within(*daemon.settings.occurred_window(daemon.clock()))
     events = [*mapping.executions, *mapping.corrections]  # executions first: corrections cite them
     if events:
         batch: list[NewEvent] = [daemon.agent_event(e.type, payload_of(e), event_id=e.event_id)

@@ -120,6 +120,13 @@ class Settings(BaseSettings):
     render_max_output_chars: int = Field(2_000_000, ge=1_000, description=(
         "largest text one render may produce"))
 
+    def occurred_window(self, now: float) -> tuple[float, float]:
+        """Return the oldest and newest time (unix seconds) an agent event may have run at.
+
+        Events (occurred_at) and OTLP spans (their end) are both held to it.
+        """
+        return now - self.occurred_at_max_age_s, now + self.occurred_at_max_ahead_s
+
     def render_budget(self) -> RenderBudget:
         """Return the budget every render on the daemon runs under."""
         return RenderBudget(max_output_chars=self.render_max_output_chars,
